@@ -1,0 +1,1 @@
+"""Agent families (installed as ``stepwise.agents``): think-as-tool, LongMT, generative agents."""

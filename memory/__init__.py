@@ -1,0 +1,1 @@
+"""Agent memory (installed as ``stepwise.memory``): pages, summaries, entities, memory streams."""

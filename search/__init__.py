@@ -1,0 +1,1 @@
+"""Search over agent steps (installed as ``stepwise.search``): explorer, trees, preference pairs."""

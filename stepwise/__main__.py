@@ -1,0 +1,3 @@
+from stepwise.cli import main
+
+main()

@@ -1,0 +1,182 @@
+"""Cassettes: recorded model exchanges, keyed by the canonical hash of each request.
+
+A cassette is a JSONL file: a header line, then one line per exchange
+``{"key", "request", "result"}``. The same request may appear several times (a sampled
+call made twice); replay answers them in recorded order and repeats the last one.
+Writes go to a temporary file that replaces the cassette, so a killed recording never
+leaves a half-written cassette behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import message_to_dict, messages_from_dict
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from stepwise.errors import CassetteError
+
+FORMAT_VERSION = 1
+
+
+def result_to_dict(result: ChatResult) -> dict:
+    return {
+        "generations": [
+            {"message": message_to_dict(g.message), "generation_info": g.generation_info}
+            for g in result.generations
+        ],
+        "llm_output": result.llm_output,
+    }
+
+
+def result_from_dict(data: dict) -> ChatResult:
+    messages = messages_from_dict([g["message"] for g in data["generations"]])
+    return ChatResult(
+        generations=[
+            ChatGeneration(message=m, generation_info=g.get("generation_info"))
+            for m, g in zip(messages, data["generations"], strict=True)
+        ],
+        llm_output=data.get("llm_output"),
+    )
+
+
+class Cassette:
+    """Exchanges in recorded order, grouped by request key for lookup."""
+
+    def __init__(self, path: str | Path, header: dict | None = None) -> None:
+        self.path = Path(path)
+        self.header = header or {"stepwise_cassette": FORMAT_VERSION}
+        self.lines: list[str] = []  # serialized exchanges, in recorded order
+        self.by_key: dict[str, list[dict]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Cassette:
+        """Read a cassette; a missing or corrupt file is a one-line ``CassetteError``."""
+        path = Path(path)
+        if not path.is_file():
+            raise CassetteError(f"cassette not found: {path}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CassetteError(f"cannot read cassette {path}: {exc}") from exc
+        rows = text.splitlines()
+        if not rows:
+            raise CassetteError(f"cassette {path} is empty")
+        header = cls._parse(path, 1, rows[0])
+        if header.get("stepwise_cassette") != FORMAT_VERSION:
+            raise CassetteError(f"{path}:1: not a stepwise cassette (no 'stepwise_cassette' header)")
+        cassette = cls(path, header)
+        for number, line in enumerate(rows[1:], start=2):
+            if not line.strip():
+                continue
+            row = cls._parse(path, number, line)
+            if not {"key", "request", "result"} <= row.keys():
+                raise CassetteError(f"{path}:{number}: exchange lacks key, request or result")
+            cassette.lines.append(line)
+            cassette.by_key.setdefault(row["key"], []).append(row)
+        return cassette
+
+    @staticmethod
+    def _parse(path: Path, number: int, line: str) -> dict:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CassetteError(f"{path}:{number}: corrupt cassette line ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise CassetteError(f"{path}:{number}: corrupt cassette line (not an object)")
+        return row
+
+    def add(self, key: str, request: dict, result: ChatResult) -> None:
+        row = {"key": key, "request": request, "result": result_to_dict(result)}
+        with self._lock:
+            self.lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True))
+            self.by_key.setdefault(key, []).append(row)
+
+    def save(self) -> None:
+        """Write the whole cassette atomically (temporary file, fsync, rename)."""
+        with self._lock:
+            body = "\n".join([json.dumps(self.header, sort_keys=True), *self.lines]) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def requests(self) -> list[dict]:
+        """One recorded request per key."""
+        return [rows[0]["request"] for rows in self.by_key.values()]
+
+
+def _short(value: Any, limit: int = 70) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_text_difference(a: str, b: str) -> str:
+    index = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    start = max(0, index - 20)
+    return f"at character {index}: {_short(a[start:])!r} vs recorded {_short(b[start:])!r}"
+
+
+def describe_difference(request: dict, recorded: dict) -> str:
+    """The first thing that differs between a request and a recorded one, in words."""
+    ours, theirs = request["messages"], recorded["messages"]
+    for index, (a, b) in enumerate(zip(ours, theirs)):
+        if a == b:
+            continue
+        for field in sorted(set(a) | set(b)):
+            if a.get(field) != b.get(field):
+                if isinstance(a.get(field), str) and isinstance(b.get(field), str):
+                    detail = _first_text_difference(a[field], b[field])
+                else:
+                    detail = f"{_short(a.get(field))} vs recorded {_short(b.get(field))}"
+                return f"message {index} ({a.get('role')}) {field} differs {detail}"
+    if len(ours) != len(theirs):
+        return f"{len(ours)} messages vs {len(theirs)} recorded"
+    if request["tools"] != recorded["tools"]:
+        names = [t.get("function", {}).get("name") for t in request["tools"]]
+        recorded_names = [t.get("function", {}).get("name") for t in recorded["tools"]]
+        if names != recorded_names:
+            return f"tools {names} vs recorded {recorded_names}"
+        return "tool schemas differ (same names, different parameters or descriptions)"
+    params, recorded_params = request["params"], recorded["params"]
+    diffs = [
+        f"{key}={_short(params.get(key))} vs recorded {_short(recorded_params.get(key))}"
+        for key in sorted(set(params) | set(recorded_params))
+        if params.get(key) != recorded_params.get(key)
+    ]
+    return "parameters differ: " + "; ".join(diffs) if diffs else "nothing (hash collision?)"
+
+
+def closest_request(request: dict, recorded: list[dict]) -> dict | None:
+    """The recorded request sharing the longest message prefix, then tools, then params."""
+
+    def likeness(other: dict) -> tuple:
+        prefix = 0
+        for a, b in zip(request["messages"], other["messages"]):
+            if a != b:
+                break
+            prefix += 1
+        return (
+            prefix,
+            request["tools"] == other["tools"],
+            request["params"] == other["params"],
+            -abs(len(request["messages"]) - len(other["messages"])),
+        )
+
+    return max(recorded, key=likeness, default=None)

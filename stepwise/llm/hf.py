@@ -1,0 +1,239 @@
+"""A chat model over a local Hugging Face transformers causal LM.
+
+The model's own chat template renders messages and tool schemas; Hermes/Qwen-style
+``<tool_call>{json}</tool_call>`` blocks in the output become ``tool_calls`` (broken
+ones ``invalid_tool_calls``). ``batch`` runs one padded ``generate`` for all inputs,
+``n`` samples come from ``num_return_sequences``, and a ``seed`` makes sampling
+repeatable without touching the caller's global RNG state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableConfig
+from pydantic import ConfigDict, PrivateAttr
+
+from stepwise.errors import ModelURIError
+from stepwise.llm.base import ToolCallingMixin
+from stepwise.llm.messages import to_chat_dicts
+from stepwise.llm.tool_calls import parse_hermes_tool_calls
+
+# Parameters the chat template sees rather than the sampler.
+TEMPLATE_PARAMS = ("tools", "chat_template_kwargs")
+
+
+def load_hf(path: str | Path, device: str = "cpu", dtype: str = "auto"):
+    """Load model and tokenizer from a local directory, with a clear error for what's missing."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    path = Path(path).expanduser()
+    if not (path / "config.json").exists():
+        raise ModelURIError(f"hf:{path}: no config.json there (a local model directory is needed)")
+    if not any((path / name).exists() for name in ("tokenizer.json", "tokenizer_config.json")):
+        raise ModelURIError(f"hf:{path}: no tokenizer there (tokenizer.json or tokenizer_config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.chat_template is None:
+        raise ModelURIError(f"hf:{path}: the tokenizer has no chat template")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+class HFChatModel(ToolCallingMixin, BaseChatModel):
+    """Chat model over a local transformers causal LM (``hf:<path>`` and ``tiny`` URIs).
+
+    Pass ``model_path`` (loaded on first use), or ``hf_model`` and ``tokenizer`` objects.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+
+    model_path: str | None = None
+    hf_model: Any = None
+    tokenizer: Any = None
+    device: str = "cpu"
+    dtype: str = "auto"
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = 256
+    n: int = 1
+    seed: int | None = None
+    stop: list[str] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    streaming: bool = False
+
+    _loaded: bool = PrivateAttr(default=False)
+
+    @property
+    def _llm_type(self) -> str:
+        return "huggingface-local"
+
+    @property
+    def model_name(self) -> str:
+        if self.model_path:
+            return self.model_path
+        return getattr(getattr(self.hf_model, "config", None), "_name_or_path", "") or "in-memory"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model_name, "temperature": self.temperature, "top_p": self.top_p,
+                "max_tokens": self.max_tokens, "n": self.n, "seed": self.seed}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="huggingface", ls_model_name=kwargs.get("model", self.model_name),
+            ls_model_type="chat",
+        )
+        if self.temperature is not None:
+            params["ls_temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = self.max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    def _ensure_loaded(self) -> None:
+        if self.hf_model is None or self.tokenizer is None:
+            if not self.model_path:
+                raise ModelURIError("HFChatModel needs model_path, or hf_model and tokenizer")
+            self.hf_model, self.tokenizer = load_hf(self.model_path, self.device, self.dtype)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+
+    # -- generation -----------------------------------------------------------------
+
+    def _prompt(self, messages: Sequence[BaseMessage], options: dict[str, Any]) -> str:
+        template_kwargs = {**(self.chat_template_kwargs or {}),
+                           **(options.get("chat_template_kwargs") or {})}
+        return self.tokenizer.apply_chat_template(
+            to_chat_dicts(messages, arguments_as="dict"),
+            tools=options.get("tools") or None,
+            add_generation_prompt=True,
+            tokenize=False,
+            **template_kwargs,
+        )
+
+    def generate_many(
+        self, conversations: Sequence[Sequence[BaseMessage]], **kwargs: Any
+    ) -> list[ChatResult]:
+        """One padded ``generate`` call for several conversations; n results each."""
+        import torch
+
+        self._ensure_loaded()
+        options = {"temperature": self.temperature, "top_p": self.top_p,
+                   "max_tokens": self.max_tokens, "n": self.n, "seed": self.seed,
+                   "stop": self.stop, **{k: v for k, v in kwargs.items() if v is not None}}
+        unknown = set(options) - {"temperature", "top_p", "max_tokens", "n", "seed", "stop",
+                                  "tools", "tool_choice", "chat_template_kwargs",
+                                  "response_format", "model", "timeout", "max_retries"}
+        if unknown:
+            raise ValueError(f"HFChatModel does not take {sorted(unknown)}")
+        prompts = [self._prompt(conv, options) for conv in conversations]
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True,
+                               add_special_tokens=False).to(self.hf_model.device)
+        n = int(options["n"] or 1)
+        temperature = options["temperature"]
+        sample = bool(temperature) or n > 1
+        generate_args: dict[str, Any] = {
+            "max_new_tokens": int(options["max_tokens"] or 256),
+            "do_sample": sample,
+            "num_return_sequences": n,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if sample:
+            generate_args["temperature"] = float(temperature or 1.0)
+            if options["top_p"] is not None:
+                generate_args["top_p"] = float(options["top_p"])
+        if options["stop"]:
+            generate_args["stop_strings"] = list(options["stop"])
+            generate_args["tokenizer"] = self.tokenizer
+        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+            if options["seed"] is not None:
+                torch.manual_seed(int(options["seed"]))
+            output = self.hf_model.generate(**batch, **generate_args)
+        prompt_width = batch["input_ids"].shape[1]
+        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+        results = []
+        for i in range(len(prompts)):
+            generations = []
+            for j in range(n):
+                row = output[i * n + j, prompt_width:]
+                generations.append(self._generation(row, int(prompt_lengths[i]), options,
+                                                    first=j == 0))
+            results.append(ChatResult(generations=generations,
+                                      llm_output={"model_name": self.model_name}))
+        return results
+
+    def _generation(self, tokens: Any, prompt_tokens: int, options: dict, first: bool
+                    ) -> ChatGeneration:
+        eos_ids = set(self._eos_ids())
+        kept = []
+        finish = "length"
+        for token in tokens.tolist():
+            if token in eos_ids:
+                finish = "stop"
+                break
+            kept.append(token)
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        for stop in options["stop"] or []:
+            if stop in text:
+                text, finish = text.split(stop, 1)[0], "stop"
+        content, calls, invalid = parse_hermes_tool_calls(text)
+        if calls:
+            finish = "tool_calls"
+        usage = UsageMetadata(input_tokens=prompt_tokens, output_tokens=len(kept),
+                              total_tokens=prompt_tokens + len(kept))
+        message = AIMessage(
+            content=content, tool_calls=calls, invalid_tool_calls=invalid,
+            usage_metadata=usage if first else None,
+            response_metadata={"model_name": self.model_name, "finish_reason": finish},
+        )
+        return ChatGeneration(message=message, generation_info={"finish_reason": finish})
+
+    def _eos_ids(self) -> list[int]:
+        ids = self.hf_model.generation_config.eos_token_id
+        ids = list(ids) if isinstance(ids, list | tuple) else [ids] if ids is not None else []
+        for token in ("<|im_end|>", self.tokenizer.eos_token):
+            token_id = self.tokenizer.convert_tokens_to_ids(token) if token else None
+            if isinstance(token_id, int) and token_id != self.tokenizer.unk_token_id:
+                ids.append(token_id)
+        return ids
+
+    # -- langchain hooks ----------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if stop:
+            kwargs["stop"] = stop
+        return self.generate_many([messages], **kwargs)[0]
+
+    def batch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """All inputs in one padded forward pass (callbacks are not run per input)."""
+        if not inputs:
+            return []
+        conversations = [self._convert_input(item).to_messages() for item in inputs]
+        results = self.generate_many(conversations, **kwargs)
+        return [result.generations[0].message for result in results]  # type: ignore[misc]

@@ -1,0 +1,115 @@
+"""Message conversion shared by the backends: OpenAI wire format and canonical request forms.
+
+The canonical form keeps only what changes a model's answer (roles, text, tool calls,
+tool results, tool schemas, output-changing parameters) so that two requests a model
+would answer identically hash identically, whatever message ids or metadata they carry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+# Call parameters that change how a call is made, not what the model answers.
+TRANSPORT_PARAMS = frozenset(
+    {"timeout", "max_retries", "stream", "stream_options", "callbacks", "tags", "metadata",
+     "run_name", "run_manager", "streaming"}
+)
+
+
+def role_of(message: BaseMessage) -> str:
+    """The OpenAI role of a langchain message."""
+    if isinstance(message, SystemMessage):
+        return "system"
+    if isinstance(message, HumanMessage):
+        return "user"
+    if isinstance(message, AIMessage):
+        return "assistant"
+    if isinstance(message, ToolMessage):
+        return "tool"
+    role = getattr(message, "role", None)  # ChatMessage
+    if isinstance(role, str):
+        return role
+    raise ValueError(f"cannot send a {type(message).__name__} to a chat model")
+
+
+def to_chat_dicts(messages: Sequence[BaseMessage], *, arguments_as: str = "json") -> list[dict]:
+    """Messages as OpenAI-style dicts.
+
+    ``arguments_as="json"`` gives tool-call arguments as a JSON string (the wire format);
+    ``"dict"`` gives them as objects, which is what Hugging Face chat templates expect.
+    """
+    out: list[dict] = []
+    for message in messages:
+        row: dict[str, Any] = {"role": role_of(message), "content": message.content}
+        if isinstance(message, AIMessage) and message.tool_calls:
+            row["tool_calls"] = [
+                {
+                    "id": call.get("id") or f"call_{i}",
+                    "type": "function",
+                    "function": {
+                        "name": call["name"],
+                        "arguments": json.dumps(call["args"], ensure_ascii=False)
+                        if arguments_as == "json"
+                        else call["args"],
+                    },
+                }
+                for i, call in enumerate(message.tool_calls)
+            ]
+            if not message.content:
+                row["content"] = None if arguments_as == "json" else ""
+        if isinstance(message, ToolMessage):
+            row["tool_call_id"] = message.tool_call_id
+        if message.name:
+            row["name"] = message.name
+        out.append(row)
+    return out
+
+
+def tool_schemas(tools: Sequence[Any]) -> list[dict]:
+    """Any langchain tool, pydantic model, function or schema as an OpenAI tool dict."""
+    return [convert_to_openai_tool(tool) for tool in tools]
+
+
+def canonical_message(message: BaseMessage) -> dict:
+    """What of a message reaches the model; ids, metadata and usage are left out."""
+    row: dict[str, Any] = {"role": role_of(message), "content": message.content}
+    if isinstance(message, AIMessage) and message.tool_calls:
+        row["tool_calls"] = [
+            {"name": c["name"], "args": c["args"], "id": c.get("id")} for c in message.tool_calls
+        ]
+    if isinstance(message, ToolMessage):
+        row["tool_call_id"] = message.tool_call_id
+    if message.name:
+        row["name"] = message.name
+    return row
+
+
+def canonical_request(messages: Sequence[BaseMessage], params: dict[str, Any]) -> dict:
+    """The canonical form of a chat request: messages, tools and output-changing params."""
+    params = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and v is not None}
+    tools = params.pop("tools", None) or []
+    if params.get("stop") == []:
+        params.pop("stop")
+    return {
+        "messages": [canonical_message(m) for m in messages],
+        "tools": tools,
+        "params": json.loads(json.dumps(params, sort_keys=True, default=str)),
+    }
+
+
+def request_key(request: dict) -> str:
+    """A stable hash of a canonical request."""
+    blob = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()

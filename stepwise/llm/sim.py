@@ -1,0 +1,62 @@
+"""Simulated chat models for synthetic worlds, reached as ``sim:<name>``.
+
+A simulation is labelled as one wherever its numbers appear; its answers follow the
+world's known ground truth, never a language model. Worlds register a factory here
+(``register_sim``); ``echo`` ships with the core for plumbing checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from stepwise.llm.base import ToolCallingMixin
+
+SIM_MODELS: dict[str, Callable[..., BaseChatModel]] = {}
+
+
+def register_sim(name: str) -> Callable[[Callable[..., BaseChatModel]], Callable[..., BaseChatModel]]:
+    """Register a factory for ``sim:<name>``."""
+
+    def decorate(factory: Callable[..., BaseChatModel]) -> Callable[..., BaseChatModel]:
+        SIM_MODELS[name] = factory
+        return factory
+
+    return decorate
+
+
+@register_sim("echo")
+class EchoSimChatModel(ToolCallingMixin, BaseChatModel):
+    """Simulation: answers with the last user message, prefixed ``echo:``; deterministic."""
+
+    prefix: str = "echo: "
+
+    @property
+    def _llm_type(self) -> str:
+        return "sim-echo"
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        return LangSmithParams(ls_provider="stepwise-sim", ls_model_type="chat",
+                               ls_model_name=kwargs.get("model", "sim:echo"))
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        last = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+        text = self.prefix + last
+        words_in = sum(len(m.text.split()) for m in messages)
+        usage = UsageMetadata(input_tokens=words_in, output_tokens=len(text.split()),
+                              total_tokens=words_in + len(text.split()))
+        message = AIMessage(content=text, usage_metadata=usage,
+                            response_metadata={"model_name": "sim:echo", "simulated": True})
+        return ChatResult(generations=[ChatGeneration(message=message)])

@@ -1,0 +1,66 @@
+"""Model URIs: the one string that names a chat model on the command line and in scenarios.
+
+``sim:<world>``, ``replay:<cassette>``, ``openai:<base_url>`` (with ``model_name=``),
+``hf:<local path>``, ``tiny`` (or ``tiny:<seed>``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from stepwise.errors import ModelURIError
+
+SCHEMES = ("sim:<world>", "replay:<cassette>", "openai:<base_url>", "hf:<path>", "tiny")
+
+
+def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
+    """Build the chat model a URI names; extra keyword arguments go to its constructor."""
+    scheme, _, rest = uri.partition(":")
+    if scheme == "tiny":
+        from stepwise.llm.hf import HFChatModel
+        from stepwise.llm.tiny import tiny_model_path
+
+        try:
+            seed = int(rest or 0)
+        except ValueError:
+            raise ModelURIError(f"tiny:{rest}: the tiny model takes an integer seed") from None
+        return HFChatModel(model_path=str(tiny_model_path(seed)), **kwargs)
+    if not rest:
+        raise ModelURIError(f"model URI {uri!r} is incomplete; expected one of {', '.join(SCHEMES)}")
+    if scheme == "sim":
+        from stepwise.llm.sim import SIM_MODELS
+
+        if rest not in SIM_MODELS:
+            known = ", ".join(f"sim:{name}" for name in sorted(SIM_MODELS))
+            raise ModelURIError(f"unknown simulated world {rest!r} (known: {known})")
+        return SIM_MODELS[rest](**kwargs)
+    if scheme == "replay":
+        from stepwise.llm.cassette import Cassette
+        from stepwise.llm.replay import ReplayChatModel
+
+        Cassette.load(rest)  # fail now, with the reason, rather than on the first call
+        return ReplayChatModel(cassette=rest, **kwargs)
+    if scheme == "openai":
+        from stepwise.llm.openai_compat import OpenAICompatChatModel
+
+        name = kwargs.pop("model_name", None) or kwargs.pop("model", None)
+        if not name:
+            raise ModelURIError(f"{uri}: an OpenAI-compatible server needs a model name "
+                                "(--model-name on the command line, model_name= in Python)")
+        if not rest.startswith(("http://", "https://")):
+            raise ModelURIError(f"{uri}: the base URL must start with http:// or https://")
+        return OpenAICompatChatModel(base_url=rest, model=name, **kwargs)
+    if scheme == "hf":
+        from stepwise.llm.hf import HFChatModel
+
+        path = Path(rest).expanduser()
+        if not path.is_dir():
+            raise ModelURIError(f"hf:{rest}: no such model directory")
+        if not (path / "config.json").exists():
+            raise ModelURIError(f"hf:{rest}: no config.json in that directory")
+        return HFChatModel(model_path=str(path), **kwargs)
+    raise ModelURIError(f"unknown model URI scheme {scheme!r} in {uri!r}; "
+                        f"expected one of {', '.join(SCHEMES)}")

@@ -1,0 +1,107 @@
+"""The scenario file: which agent, its config and inputs, the cassette, what to expect.
+
+A scenario is a replayable test of an agent: ``stepwise record`` runs it against a real
+model and writes the cassette; ``stepwise replay`` runs it against the cassette and
+checks the expectations.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+CHECKS = ("equals", "contains", "matches", "min", "max", "length")
+PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def resolve(result: Any, path: str) -> Any:
+    """``output.tool_calls[0].name`` looked up in nested dicts and lists."""
+    value = result
+    for key, index in PATH_PART.findall(path):
+        try:
+            value = value[int(index)] if index else value[key]
+        except (KeyError, IndexError, TypeError):
+            raise LookupError(f"{path}: nothing at {key or '[' + index + ']'}") from None
+    return value
+
+
+class Expectation(BaseModel):
+    """One check on the agent's result: a path and exactly one of the checks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="where in the result, e.g. output.tool_calls[0].name")
+    equals: Any = None
+    contains: Any = None
+    matches: str | None = None
+    min: float | None = None
+    max: float | None = None
+    length: int | None = None
+
+    @model_validator(mode="after")
+    def one_check(self) -> Expectation:
+        given = [name for name in CHECKS if name in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(CHECKS)} (got {given or 'none'})")
+        if self.matches is not None:
+            re.compile(self.matches)
+        return self
+
+    @property
+    def check(self) -> str:
+        return next(name for name in CHECKS if name in self.model_fields_set)
+
+    def describe(self) -> str:
+        return f"{self.path} {self.check} {getattr(self, self.check)!r}"
+
+    def evaluate(self, result: Any) -> tuple[bool, str]:
+        """Whether the result passes, and what was found."""
+        try:
+            value = resolve(result, self.path)
+        except LookupError as exc:
+            return False, str(exc)
+        want = getattr(self, self.check)
+        try:
+            ok = {
+                "equals": lambda: value == want,
+                "contains": lambda: want in value,
+                "matches": lambda: re.search(want, str(value)) is not None,
+                "min": lambda: value >= want,
+                "max": lambda: value <= want,
+                "length": lambda: len(value) == want,
+            }[self.check]()
+        except TypeError:
+            ok = False
+        found = value if self.check != "length" or not hasattr(value, "__len__") else len(value)
+        return ok, f"found {found!r}"[:200]
+
+
+class Scenario(BaseModel):
+    """A replayable agent run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    agent: str = Field(description="a registered scenario agent, e.g. chat")
+    recorded_from: str | None = Field(
+        default=None, description="the model URI the cassette was recorded from"
+    )
+    config: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    cassette: str = Field(description="path of the cassette, relative to this file")
+    expect: list[Expectation] = Field(default_factory=list)
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    @property
+    def cassette_path(self) -> Path:
+        base = self._source.parent if self._source else Path.cwd()
+        return (base / self.cassette).resolve()

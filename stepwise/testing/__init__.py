@@ -1,0 +1,1 @@
+"""Test infrastructure that ships with the package so tests and benchmarks share it."""

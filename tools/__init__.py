@@ -1,0 +1,1 @@
+"""Tools agents call (installed as ``stepwise.tools``): think tools, LongMT memory tools, tool errors."""

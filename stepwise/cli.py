@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,7 +47,7 @@ def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
-        except Exception as exc:  # the boundary: nothing reaches the user as a traceback
+        except Exception as exc:  # noqa: BLE001 -- the boundary: nothing reaches the user as a traceback
             if state["verbose"]:
                 err.print_exception()
             text = str(exc) if isinstance(exc, StepwiseError) else f"{type(exc).__name__}: {exc}"

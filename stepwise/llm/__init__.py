@@ -10,11 +10,11 @@ from stepwise.llm.sim import SIM_MODELS, register_sim
 from stepwise.llm.uri import from_uri
 
 __all__ = [
+    "SIM_MODELS",
     "HFChatModel",
     "OpenAICompatChatModel",
     "RecordingChatModel",
     "ReplayChatModel",
-    "SIM_MODELS",
     "from_uri",
     "record",
     "register_sim",

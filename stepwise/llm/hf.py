@@ -59,6 +59,7 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
 
     model_path: str | None = None
+    model_label: str | None = None  # the name answers carry; the model URI by default
     hf_model: Any = None
     tokenizer: Any = None
     device: str = "cpu"
@@ -80,6 +81,8 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
 
     @property
     def model_name(self) -> str:
+        if self.model_label:
+            return self.model_label
         if self.model_path:
             return self.model_path
         return getattr(getattr(self.hf_model, "config", None), "_name_or_path", "") or "in-memory"
@@ -158,8 +161,10 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
         if options["stop"]:
             generate_args["stop_strings"] = list(options["stop"])
             generate_args["tokenizer"] = self.tokenizer
-        with torch.random.fork_rng(devices=[]), torch.inference_mode():
-            if options["seed"] is not None:
+        seeded = options["seed"] is not None
+        # A seed gets its own RNG stream; unseeded sampling draws from (and advances) the global one.
+        with torch.random.fork_rng(devices=[], enabled=seeded), torch.inference_mode():
+            if seeded:
                 torch.manual_seed(int(options["seed"]))
             output = self.hf_model.generate(**batch, **generate_args)
         prompt_width = batch["input_ids"].shape[1]

@@ -27,6 +27,7 @@ def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
             seed = int(rest or 0)
         except ValueError:
             raise ModelURIError(f"tiny:{rest}: the tiny model takes an integer seed") from None
+        kwargs.setdefault("model_label", uri)
         return HFChatModel(model_path=str(tiny_model_path(seed)), **kwargs)
     if not rest:
         raise ModelURIError(f"model URI {uri!r} is incomplete; expected one of {', '.join(SCHEMES)}")
@@ -61,6 +62,7 @@ def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
             raise ModelURIError(f"hf:{rest}: no such model directory")
         if not (path / "config.json").exists():
             raise ModelURIError(f"hf:{rest}: no config.json in that directory")
+        kwargs.setdefault("model_label", uri)
         return HFChatModel(model_path=str(path), **kwargs)
     raise ModelURIError(f"unknown model URI scheme {scheme!r} in {uri!r}; "
                         f"expected one of {', '.join(SCHEMES)}")

@@ -119,3 +119,13 @@ def test_unknown_uris():
     with pytest.raises(ModelURIError, match="needs a model name"):
         from_uri("openai:http://127.0.0.1:8000/v1")
     assert from_uri("sim:echo").invoke("hi").content == "echo: hi"
+
+
+def test_integral_floats_and_ints_key_the_same(recorded):
+    from stepwise.llm.messages import canonical_request, request_key
+
+    message = [HumanMessage("x")]
+    assert request_key(canonical_request(message, {"temperature": 0})) == request_key(
+        canonical_request(message, {"temperature": 0.0}))
+    assert request_key(canonical_request(message, {"temperature": 0.5})) != request_key(
+        canonical_request(message, {"temperature": 0}))

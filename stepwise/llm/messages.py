@@ -96,6 +96,17 @@ def canonical_message(message: BaseMessage) -> dict:
     return row
 
 
+def _plain_numbers(value: Any) -> Any:
+    """``0.0`` and ``0`` as one value, so ``temperature=0`` and ``temperature=0.0`` match."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_numbers(v) for v in value]
+    return value
+
+
 def canonical_request(messages: Sequence[BaseMessage], params: dict[str, Any]) -> dict:
     """The canonical form of a chat request: messages, tools and output-changing params."""
     params = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and v is not None}
@@ -105,7 +116,7 @@ def canonical_request(messages: Sequence[BaseMessage], params: dict[str, Any]) -
     return {
         "messages": [canonical_message(m) for m in messages],
         "tools": tools,
-        "params": json.loads(json.dumps(params, sort_keys=True, default=str)),
+        "params": _plain_numbers(json.loads(json.dumps(params, sort_keys=True, default=str))),
     }
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, Literal
 
-from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models import LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import (
@@ -38,6 +38,20 @@ def normalize_tool_choice(tool_choice: Any, tools: list[dict]) -> Any:
             raise ValueError(f"tool_choice {tool_choice!r} is not one of the bound tools {names}")
         return {"type": "function", "function": {"name": tool_choice}}
     return tool_choice
+
+
+def tracing_params(provider: str, model_name: str, *, temperature: float | None = None,
+                   max_tokens: int | None = None, stop: list[str] | None = None
+                   ) -> LangSmithParams:
+    """The standard tracing parameters every backend reports (``_get_ls_params``)."""
+    params = LangSmithParams(ls_provider=provider, ls_model_name=model_name, ls_model_type="chat")
+    if temperature is not None:
+        params["ls_temperature"] = temperature
+    if max_tokens is not None:
+        params["ls_max_tokens"] = max_tokens
+    if stop:
+        params["ls_stop"] = stop
+    return params
 
 
 class ToolCallingMixin:

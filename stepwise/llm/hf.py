@@ -22,7 +22,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, PrivateAttr
 
 from stepwise.errors import ModelURIError
-from stepwise.llm.base import ToolCallingMixin
+from stepwise.llm.base import ToolCallingMixin, tracing_params
 from stepwise.llm.messages import to_chat_dicts
 from stepwise.llm.tool_calls import parse_hermes_tool_calls
 
@@ -93,17 +93,10 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
                 "max_tokens": self.max_tokens, "n": self.n, "seed": self.seed}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(
-            ls_provider="huggingface", ls_model_name=kwargs.get("model", self.model_name),
-            ls_model_type="chat",
+        return tracing_params(
+            "huggingface", kwargs.get("model", self.model_name),
+            temperature=self.temperature, max_tokens=self.max_tokens, stop=stop or self.stop,
         )
-        if self.temperature is not None:
-            params["ls_temperature"] = self.temperature
-        if self.max_tokens is not None:
-            params["ls_max_tokens"] = self.max_tokens
-        if stop or self.stop:
-            params["ls_stop"] = stop or self.stop
-        return params
 
     def _ensure_loaded(self) -> None:
         if self.hf_model is None or self.tokenizer is None:

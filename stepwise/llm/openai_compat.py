@@ -24,7 +24,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from stepwise.errors import ModelBackendError
-from stepwise.llm.base import ToolCallingMixin
+from stepwise.llm.base import ToolCallingMixin, tracing_params
 from stepwise.llm.messages import to_chat_dicts
 from stepwise.llm.tool_calls import parse_openai_tool_calls
 
@@ -93,19 +93,12 @@ class OpenAICompatChatModel(ToolCallingMixin, BaseChatModel):
         return {"base_url": self.base_url, "model": self.model, **self._sampling_defaults()}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(
-            ls_provider="openai-compatible",
-            ls_model_name=kwargs.get("model", self.model),
-            ls_model_type="chat",
+        return tracing_params(
+            "openai-compatible", kwargs.get("model", self.model),
+            temperature=kwargs.get("temperature", self.temperature),
+            max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            stop=stop or self.stop,
         )
-        temperature = kwargs.get("temperature", self.temperature)
-        if temperature is not None:
-            params["ls_temperature"] = temperature
-        if (max_tokens := kwargs.get("max_tokens", self.max_tokens)) is not None:
-            params["ls_max_tokens"] = max_tokens
-        if stop or self.stop:
-            params["ls_stop"] = stop or self.stop
-        return params
 
     # -- clients --------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, PrivateAttr
 
 from stepwise.errors import CassetteError
-from stepwise.llm.base import ToolCallingMixin
+from stepwise.llm.base import ToolCallingMixin, tracing_params
 from stepwise.llm.cassette import (
     Cassette,
     closest_request,
@@ -65,15 +65,10 @@ class CassetteChatModel(ToolCallingMixin, BaseChatModel):
         return request_key(request), request
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(ls_provider="stepwise-replay", ls_model_type="chat",
-                                 ls_model_name=kwargs.get("model", self.cassette))
-        if self.temperature is not None:
-            params["ls_temperature"] = self.temperature
-        if self.max_tokens is not None:
-            params["ls_max_tokens"] = self.max_tokens
-        if stop or self.stop:
-            params["ls_stop"] = stop or self.stop
-        return params
+        return tracing_params(
+            "stepwise-replay", kwargs.get("model", self.cassette),
+            temperature=self.temperature, max_tokens=self.max_tokens, stop=stop or self.stop,
+        )
 
 
 class ReplayChatModel(CassetteChatModel):

@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from stepwise.llm.base import ToolCallingMixin
+from stepwise.llm.base import ToolCallingMixin, tracing_params
 
 SIM_MODELS: dict[str, Callable[..., BaseChatModel]] = {}
 
@@ -42,8 +42,7 @@ class EchoSimChatModel(ToolCallingMixin, BaseChatModel):
         return "sim-echo"
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        return LangSmithParams(ls_provider="stepwise-sim", ls_model_type="chat",
-                               ls_model_name=kwargs.get("model", "sim:echo"))
+        return tracing_params("stepwise-sim", kwargs.get("model", "sim:echo"))
 
     def _generate(
         self,

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass
@@ -182,7 +182,7 @@ class OpenAITestServer:
         with self._server.lock:
             self._server.replies.extend(replies)
 
-    def start(self) -> OpenAITestServer:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -190,7 +190,7 @@ class OpenAITestServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> OpenAITestServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -159,6 +159,9 @@ class OpenAICompatChatModel(ToolCallingMixin, BaseChatModel):
         extra.update(kwargs.pop("extra_body", None) or {})
         for key in ("timeout", "max_retries", "stream", "streaming"):
             kwargs.pop(key, None)
+        if not kwargs.get("tools"):  # OpenAI rejects an empty tools list
+            kwargs.pop("tools", None)
+            kwargs.pop("tool_choice", None)
         request.update({k: v for k, v in kwargs.items() if v is not None})
         if extra:
             request["extra_body"] = extra

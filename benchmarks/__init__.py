@@ -10,15 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy
+
 
 def percentile(values: Sequence[float], fraction: float) -> float:
     """The ``fraction`` quantile of ``values`` (0.5 is the median), linearly interpolated."""
     if not values:
         raise ValueError("percentile of no values")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * fraction
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return float(numpy.percentile(values, fraction * 100))
 
 
 def rounded(value: float, digits: int = 4) -> float:

@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from stepwise.errors import ScenarioError
+from stepwise.llm import from_uri
 from stepwise.scenario.loader import find_scenarios, load_scenario
 from stepwise.scenario.runner import record_file, replay_file
 from stepwise.scenario.schema import Expectation
-from stepwise.llm import from_uri
 
 from .conftest import REPO
 

@@ -1,0 +1,26 @@
+"""The benchmark runner works and prints what it promises (figures are not judged here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def test_quick_run_prints_one_json_line_with_baseline_and_ratio():
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "openai_overhead"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    row = json.loads(line)
+    assert row["name"] == "openai_overhead"
+    assert {"figures", "baseline", "ratio", "machine"} <= row.keys()
+    assert row["ratio"]["value"] > 0 and row["baseline"]["median_us"] > 0
+
+
+def test_unknown_benchmark_is_one_line_and_exit_2():
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "nope"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "nope" in done.stderr

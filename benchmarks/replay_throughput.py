@@ -20,7 +20,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 
 from benchmarks import rounded
-from stepwise.llm.cassette import Cassette
+from stepwise.llm.cassette import FORMAT_VERSION, Cassette
 from stepwise.llm.messages import canonical_request, request_key
 from stepwise.llm.replay import ReplayChatModel
 
@@ -83,7 +83,7 @@ class Entry:
 
 def build_cassette(path: Path, entries: list[Entry]) -> None:
     """Record ``entries`` with the project's own cassette API."""
-    cassette = Cassette(path, {"stepwise_cassette": 1, "recorded_from": "benchmark"})
+    cassette = Cassette(path, {"stepwise_cassette": FORMAT_VERSION, "recorded_from": "benchmark"})
     for entry in entries:
         request = canonical_request(entry.messages, entry.params())
         cassette.add(request_key(request), request,

@@ -30,17 +30,25 @@ from stepwise.llm.tool_calls import parse_hermes_tool_calls
 TEMPLATE_PARAMS = ("tools", "chat_template_kwargs")
 
 
+def check_model_dir(path: str | Path) -> Path:
+    """A local model directory with a config and a tokenizer, or a one-line ``ModelURIError``."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ModelURIError(f"hf:{path}: no such model directory")
+    if not (path / "config.json").exists():
+        raise ModelURIError(f"hf:{path}: no config.json in that directory")
+    if not any((path / name).exists() for name in ("tokenizer.json", "tokenizer_config.json")):
+        raise ModelURIError(f"hf:{path}: no tokenizer there (tokenizer.json or tokenizer_config.json)")
+    return path
+
+
 def load_hf(path: str | Path, device: str = "cpu", dtype: str = "auto"):
     """Load model and tokenizer from a local directory, with a clear error for what's missing."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    path = Path(path).expanduser()
-    if not (path / "config.json").exists():
-        raise ModelURIError(f"hf:{path}: no config.json there (a local model directory is needed)")
-    if not any((path / name).exists() for name in ("tokenizer.json", "tokenizer_config.json")):
-        raise ModelURIError(f"hf:{path}: no tokenizer there (tokenizer.json or tokenizer_config.json)")
+    path = check_model_dir(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.chat_template is None:
         raise ModelURIError(f"hf:{path}: the tokenizer has no chat template")

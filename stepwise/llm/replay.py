@@ -25,6 +25,7 @@ from pydantic import ConfigDict, PrivateAttr
 from stepwise.errors import CassetteError
 from stepwise.llm.base import ToolCallingMixin, tracing_params
 from stepwise.llm.cassette import (
+    FORMAT_VERSION,
     Cassette,
     closest_request,
     describe_difference,
@@ -175,10 +176,15 @@ class RecordingChatModel(CassetteChatModel):
         if self._tape is None:
             with self._lock:
                 if self._tape is None:
-                    header = {"stepwise_cassette": 1,
+                    header = {"stepwise_cassette": FORMAT_VERSION,
                               "recorded_from": self.source or self.model._llm_type}
                     self._tape = Cassette(self.cassette, header)
         return self._tape
+
+    def _split(self, stop: list[str] | None, kwargs: dict[str, Any]) -> tuple[dict, dict]:
+        """The keyed parameters, and the same minus ``stop`` to pass on to the wrapped model."""
+        params = self._call_params(stop, kwargs)
+        return params, {k: v for k, v in params.items() if k != "stop"}
 
     def _keep(self, messages: list[BaseMessage], params: dict, result: ChatResult) -> None:
         key, request = self._key(messages, params)
@@ -192,15 +198,13 @@ class RecordingChatModel(CassetteChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        params = self._call_params(stop, kwargs)
-        call = {k: v for k, v in params.items() if k != "stop"}
+        params, call = self._split(stop, kwargs)
         result = self.model._generate(messages, stop=params.get("stop"), **call)
         self._keep(messages, params, result)
         return result
 
     async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        params = self._call_params(stop, kwargs)
-        call = {k: v for k, v in params.items() if k != "stop"}
+        params, call = self._split(stop, kwargs)
         result = await self.model._agenerate(messages, stop=params.get("stop"), **call)
         self._keep(messages, params, result)
         return result
@@ -212,8 +216,7 @@ class RecordingChatModel(CassetteChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        params = self._call_params(stop, kwargs)
-        call = {k: v for k, v in params.items() if k != "stop"}
+        params, call = self._split(stop, kwargs)
         total: AIMessageChunk | None = None
         for chunk in self.model.stream(messages, stop=params.get("stop"), **call):
             assert isinstance(chunk, AIMessageChunk)

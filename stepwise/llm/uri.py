@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -55,13 +54,9 @@ def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
             raise ModelURIError(f"{uri}: the base URL must start with http:// or https://")
         return OpenAICompatChatModel(base_url=rest, model=name, **kwargs)
     if scheme == "hf":
-        from stepwise.llm.hf import HFChatModel
+        from stepwise.llm.hf import HFChatModel, check_model_dir
 
-        path = Path(rest).expanduser()
-        if not path.is_dir():
-            raise ModelURIError(f"hf:{rest}: no such model directory")
-        if not (path / "config.json").exists():
-            raise ModelURIError(f"hf:{rest}: no config.json in that directory")
+        path = check_model_dir(rest)  # fail now, with the reason, rather than on the first call
         kwargs.setdefault("model_label", uri)
         return HFChatModel(model_path=str(path), **kwargs)
     raise ModelURIError(f"unknown model URI scheme {scheme!r} in {uri!r}; "

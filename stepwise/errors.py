@@ -19,3 +19,7 @@ class CassetteError(StepwiseError):
 
 class ScenarioError(StepwiseError):
     """A scenario file that cannot be read or does not validate."""
+
+
+class ConfigError(StepwiseError):
+    """An agent configuration naming unknown tools, or a prompt file that cannot be used."""

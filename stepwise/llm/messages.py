@@ -53,7 +53,7 @@ def to_chat_dicts(messages: Sequence[BaseMessage], *, arguments_as: str = "json"
     out: list[dict] = []
     for message in messages:
         row: dict[str, Any] = {"role": role_of(message), "content": message.content}
-        if isinstance(message, AIMessage) and message.tool_calls:
+        if isinstance(message, AIMessage) and (message.tool_calls or message.invalid_tool_calls):
             row["tool_calls"] = [
                 {
                     "id": call.get("id") or f"call_{i}",
@@ -66,6 +66,15 @@ def to_chat_dicts(messages: Sequence[BaseMessage], *, arguments_as: str = "json"
                     },
                 }
                 for i, call in enumerate(message.tool_calls)
+            ] + [
+                # A malformed call goes back as the model wrote it, so that the error reply
+                # that follows answers a call the model can see.
+                {
+                    "id": call.get("id") or f"invalid_{i}",
+                    "type": "function",
+                    "function": {"name": call.get("name") or "", "arguments": call.get("args") or ""},
+                }
+                for i, call in enumerate(message.invalid_tool_calls)
             ]
             if not message.content:
                 row["content"] = None if arguments_as == "json" else ""
@@ -88,6 +97,11 @@ def canonical_message(message: BaseMessage) -> dict:
     if isinstance(message, AIMessage) and message.tool_calls:
         row["tool_calls"] = [
             {"name": c["name"], "args": c["args"], "id": c.get("id")} for c in message.tool_calls
+        ]
+    if isinstance(message, AIMessage) and message.invalid_tool_calls:
+        row["invalid_tool_calls"] = [
+            {"name": c.get("name"), "args": c.get("args"), "id": c.get("id")}
+            for c in message.invalid_tool_calls
         ]
     if isinstance(message, ToolMessage):
         row["tool_call_id"] = message.tool_call_id

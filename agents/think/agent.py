@@ -1,0 +1,142 @@
+"""``ThinkAgent``: the think-as-tool agent in a few lines of Python.
+
+    agent = ThinkAgent(model, tools=[get_weather], think_tools=["think", "plan"],
+                       budget=ThinkBudget(max_calls=3))
+    run = agent.run("Should I take an umbrella to Paris tomorrow?")
+    print(run.answer, run.metrics.think_rate)
+
+Every run has a thread id; with a persistent checkpointer (``sqlite_checkpointer``) a run
+that was killed, or that waits for a human, goes on with ``agent.resume(thread_id, ...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.tools import BaseTool
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+from stepwise.agents.think.budget import NativeThinking, ThinkBudget
+from stepwise.agents.think.graph import ASK_HUMAN, ThinkLoop
+from stepwise.agents.think.metrics import RunMetrics
+from stepwise.agents.think.state import Status, Thought
+from stepwise.tools.think import PromptThinkTool, load_think_tools
+
+from stepwise.errors import ConfigError, StepwiseError
+
+log = logging.getLogger("stepwise.think")
+
+
+@dataclass
+class ThinkRun:
+    """Where a run stands: its status, answer, history, thoughts and metrics."""
+
+    thread_id: str
+    status: Status
+    answer: str
+    messages: list[AnyMessage]
+    thoughts: list[Thought]
+    metrics: RunMetrics
+    waiting_for: dict[str, Any] | None = None  # the interrupt's payload, when waiting
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ThinkAgent:
+    """A ReAct agent whose thinking is a set of tools; see the module docstring."""
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        tools: Sequence[BaseTool] = (),
+        *,
+        think_tools: Sequence[str | BaseTool] = ("think",),
+        think_model: BaseChatModel | None = None,
+        prompts_dir: str | Path | None = None,
+        budget: ThinkBudget | None = None,
+        native: NativeThinking | None = None,
+        system_prompt: str = "",
+        ask_human: bool = False,
+        max_turns: int = 20,
+        max_error_streak: int = 3,
+        strip_reasoning: bool = True,
+        checkpointer: BaseCheckpointSaver | None = None,
+    ) -> None:
+        if max_turns < 1 or max_error_streak < 1:
+            raise ConfigError("max_turns and max_error_streak must be at least 1")
+        names = [t for t in think_tools if isinstance(t, str)]
+        loaded = iter(load_think_tools(names, think_model, prompts_dir))
+        thinking = [next(loaded) if isinstance(t, str) else t for t in think_tools]
+        thinking = [t.with_llm(think_model or model) if isinstance(t, PromptThinkTool) else t
+                    for t in thinking]
+        by_name = {tool.name: tool for tool in tools}
+        clash = sorted(set(by_name) & {t.name for t in thinking} | (
+            {ASK_HUMAN} & set(by_name) if ask_human else set()))
+        if clash or len(by_name) != len(tools):
+            raise ConfigError(f"tool names must be unique; clashing: {', '.join(clash) or 'tools'}")
+        self.loop = ThinkLoop(
+            model=model, tools=by_name, think_tools={t.name: t for t in thinking},
+            budget=budget or ThinkBudget(), native=native or NativeThinking(),
+            system_prompt=system_prompt, ask_human=ask_human, max_turns=max_turns,
+            max_error_streak=max_error_streak, strip_reasoning=strip_reasoning)
+        self.graph = self.loop.graph().compile(checkpointer=checkpointer or InMemorySaver())
+
+    def _config(self, thread_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id},
+                "recursion_limit": 3 * self.loop.max_turns + 10}
+
+    def run(self, request: str, *, thread_id: str | None = None,
+            on_step: Callable[[str, dict], None] | None = None) -> ThinkRun:
+        """Run until the model answers, a limit stops it, or it waits for a human."""
+        thread_id = thread_id or uuid.uuid4().hex[:12]
+        if self.graph.get_state(self._config(thread_id)).values:
+            raise StepwiseError(f"thread {thread_id!r} already has a run; resume it or pick "
+                                "another thread id")
+        start = {"messages": [HumanMessage(request)], "status": "running", "error_streak": 0}
+        return self._drive(start, thread_id, on_step)
+
+    def resume(self, thread_id: str, answer: str | None = None, *,
+               on_step: Callable[[str, dict], None] | None = None) -> ThinkRun:
+        """Go on with a run: after a kill (no answer), or with a human's answer to its question."""
+        snapshot = self.graph.get_state(self._config(thread_id))
+        if not snapshot.values:
+            raise StepwiseError(f"no run with thread id {thread_id!r} in this checkpointer")
+        if snapshot.interrupts and answer is None:
+            question = snapshot.interrupts[0].value.get("question", "")
+            raise StepwiseError(f"thread {thread_id!r} waits for a human answer to: {question}")
+        if not snapshot.next:
+            return self.result(thread_id)
+        return self._drive(Command(resume=answer) if snapshot.interrupts else None,
+                           thread_id, on_step)
+
+    def _drive(self, start: Any, thread_id: str,
+               on_step: Callable[[str, dict], None] | None) -> ThinkRun:
+        for chunk in self.graph.stream(start, self._config(thread_id), stream_mode="updates"):
+            for node, update in chunk.items():
+                if on_step is not None and node != "__interrupt__":
+                    on_step(node, update or {})
+        run = self.result(thread_id)
+        log.info("think run %s: %s; %s", thread_id, run.status, run.metrics.summary())
+        return run
+
+    def result(self, thread_id: str) -> ThinkRun:
+        """The run as its last checkpoint has it."""
+        snapshot = self.graph.get_state(self._config(thread_id))
+        values = snapshot.values
+        if not values:
+            raise StepwiseError(f"no run with thread id {thread_id!r} in this checkpointer")
+        messages = values.get("messages", [])
+        waiting = snapshot.interrupts[0].value if snapshot.interrupts else None
+        status: Status = "waiting_for_human" if waiting else values.get("status", "running")
+        last = messages[-1] if messages else None
+        answer = last.text if isinstance(last, AIMessage) and status == "answered" else ""
+        return ThinkRun(thread_id=thread_id, status=status, answer=answer, messages=messages,
+                        thoughts=values.get("thoughts", []),
+                        metrics=RunMetrics.from_counts(values.get("counts")), waiting_for=waiting)

@@ -1,0 +1,48 @@
+"""Metrics of a think-agent run: think rate (AdaCoT's trigger rate), calls, tokens, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydantic import BaseModel
+from stepwise.agents.think.state import Counters
+
+
+class RunMetrics(BaseModel):
+    """Totals of one run (or of many, summed with ``combine``)."""
+
+    turns: int = 0
+    think_turns: int = 0
+    think_calls: int = 0
+    think_tokens: int = 0
+    native_reasoning_tokens: int = 0
+    tool_calls: int = 0
+    tool_errors: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    @property
+    def think_rate(self) -> float:
+        """The share of model turns that called at least one think tool."""
+        return self.think_turns / self.turns if self.turns else 0.0
+
+    @classmethod
+    def from_counts(cls, counts: Counters | None) -> RunMetrics:
+        return cls(**(counts or {}))
+
+    @classmethod
+    def combine(cls, runs: Iterable[RunMetrics]) -> RunMetrics:
+        total = cls()
+        for run in runs:
+            for name in cls.model_fields:
+                setattr(total, name, getattr(total, name) + getattr(run, name))
+        return total
+
+    def as_dict(self) -> dict[str, float]:
+        return {**self.model_dump(), "think_rate": round(self.think_rate, 4)}
+
+    def summary(self) -> str:
+        return (f"{self.turns} turns, think rate {self.think_rate:.2f} "
+                f"({self.think_calls} think calls, {self.think_tokens} think tokens), "
+                f"{self.tool_calls} tool calls ({self.tool_errors} errors), "
+                f"{self.tokens_in} tokens in, {self.tokens_out} out")

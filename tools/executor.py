@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.messages.tool import ToolCall
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, ToolException
 from pydantic import ValidationError
 
 ErrorKind = Literal["malformed", "unknown_tool", "bad_arguments", "failed"]
@@ -77,8 +77,11 @@ def run_tool_call(call: ToolCall, tools: Mapping[str, BaseTool],
                              f"wrong arguments for {name}: {describe_validation_error(exc)}")
     except (TypeError, json.JSONDecodeError) as exc:
         return error_message(call_id, name, "bad_arguments", f"wrong arguments for {name}: {exc}")
+    except ToolException as exc:  # the tool's own refusal, e.g. a policy it enforces
+        return error_message(call_id, name, "failed", f"{name}: {exc}")
     except Exception as exc:  # noqa: BLE001 -- a failing tool is the model's news, not our crash
-        return error_message(call_id, name, "failed", f"{name} failed: {exc}")
+        return error_message(call_id, name, "failed",
+                             f"{name} failed: {type(exc).__name__}: {exc}")
     if not isinstance(result, ToolMessage):
         result = ToolMessage(content=str(result), tool_call_id=call_id, name=name)
     return result

@@ -24,13 +24,13 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+
 from stepwise.agents.think.budget import NativeThinking, ThinkBudget
 from stepwise.agents.think.graph import ASK_HUMAN, ThinkLoop
 from stepwise.agents.think.metrics import RunMetrics
 from stepwise.agents.think.state import Status, Thought
-from stepwise.tools.think import PromptThinkTool, load_think_tools
-
 from stepwise.errors import ConfigError, StepwiseError
+from stepwise.tools.think import PromptThinkTool, load_think_tools
 
 log = logging.getLogger("stepwise.think")
 
@@ -88,19 +88,24 @@ class ThinkAgent:
             max_error_streak=max_error_streak, strip_reasoning=strip_reasoning)
         self.graph = self.loop.graph().compile(checkpointer=checkpointer or InMemorySaver())
 
-    def _config(self, thread_id: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": thread_id},
+    def _config(self, thread_id: str, metadata: dict | None = None) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id}, "metadata": metadata or {},
                 "recursion_limit": 3 * self.loop.max_turns + 10}
 
     def run(self, request: str, *, thread_id: str | None = None,
-            on_step: Callable[[str, dict], None] | None = None) -> ThinkRun:
-        """Run until the model answers, a limit stops it, or it waits for a human."""
+            on_step: Callable[[str, dict], None] | None = None,
+            metadata: dict[str, Any] | None = None) -> ThinkRun:
+        """Run until the model answers, a limit stops it, or it waits for a human.
+
+        ``metadata`` is kept with the run's checkpoints (the CLI keeps the world and task
+        there, to rebuild them on resume).
+        """
         thread_id = thread_id or uuid.uuid4().hex[:12]
         if self.graph.get_state(self._config(thread_id)).values:
             raise StepwiseError(f"thread {thread_id!r} already has a run; resume it or pick "
                                 "another thread id")
         start = {"messages": [HumanMessage(request)], "status": "running", "error_streak": 0}
-        return self._drive(start, thread_id, on_step)
+        return self._drive(start, thread_id, on_step, metadata)
 
     def resume(self, thread_id: str, answer: str | None = None, *,
                on_step: Callable[[str, dict], None] | None = None) -> ThinkRun:
@@ -114,11 +119,13 @@ class ThinkAgent:
         if not snapshot.next:
             return self.result(thread_id)
         return self._drive(Command(resume=answer) if snapshot.interrupts else None,
-                           thread_id, on_step)
+                           thread_id, on_step, run_metadata(snapshot.metadata))
 
-    def _drive(self, start: Any, thread_id: str,
-               on_step: Callable[[str, dict], None] | None) -> ThinkRun:
-        for chunk in self.graph.stream(start, self._config(thread_id), stream_mode="updates"):
+    def _drive(self, start: Any, thread_id: str, on_step: Callable[[str, dict], None] | None,
+               metadata: dict[str, Any] | None = None) -> ThinkRun:
+        config = self._config(thread_id, metadata)
+        # "sync": each step is on disk before the next starts, so a kill loses at most one step.
+        for chunk in self.graph.stream(start, config, stream_mode="updates", durability="sync"):
             for node, update in chunk.items():
                 if on_step is not None and node != "__interrupt__":
                     on_step(node, update or {})
@@ -140,3 +147,20 @@ class ThinkAgent:
         return ThinkRun(thread_id=thread_id, status=status, answer=answer, messages=messages,
                         thoughts=values.get("thoughts", []),
                         metrics=RunMetrics.from_counts(values.get("counts")), waiting_for=waiting)
+
+
+LANGGRAPH_METADATA = frozenset({"source", "step", "parents", "writes", "thread_id"})
+
+
+def run_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The caller's metadata of a checkpoint, without LangGraph's own keys."""
+    return {k: v for k, v in (metadata or {}).items() if k not in LANGGRAPH_METADATA}
+
+
+def saved_run(checkpointer: BaseCheckpointSaver,
+              thread_id: str) -> tuple[dict[str, Any], list[AnyMessage]]:
+    """A checkpointed run's metadata and messages, read before any agent is built."""
+    saved = checkpointer.get_tuple({"configurable": {"thread_id": thread_id}})
+    if saved is None:
+        raise StepwiseError(f"no run with thread id {thread_id!r} in these checkpoints")
+    return run_metadata(saved.metadata), saved.checkpoint["channel_values"].get("messages", [])

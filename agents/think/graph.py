@@ -27,6 +27,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 from pydantic import BaseModel, Field
+
 from stepwise.agents.think.budget import NativeThinking, ThinkBudget
 from stepwise.agents.think.state import Counters, ThinkState, Thought
 from stepwise.tools.executor import error_message, is_error, malformed_call_messages, run_tool_call
@@ -191,8 +192,8 @@ class ThinkLoop:
                 replies.append(ToolMessage(str(answer), tool_call_id=call.get("id") or "",
                                            name=ASK_HUMAN))
         if state.get("error_streak", 0) >= self.max_error_streak:
-            errors = [m.text for m in state["messages"][-self.max_error_streak:]
-                      if isinstance(m, ToolMessage) and is_error(m)]
+            errors = [m.text for m in state["messages"]
+                      if isinstance(m, ToolMessage) and is_error(m)][-self.max_error_streak:]
             answer = interrupt({"reason": "too_many_errors",
                                 "question": f"The agent's last {len(errors)} tool calls failed. "
                                             "How should it go on?", "errors": errors})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pydantic import BaseModel
+
 from stepwise.agents.think.state import Counters
 
 

@@ -31,6 +31,7 @@ def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
     if not rest:
         raise ModelURIError(f"model URI {uri!r} is incomplete; expected one of {', '.join(SCHEMES)}")
     if scheme == "sim":
+        import stepwise.sim.airline.oracle  # noqa: F401 -- registers sim:airline-oracle
         from stepwise.llm.sim import SIM_MODELS
 
         if rest not in SIM_MODELS:

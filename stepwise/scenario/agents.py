@@ -6,6 +6,7 @@ its result as plain data, which the scenario's expectations look into.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,6 +24,21 @@ class ScenarioAgent:
 
 
 SCENARIO_AGENTS: dict[str, ScenarioAgent] = {}
+
+# Agents that ship with stepwise register when first named, so that replaying a chat
+# scenario never imports LangGraph agents it does not use.
+BUILTIN_AGENT_MODULES = {"think": "stepwise.agents.think.scenario"}
+
+
+def scenario_agent(name: str) -> ScenarioAgent | None:
+    """The registered agent called ``name``, importing a built-in one on first use."""
+    if name not in SCENARIO_AGENTS and name in BUILTIN_AGENT_MODULES:
+        importlib.import_module(BUILTIN_AGENT_MODULES[name])
+    return SCENARIO_AGENTS.get(name)
+
+
+def known_agents() -> list[str]:
+    return sorted(set(SCENARIO_AGENTS) | set(BUILTIN_AGENT_MODULES))
 
 
 def register_agent(name: str, config: type[BaseModel], inputs: type[BaseModel]):

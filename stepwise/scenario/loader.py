@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from stepwise.errors import ScenarioError
-from stepwise.scenario.agents import SCENARIO_AGENTS
+from stepwise.scenario.agents import known_agents, scenario_agent
 from stepwise.scenario.schema import Scenario
 
 
@@ -74,9 +74,9 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Any, Any]:
     except ValidationError as exc:
         raise ScenarioError("\n".join(_errors(path, root, exc))) from None
     scenario._source = path
-    agent = SCENARIO_AGENTS.get(scenario.agent)
+    agent = scenario_agent(scenario.agent)
     if agent is None:
-        known = ", ".join(sorted(SCENARIO_AGENTS))
+        known = ", ".join(known_agents())
         raise ScenarioError(
             f"{path}:{_line_of(root, ('agent',))}: agent: unknown agent {scenario.agent!r} "
             f"(known: {known})"

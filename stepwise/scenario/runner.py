@@ -10,7 +10,7 @@ from langchain_core.language_models import BaseChatModel
 
 from stepwise.errors import StepwiseError
 from stepwise.llm.replay import ReplayChatModel, record
-from stepwise.scenario.agents import SCENARIO_AGENTS
+from stepwise.scenario.agents import scenario_agent
 from stepwise.scenario.loader import load_scenario
 from stepwise.scenario.schema import Expectation, Scenario
 
@@ -43,7 +43,8 @@ def run_scenario(scenario: Scenario, config: Any, inputs: Any, model: BaseChatMo
                  outcome: ScenarioOutcome) -> ScenarioOutcome:
     start = time.perf_counter()
     try:
-        outcome.result = SCENARIO_AGENTS[scenario.agent].run(model, config, inputs)
+        outcome.result = scenario_agent(scenario.agent).run(  # type: ignore[union-attr]
+            model, config, inputs)
     except StepwiseError as exc:
         outcome.error = str(exc)
     else:

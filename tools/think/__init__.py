@@ -13,11 +13,11 @@ from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
+
+from stepwise.errors import ConfigError
 from stepwise.tools.think.prompted import PromptSpec, PromptThinkTool, render_transcript
 from stepwise.tools.think.scratchpad import ThinkTool
 from stepwise.tools.think.tokens import estimate_tokens
-
-from stepwise.errors import ConfigError
 
 __all__ = [
     "PromptSpec",

@@ -26,9 +26,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool, InjectedToolArg
 from pydantic import BaseModel, ConfigDict, Field
-from stepwise.tools.think.tokens import output_tokens
 
 from stepwise.errors import ConfigError
+from stepwise.tools.think.tokens import output_tokens
 
 REQUIRED = ("request", "context")
 OPTIONAL = ("goal", "policy")

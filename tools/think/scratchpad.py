@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
+
 from stepwise.tools.think.tokens import estimate_tokens
 
 THINK_DESCRIPTION = (

@@ -1,98 +1,25 @@
-"""The ``stepwise`` command line (typer + rich).
-
-Every user mistake and every outside failure (bad URI, missing cassette, server down)
-ends as one ``error:`` line on stderr and a non-zero exit; ``--verbose`` adds the traceback.
-"""
+"""Scenario and model commands: replay, record, ask, tiny."""
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from stepwise import __version__
-from stepwise.errors import StepwiseError
-
-app = typer.Typer(
-    name="stepwise",
-    help="Tool-using LLM agents whose every step can be inspected, replayed, searched "
-    "over and learned from.\n\nModel URIs: sim:<world>, replay:<cassette>, "
-    "openai:<base_url> (with --model-name), hf:<local path>, tiny.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+from stepwise.cli.common import (
+    ModelNameOpt,
+    ModelOpt,
+    app,
+    cli_errors,
+    err,
+    model_from_uri,
+    out,
+    state,
 )
-out = Console()
-err = Console(stderr=True)
-state = {"verbose": False, "quiet": False}
-
-
-def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn exceptions into one clear line (and exit 2); tracebacks only with --verbose."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
-        except Exception as exc:  # noqa: BLE001 -- the boundary: nothing reaches the user as a traceback
-            if state["verbose"]:
-                err.print_exception()
-            text = str(exc) if isinstance(exc, StepwiseError) else f"{type(exc).__name__}: {exc}"
-            for line in text.splitlines() or [type(exc).__name__]:
-                err.print(f"[red]error:[/red] {line}", highlight=False, markup=True, soft_wrap=True)
-            if not state["verbose"] and not isinstance(exc, StepwiseError):
-                err.print("(run with --verbose for the traceback)", style="dim")
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"stepwise {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main_options(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and results.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-) -> None:
-    state["verbose"], state["quiet"] = verbose, quiet
-    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
-    from rich.logging import RichHandler
-
-    logging.basicConfig(level=level, format="%(message)s",
-                        handlers=[RichHandler(console=err, show_path=verbose)], force=True)
-
-
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model URI: sim:<world>, "
-                                       "replay:<cassette>, openai:<base_url>, hf:<path>, tiny.")]
-ModelNameOpt = Annotated[str | None, typer.Option(
-    "--model-name", help="Model name on an OpenAI-compatible server (openai: URIs).")]
-
-
-def _model(uri: str, model_name: str | None, **kwargs: Any):
-    from stepwise.llm import from_uri
-
-    if model_name:
-        kwargs["model_name"] = model_name
-    return from_uri(uri, **kwargs)
+from stepwise.errors import StepwiseError
 
 
 def _outcome_table(outcomes: list, title: str) -> Table:
@@ -159,7 +86,7 @@ def record_command(
     """
     from stepwise.scenario.runner import record_file
 
-    outcome = record_file(str(scenario), _model(model, model_name), source=model)
+    outcome = record_file(str(scenario), model_from_uri(model, model_name), source=model)
     if outcome.error:
         raise StepwiseError(outcome.error)
     out.print(_outcome_table([outcome], f"recorded {scenario}"))
@@ -183,7 +110,7 @@ def ask(
     Example: [bold]stepwise ask "Hello" --model openai:http://localhost:8000/v1
     --model-name Qwen/Qwen3-8B[/bold]
     """
-    chat = _model(model, model_name)
+    chat = model_from_uri(model, model_name)
     messages = ([("system", system)] if system else []) + [("user", prompt)]
     params = {k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens}.items()
               if v is not None}
@@ -213,11 +140,3 @@ def tiny(
         raise StepwiseError(f"{directory} exists and is not empty")
     build_tiny(directory, seed=seed)
     out.print(f"wrote a tiny random model to {directory}; use it as hf:{directory}")
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,14 @@
+"""The ``stepwise`` command line (typer + rich).
+
+Every user mistake and every outside failure (bad URI, missing cassette, server down)
+ends as one ``error:`` line on stderr and a non-zero exit; ``--verbose`` adds the traceback.
+"""
+
+from stepwise.cli import scenarios, think  # noqa: F401 -- registers the commands
+from stepwise.cli.common import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

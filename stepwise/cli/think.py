@@ -1,0 +1,253 @@
+"""``stepwise think``: run the think-as-tool agent on a request or a world task, or evaluate it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stepwise.checkpoints import DEFAULT_CHECKPOINTS
+from stepwise.cli.common import ModelNameOpt, app, cli_errors, err, model_from_uri, out, state
+from stepwise.errors import ConfigError
+
+SIMULATED = "[yellow](simulated world)[/yellow]"
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def show_step(node: str, update: dict[str, Any]) -> None:
+    """One line per model turn, tool result and human reply, as the run goes."""
+    for thought in update.get("thoughts") or []:
+        if thought["tool"] == "native":
+            err.print(f"[dim]  (reasoning) {thought['thought'][:300]}[/dim]", highlight=False)
+    for message in update.get("messages") or []:
+        if isinstance(message, AIMessage):
+            if message.text:
+                err.print(f"[bold]assistant:[/bold] {message.text[:500]}", highlight=False)
+            for call in message.tool_calls:
+                args = json.dumps(call["args"], ensure_ascii=False)[:300]
+                colour = "magenta" if call["name"] in THINK_NAMES else "cyan"
+                err.print(f"  [{colour}]→ {call['name']}[/{colour}] {args}", highlight=False)
+            for call in message.invalid_tool_calls:
+                err.print(f"  [red]→ malformed call[/red] {str(call.get('args'))[:200]}",
+                          highlight=False)
+        elif isinstance(message, ToolMessage):
+            colour = "red" if message.status == "error" else "green"
+            text = " ".join(message.text.split())[:300]
+            err.print(f"    [{colour}]← {message.name}[/{colour}] {text}", highlight=False)
+        elif isinstance(message, HumanMessage) and node == "human":
+            err.print(f"[bold]human:[/bold] {message.text[:300]}", highlight=False)
+
+
+THINK_NAMES: set[str] = set()
+
+
+@app.command()
+@cli_errors
+def think(
+    request: Annotated[str | None, typer.Argument(help="What to ask the agent.")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model URI: sim:<world>, "
+                                       "replay:<cassette>, openai:<base_url>, hf:<path>, tiny."
+                                       )] = "",
+    model_name: ModelNameOpt = None,
+    world: Annotated[str | None, typer.Option(help="A policy world to act in: airline "
+                                              "(a simulation).")] = None,
+    task: Annotated[str | None, typer.Option(help="A task of the world; its request is "
+                                             "the user's message and its end state is checked.")
+                    ] = None,
+    tools: Annotated[str | None, typer.Option(help="Only these world tools, comma-separated."
+                                              )] = None,
+    think_tools: Annotated[str, typer.Option(help="Think tools, comma-separated: think, plan, "
+                                             "reflect, verify, or paths of prompt files.")
+                           ] = "think",
+    think_prompts: Annotated[Path | None, typer.Option(help="A folder of NAME.md prompt files "
+                                                       "that override the shipped ones.")] = None,
+    think_model: Annotated[str | None, typer.Option(help="Model URI the prompt-defined think "
+                                                    "tools use (default: the agent's model).")
+                           ] = None,
+    think_budget: Annotated[int | None, typer.Option(min=0, help="Most think calls per run.")
+                            ] = None,
+    think_tokens: Annotated[int | None, typer.Option(min=0, help="Most think tokens per run.")
+                            ] = None,
+    thinking: Annotated[bool | None, typer.Option("--thinking/--no-thinking", help="Turn the "
+                                                  "backend's native thinking on or off.")] = None,
+    thinking_budget: Annotated[int | None, typer.Option(min=1, help="Native thinking-token "
+                                                        "budget (vLLM).")] = None,
+    ask_human: Annotated[bool, typer.Option(help="Give the agent an ask_human tool; after 3 "
+                                            "tool errors in a row it asks you too.")] = False,
+    max_turns: Annotated[int, typer.Option(min=1, help="Most model turns per run.")] = 20,
+    checkpoints: Annotated[Path, typer.Option(help="SQLite file of run checkpoints.")
+                           ] = DEFAULT_CHECKPOINTS,
+    thread: Annotated[str | None, typer.Option(help="Thread id for a new run "
+                                               "(default: a fresh one).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Resume the run with this thread id "
+                                               "(after a kill, or with --answer).")] = None,
+    answer: Annotated[str | None, typer.Option(help="Your answer to a run waiting for a human."
+                                               )] = None,
+    evaluate: Annotated[bool, typer.Option("--eval", help="Run every task of --world and "
+                                           "report success rate, pass^k and think rate.")] = False,
+    trials: Annotated[int, typer.Option(min=1, help="Trials per task with --eval (pass^k).")] = 1,
+    tasks: Annotated[str | None, typer.Option(help="Only these task ids with --eval.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of tables.")
+                       ] = False,
+) -> None:
+    """Run the think-as-tool agent: thinking is a set of tools the model calls when it decides to.
+
+    Examples:
+
+      [bold]stepwise think --world airline --task cancel-insured --model sim:airline-oracle[/bold]
+
+      [bold]stepwise think "Plan a 3-day trip" --model openai:http://localhost:8000/v1
+      --model-name Qwen/Qwen3-8B --think-tools think,plan --think-budget 3[/bold]
+
+      [bold]stepwise think --eval --world airline --model tiny --trials 2 --json[/bold]
+
+    Runs keep checkpoints in an SQLite file; a killed run goes on with --resume THREAD.
+    """
+    from stepwise.agents.think.options import ThinkOptions
+
+    if not model:
+        raise ConfigError("give a model with --model (e.g. --model tiny, or sim:airline-oracle "
+                          "for the scripted airline simulation)")
+    if (task or evaluate) and not world:
+        raise ConfigError("--task and --eval need --world (e.g. --world airline)")
+    options = ThinkOptions(
+        think_tools=_names(think_tools) or [], think_prompts=str(think_prompts) if think_prompts
+        else None, think_budget=think_budget, think_tokens=think_tokens,
+        enable_thinking=thinking, thinking_token_budget=thinking_budget, ask_human=ask_human,
+        max_turns=max_turns, tools=_names(tools))
+    chat = model_from_uri(model, model_name)
+    thinker = model_from_uri(think_model, model_name) if think_model else None
+    if evaluate:
+        if request or task or resume:
+            raise ConfigError("--eval runs every task; leave out the request, --task and --resume")
+        _evaluate(chat, thinker, options, world or "", trials, _names(tasks), model, as_json)
+        return
+    if resume:
+        if request or task:
+            raise ConfigError("--resume goes on with a run; leave out the request and --task")
+        run, episode = _resume(chat, thinker, options, checkpoints, resume, answer, world)
+    else:
+        if not request and not task:
+            raise ConfigError("give a request, --task ID (with --world), --resume THREAD or --eval")
+        run, episode = _start(chat, thinker, options, checkpoints, request, world, task, thread)
+    while run.status == "waiting_for_human" and not as_json and sys.stdin.isatty():
+        reply = typer.prompt(f"the agent asks: {run.waiting_for.get('question')}")
+        run, episode = _resume(chat, thinker, options, checkpoints, run.thread_id, reply, world)
+    _report(run, episode, checkpoints, as_json)
+
+
+def _build(chat, thinker, options, episode, checkpoints):
+    from stepwise.checkpoints import sqlite_checkpointer
+
+    agent = options.build(chat, episode.tools if episode else [],
+                          episode.policy if episode else "", think_model=thinker,
+                          checkpointer=sqlite_checkpointer(checkpoints))
+    THINK_NAMES.update(agent.loop.think_tools)
+    return agent
+
+
+def _start(chat, thinker, options, checkpoints, request, world, task, thread):
+    from stepwise.agents.think.worlds import open_episode
+
+    episode = open_episode(world, task, options.tools) if world else None
+    agent = _build(chat, thinker, options, episode, checkpoints)
+    on_step = None if state["quiet"] else show_step
+    run = agent.run(request or episode.request, thread_id=thread, on_step=on_step,
+                    metadata={"world": world, "task": task})
+    return run, episode
+
+
+def _resume(chat, thinker, options, checkpoints, thread, answer, world):
+    from stepwise.agents.think.agent import saved_run
+    from stepwise.agents.think.worlds import open_episode
+    from stepwise.checkpoints import sqlite_checkpointer
+
+    metadata, messages = saved_run(sqlite_checkpointer(checkpoints), thread)
+    world = world or metadata.get("world")
+    episode = open_episode(world, metadata.get("task"), options.tools) if world else None
+    if episode is not None:
+        episode.restore(messages)
+        if not state["quiet"]:
+            err.print(f"[dim]rebuilt the {world} world from {episode.restored_calls} "
+                      "checkpointed tool calls[/dim]")
+    agent = _build(chat, thinker, options, episode, checkpoints)
+    run = agent.resume(thread, answer, on_step=None if state["quiet"] else show_step)
+    return run, episode
+
+
+def _report(run, episode, checkpoints, as_json: bool) -> None:
+    check = episode.check() if episode else None
+    if as_json:
+        out.print_json(json.dumps({
+            "thread_id": run.thread_id, "status": run.status, "answer": run.answer,
+            "metrics": run.metrics.as_dict(), "thoughts": [dict(t) for t in run.thoughts],
+            "waiting_for": run.waiting_for,
+            "task": None if check is None else {"id": episode.task.id, "simulated": True, **check},
+        }, ensure_ascii=False))
+    else:
+        if run.answer:
+            out.print(run.answer, highlight=False, markup=False)
+        err.print(f"[dim]{run.status}; {run.metrics.summary()}[/dim]")
+        if run.status == "waiting_for_human":
+            err.print(f"waiting for a human: {run.waiting_for.get('question')}\n"
+                      f"answer with: stepwise think --resume {run.thread_id} --answer '...' "
+                      f"--model ... --checkpoints {checkpoints}")
+        elif run.status != "answered":
+            err.print(f"[dim]resume with: stepwise think --resume {run.thread_id} "
+                      f"--checkpoints {checkpoints} --model ...[/dim]")
+        if check is not None:
+            verdict = "[green]success[/green]" if check["success"] else "[red]FAIL[/red]"
+            err.print(f"task {episode.task.id}: {verdict} {SIMULATED}")
+            for line in check["differences"]:
+                err.print(f"  {line}", highlight=False)
+    failed = run.status in ("too_many_errors", "turn_limit") or (check and not check["success"]
+                                                                 and run.status == "answered")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _evaluate(chat, thinker, options, world, trials, tasks, label, as_json) -> None:
+    from stepwise.agents.think.evaluate import evaluate
+    from stepwise.agents.think.worlds import task_ids
+
+    chosen = tasks or task_ids(world)
+    unknown = sorted(set(chosen) - set(task_ids(world)))
+    if unknown:
+        raise ConfigError(f"unknown {world} task {', '.join(unknown)} "
+                          f"(known: {', '.join(task_ids(world))})")
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  disable=as_json or state["quiet"]) as progress:
+        bar = progress.add_task(f"{world} tasks (simulated)", total=len(chosen) * trials)
+        report = evaluate(chat, options, world=world, trials=trials, tasks=chosen,
+                          model_label=label, think_model=thinker,
+                          on_done=lambda outcome: progress.advance(bar))
+    if as_json:
+        out.print_json(report.model_dump_json())
+        return
+    table = Table(title=f"{world} tasks, {trials} trial(s) each, model {label} {SIMULATED}",
+                  title_justify="left")
+    for column in ("task", "passed", "status", "turns", "think rate", "tool errors"):
+        table.add_column(column)
+    for task in chosen:
+        rows = [o for o in report.outcomes if o.task == task]
+        turns = sum(o.metrics["turns"] for o in rows)
+        think = sum(o.metrics["think_turns"] for o in rows)
+        table.add_row(task, f"{sum(o.success for o in rows)}/{len(rows)}",
+                      ", ".join(sorted({o.status for o in rows})), str(int(turns)),
+                      f"{think / turns:.2f}" if turns else "-",
+                      str(int(sum(o.metrics["tool_errors"] for o in rows))))
+    out.print(table)
+    passes = "  ".join(f"pass^{k} {v:.3f}" for k, v in report.pass_hat_k.items())
+    out.print(f"success rate {report.success_rate:.3f}  {passes}  think rate "
+              f"{report.think_rate:.3f}  tokens {int(report.metrics['tokens_in'])} in, "
+              f"{int(report.metrics['tokens_out'])} out  {SIMULATED}")

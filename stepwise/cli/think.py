@@ -98,6 +98,9 @@ def think(
     tasks: Annotated[str | None, typer.Option(help="Only these task ids with --eval.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of tables.")
                        ] = False,
+    record_to: Annotated[Path | None, typer.Option(
+        "--record", help="Write every model answer to this cassette, to replay later with "
+        "--model replay:FILE (think tools using the agent's model included).")] = None,
 ) -> None:
     """Run the think-as-tool agent: thinking is a set of tools the model calls when it decides to.
 
@@ -125,6 +128,10 @@ def think(
         enable_thinking=thinking, thinking_token_budget=thinking_budget, ask_human=ask_human,
         max_turns=max_turns, tools=_names(tools))
     chat = model_from_uri(model, model_name)
+    if record_to is not None:
+        from stepwise.llm.replay import record
+
+        chat = record(chat, str(record_to), source=model)
     thinker = model_from_uri(think_model, model_name) if think_model else None
     if evaluate:
         if request or task or resume:
@@ -222,7 +229,7 @@ def _evaluate(chat, thinker, options, world, trials, tasks, label, as_json) -> N
     chosen = tasks or task_ids(world)
     unknown = sorted(set(chosen) - set(task_ids(world)))
     if unknown:
-        raise ConfigError(f"unknown {world} task {', '.join(unknown)} "
+        raise ConfigError(f"unknown {world} task {', '.join(map(repr, unknown))} "
                           f"(known: {', '.join(task_ids(world))})")
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=err,
@@ -236,7 +243,8 @@ def _evaluate(chat, thinker, options, world, trials, tasks, label, as_json) -> N
         return
     table = Table(title=f"{world} tasks, {trials} trial(s) each, model {label} {SIMULATED}",
                   title_justify="left")
-    for column in ("task", "passed", "status", "turns", "think rate", "tool errors"):
+    table.add_column("task", no_wrap=True)
+    for column in ("passed", "status", "turns", "think rate", "tool errors"):
         table.add_column(column)
     for task in chosen:
         rows = [o for o in report.outcomes if o.task == task]

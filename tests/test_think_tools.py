@@ -115,7 +115,7 @@ def test_a_policy_refusal_reaches_the_model_and_leaves_the_database_alone():
         ai("Sorry, I cannot cancel it."),
     ])
     run = ThinkAgent(model, episode.tools, system_prompt=episode.policy).run(episode.request)
-    refusal = [m for m in run.messages if isinstance(m, ToolMessage)][0]
+    refusal = next(m for m in run.messages if isinstance(m, ToolMessage))
     assert refusal.status == "error" and "24 hours" in refusal.text
     assert episode.world.state() == before
     assert episode.check() == {"success": True, "differences": []}

@@ -27,8 +27,8 @@ SCRIPTS: dict[str, ScriptedChatModel] = {
             ai("I'm sorry, I can't cancel Z7K2M9: it was booked more than 24 hours ago and "
                "has no travel insurance, so our policy does not allow a cancellation."),
         ],
-        plain_answers=["NOT OK\nZ7K2M9 was booked on 2026-05-10, more than 24 hours before "
-                       "now, and has no insurance: the policy forbids cancelling it."],
+        plain_answers=[("NOT OK\nZ7K2M9 was booked on 2026-05-10, more than 24 hours before "
+                        "now, and has no insurance: the policy forbids cancelling it.")],
     ),
     "think-budget-spent": ScriptedChatModel(answers=[
         ai("", ("think", {"thought": "Ava wants B9R4L7 moved from HAT010 to HAT011. I must "

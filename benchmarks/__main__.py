@@ -19,6 +19,7 @@ import time
 BENCHMARKS = {
     "replay_throughput": "benchmarks.replay_throughput",
     "openai_overhead": "benchmarks.openai_overhead",
+    "think_loop": "benchmarks.think_loop",
 }
 
 

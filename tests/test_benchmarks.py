@@ -24,3 +24,12 @@ def test_unknown_benchmark_is_one_line_and_exit_2():
     done = subprocess.run([sys.executable, "-m", "benchmarks", "nope"], cwd=REPO,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "nope" in done.stderr
+
+
+def test_think_loop_benchmark_measures_the_agent_against_a_bare_loop():
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "think_loop"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)
+    assert row["figures"]["agent_us_per_turn_sqlite"] > 0
+    assert row["baseline"]["us_per_turn"] > 0 and row["ratio"]["value"] > 0

@@ -278,3 +278,90 @@ def test_resume_of_an_unknown_thread_is_a_clear_error(tmp_path):
 def test_metrics_are_json_ready():
     run = ThinkAgent(ScriptedChatModel(answers=[ai("hi")])).run("hello")
     assert json.loads(json.dumps(run.metrics.as_dict()))["turns"] == 1
+
+
+# -- edge cases of ids, budgets and limits ------------------------------------------------
+
+
+class FixedIds(ScriptedChatModel):
+    """Answers with the ids exactly as scripted (as Hermes parsers repeat text-hashed ids)."""
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        result = super()._generate(messages, stop, run_manager, **kwargs)
+        turn = sum(isinstance(m, AIMessage) for m in messages)
+        scripted = self.answers[turn]
+        result.generations[0].message.tool_calls = scripted.tool_calls
+        return result
+
+
+def test_ids_repeated_across_turns_or_missing_still_pair_each_call_with_one_reply():
+    from stepwise.llm.messages import to_chat_dicts
+
+    same = [{"name": "ask_human", "args": {"question": "ok?"}, "id": "dup", "type": "tool_call"}]
+    missing = [{"name": "add", "args": {"a": 1, "b": 1}, "id": None, "type": "tool_call"}]
+    model = FixedIds(answers=[AIMessage("", tool_calls=same), AIMessage("", tool_calls=same),
+                              AIMessage("", tool_calls=missing), AIMessage("done")])
+    agent = ThinkAgent(model, [add], ask_human=True)
+    run = agent.run("go", thread_id="t")
+    run = agent.resume("t", "first")
+    assert run.status == "waiting_for_human"  # the second question, same id, is asked too
+    run = agent.resume("t", "second")
+    assert run.status == "answered"
+    wire = to_chat_dicts(run.messages)
+    for i, row in enumerate(wire):
+        if row.get("tool_calls"):
+            ids = [c["id"] for c in row["tool_calls"]]
+            answered = [r["tool_call_id"] for r in wire[i + 1:i + 1 + len(ids)]]
+            assert sorted(ids) == sorted(answered) and len(set(ids)) == len(ids)
+    all_ids = [c["id"] for r in wire for c in r.get("tool_calls", [])]
+    assert len(set(all_ids)) == len(all_ids) == 3
+
+
+def test_think_calls_over_budget_in_one_message_are_refused_but_not_strikes():
+    model = ScriptedChatModel(answers=[
+        ai("", *[("think", {"thought": f"t{i}"}) for i in range(4)]), ai("fine"),
+    ])
+    run = ThinkAgent(model, [add], budget=ThinkBudget(max_calls=1)).run("go")
+    assert run.status == "answered" and run.metrics.think_calls == 1
+    assert sum("think budget is spent" in m.text for m in results(run)) == 3
+
+
+def test_a_question_on_the_last_turn_is_still_asked_and_answered():
+    model = ScriptedChatModel(answers=[ai("", ("ask_human", {"question": "proceed?"}))])
+    agent = ThinkAgent(model, ask_human=True, max_turns=1)
+    run = agent.run("go", thread_id="t")
+    assert run.status == "waiting_for_human"
+    run = agent.resume("t", "no")
+    assert run.status == "turn_limit" and results(run)[-1].text == "no"
+    with pytest.raises(StepwiseError, match="has finished; there is nothing to answer"):
+        agent.resume("t", "again")
+
+
+def test_a_malformed_call_goes_back_to_the_server_as_valid_json():
+    from stepwise.llm.messages import to_chat_dicts
+
+    (row,) = to_chat_dicts([ai("", invalid=['{"reservation_id": "4WQ150"'])])
+    function = row["tool_calls"][0]["function"]
+    assert function["name"] == "unparsed_call"
+    assert json.loads(function["arguments"]) == {"unparsed": '{"reservation_id": "4WQ150"'}
+
+
+def test_prompted_thinking_counts_in_the_run_tokens():
+    thinker = ScriptedChatModel(answers=[ai("a plan with five words")])
+    model = ScriptedChatModel(answers=[ai("", ("plan", {"request": "what next?"})), ai("ok")])
+    run = ThinkAgent(model, think_tools=["plan"], think_model=thinker).run("hi")
+    # The scripted model counts words: 5 for a call, 1 for "ok"; the thinker wrote 5.
+    assert run.metrics.think_tokens == 5 and run.metrics.tokens_out == 5 + 1 + 5
+    prompt_words = len(thinker.calls[0]["kwargs"].get("x", "").split())  # no kwargs: empty
+    assert prompt_words == 0 and run.metrics.tokens_in > 50  # the plan prompt is counted
+
+
+def test_native_thinking_reaches_a_recorded_model(tmp_path):
+    from stepwise.agents.think import NativeThinking
+    from stepwise.llm import record
+    from stepwise.llm.openai_compat import OpenAICompatChatModel
+
+    inner = OpenAICompatChatModel(base_url="http://127.0.0.1:9/v1", model="m")
+    recorder = record(inner, str(tmp_path / "c.jsonl"))
+    assert NativeThinking(enabled=False).call_kwargs(recorder) == {
+        "chat_template_kwargs": {"enable_thinking": False}}

@@ -71,7 +71,7 @@ def test_resume_goes_on_with_a_run_waiting_for_a_human(tmp_path):
     assert paused.returncode == 0, paused.stderr
     assert "waiting for a human: Upgrading F6J1S3" in paused.stderr
     assert "--resume upgrade" in paused.stderr
-    done = think("--resume", "upgrade", "--answer", "Yes, go ahead.", "--ask-human", "--json",
+    done = think("--resume", "upgrade", "--answer", "Yes, go ahead.", "--json",  # settings kept
                  *base)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -88,8 +88,9 @@ def test_resume_goes_on_with_a_run_waiting_for_a_human(tmp_path):
      "unknown tool 'fly'"),
     (["--world", "mars", "--task", "x"], "unknown world 'mars'"),
     (["--eval"], "--task and --eval need --world"),
+    (["hi", "--answer", "yes"], "--answer goes with --resume"),
     (["--world", "airline"], "give a request, --task ID"),
-    (["--resume", "ghost", "--checkpoints", "{tmp}/c.sqlite"], "no run with thread id 'ghost'"),
+    (["--resume", "ghost", "--checkpoints", "{tmp}/c.sqlite"], "no checkpoints at"),
     (["--eval", "--world", "airline", "--tasks", "cancel-insured,zzz"], "unknown airline task 'zzz'"),
 ])
 def test_user_mistakes_are_one_clear_line(tmp_path, args, message):

@@ -19,7 +19,7 @@ from langchain_core.messages.tool import ToolCall
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import ValidationError
 
-ErrorKind = Literal["malformed", "unknown_tool", "bad_arguments", "failed"]
+ErrorKind = Literal["malformed", "unknown_tool", "bad_arguments", "failed", "budget_spent"]
 
 
 def error_message(call_id: str, name: str, kind: ErrorKind, text: str) -> ToolMessage:

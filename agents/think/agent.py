@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ class ThinkRun:
     thoughts: list[Thought]
     metrics: RunMetrics
     waiting_for: dict[str, Any] | None = None  # the interrupt's payload, when waiting
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ThinkAgent:
@@ -116,6 +115,9 @@ class ThinkAgent:
         if snapshot.interrupts and answer is None:
             question = snapshot.interrupts[0].value.get("question", "")
             raise StepwiseError(f"thread {thread_id!r} waits for a human answer to: {question}")
+        if answer is not None and not snapshot.interrupts:
+            state = "has finished" if not snapshot.next else "is not waiting for an answer"
+            raise StepwiseError(f"thread {thread_id!r} {state}; there is nothing to answer")
         if not snapshot.next:
             return self.result(thread_id)
         return self._drive(Command(resume=answer) if snapshot.interrupts else None,

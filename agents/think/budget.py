@@ -8,10 +8,13 @@ agent unbinds them and tells the model so. ``NativeThinking`` passes a backend's
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger("stepwise.think")
 
 
 class ThinkBudget(BaseModel):
@@ -44,11 +47,23 @@ class NativeThinking(BaseModel):
     token_budget: int | None = Field(default=None, gt=0)
 
     def call_kwargs(self, model: BaseChatModel) -> dict[str, Any]:
-        """What to add to each model call. Backends without such controls get nothing."""
+        """What to add to each model call. Backends without such controls get nothing.
+
+        A wrapper (the cassette recorder) is looked through to the model it passes calls to.
+        """
+        while isinstance(getattr(model, "model", None), BaseChatModel):
+            model = model.model  # type: ignore[attr-defined]
         kwargs: dict[str, Any] = {}
         fields = type(model).model_fields
         if self.enabled is not None and "chat_template_kwargs" in fields:
             kwargs["chat_template_kwargs"] = {"enable_thinking": self.enabled}
         if self.token_budget is not None and "thinking_token_budget" in fields:
             kwargs["thinking_token_budget"] = self.token_budget
+        ignored = [name for name, value in (("enabled", self.enabled),
+                                            ("token_budget", self.token_budget))
+                   if value is not None and not kwargs.get(
+                       "chat_template_kwargs" if name == "enabled" else "thinking_token_budget")]
+        if ignored:
+            log.warning("%s has no native thinking control for %s; ignored",
+                        type(model).__name__, " and ".join(ignored))
         return kwargs

@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
@@ -42,7 +48,7 @@ class AskHumanArgs(BaseModel):
 
 
 def _never_run(question: str) -> str:
-    raise RuntimeError("ask_human is answered by the agent's human node")
+    raise RuntimeError("ask_human is answered by the agent's human node, never run")
 
 
 ASK_HUMAN_TOOL = StructuredTool.from_function(
@@ -81,7 +87,7 @@ class ThinkLoop:
         history = [SystemMessage(self.system_prompt)] if self.system_prompt else []
         message = runnable.invoke(history + state["messages"], **self.native.call_kwargs(self.model))
         assert isinstance(message, AIMessage)
-        message, thoughts = self._tidy(message, turn)
+        message, thoughts = self._tidy(message, turn, state["messages"])
         usage = message.usage_metadata or {}
         called = {call["name"] for call in message.tool_calls}
         update: dict[str, Any] = {
@@ -96,10 +102,24 @@ class ThinkLoop:
             update["status"] = "answered"
         return update
 
-    def _tidy(self, message: AIMessage, turn: int) -> tuple[AIMessage, list[Thought]]:
-        """Give malformed calls ids (their error replies need one); move native reasoning out."""
-        invalid = [{**call, "id": call.get("id") or f"invalid_{turn}_{i}"}
-                   for i, call in enumerate(message.invalid_tool_calls)]
+    def _tidy(self, message: AIMessage, turn: int,
+              history: Sequence[AnyMessage]) -> tuple[AIMessage, list[Thought]]:
+        """Give every call an id unique in the run; move native reasoning to the thoughts.
+
+        Each reply must answer exactly one call, and servers may leave ids out or (like
+        Hermes parsers hashing the call text) repeat them across turns.
+        """
+        used = {call.get("id") for m in history if isinstance(m, AIMessage)
+                for call in [*m.tool_calls, *m.invalid_tool_calls]}
+
+        def unique(call: dict, i: int, prefix: str) -> dict:
+            given = call.get("id")
+            fresh = given if given and given not in used else f"{prefix}_{turn}_{i}"
+            used.add(fresh)
+            return {**call, "id": fresh}
+
+        calls = [unique(call, i, "call") for i, call in enumerate(message.tool_calls)]
+        invalid = [unique(call, i, "invalid") for i, call in enumerate(message.invalid_tool_calls)]
         extra = dict(message.additional_kwargs)
         reasoning = extra.pop("reasoning_content", None) if self.strip_reasoning else None
         thoughts: list[Thought] = []
@@ -108,7 +128,7 @@ class ThinkLoop:
             tokens = details.get("reasoning") or estimate_tokens(reasoning)
             thoughts.append(Thought(turn=turn, tool="native", request="", thought=reasoning,
                                     tokens=tokens))
-        return message.model_copy(update={"invalid_tool_calls": invalid,
+        return message.model_copy(update={"tool_calls": calls, "invalid_tool_calls": invalid,
                                           "additional_kwargs": extra}), thoughts
 
     # -- the tools' turn --------------------------------------------------------------
@@ -118,30 +138,35 @@ class ThinkLoop:
         counts = state.get("counts", {})
         think_calls, think_tokens = counts.get("think_calls", 0), counts.get("think_tokens", 0)
         turn = counts.get("turns", 0)
+        available = {tool.name: tool for tool in self.bound_tools(counts)}
+        injected = {name: {"transcript": state["messages"], "policy": self.system_prompt}
+                    for name, tool in self.think_tools.items()
+                    if isinstance(tool, PromptThinkTool)}
         replies: list[ToolMessage] = []
         thoughts: list[Thought] = []
+        tokens_in = tokens_out = 0
         for call in message.tool_calls:
             if call["name"] == ASK_HUMAN and self.ask_human:
                 continue  # answered by the human node
             if call["name"] in self.think_tools and self.budget.spent(think_calls, think_tokens):
                 replies.append(error_message(
-                    call.get("id") or "", call["name"], "unknown_tool",
+                    call.get("id") or "", call["name"], "budget_spent",
                     f"the think budget is spent ({self.budget.describe(think_calls, think_tokens)});"
                     " think tools are no longer available. Act or answer."))
                 continue
-            tools = {**self.tools, **self.think_tools}
-            injected = {name: {"transcript": state["messages"], "policy": self.system_prompt}
-                        for name, tool in self.think_tools.items()
-                        if isinstance(tool, PromptThinkTool)}
-            reply = run_tool_call(call, tools, injected)
+            reply = run_tool_call(call, available, injected)
             if call["name"] in self.think_tools and not is_error(reply):
                 artifact = reply.artifact or {}
+                tokens = int(artifact.get("tokens", 0))
                 think_calls += 1
-                think_tokens += int(artifact.get("tokens", 0))
+                think_tokens += tokens
+                usage = artifact.get("usage") or {}
+                tokens_in += usage.get("input_tokens", 0)
+                tokens_out += usage.get("output_tokens", 0)
                 thoughts.append(Thought(turn=turn, tool=call["name"],
                                         request=str(artifact.get("request", "")),
                                         thought=str(artifact.get("thought", reply.text)),
-                                        tokens=int(artifact.get("tokens", 0))))
+                                        tokens=tokens))
                 if self.budget.spent(think_calls, think_tokens):
                     reply = reply.model_copy(update={"content": (
                         f"{reply.text}\n\n(Think budget spent: "
@@ -151,31 +176,31 @@ class ThinkLoop:
         replies += malformed_call_messages(message)
         streak = state.get("error_streak", 0)
         for reply in replies:
+            if (reply.artifact or {}).get("error") == "budget_spent":
+                continue  # the model called a tool that was bound when it chose to
             streak = streak + 1 if is_error(reply) else 0
+        waiting = unanswered_questions(message, replies) if self.ask_human else []
         update: dict[str, Any] = {
             "messages": replies,
             "thoughts": thoughts,
             "error_streak": streak,
             "counts": Counters(
-                tool_calls=len(replies) + len(pending_questions(message, replies, self.ask_human)),
-                tool_errors=sum(map(is_error, replies)),
+                tool_calls=len(replies) + len(waiting), tool_errors=sum(map(is_error, replies)),
                 think_calls=think_calls - counts.get("think_calls", 0),
-                think_tokens=think_tokens - counts.get("think_tokens", 0)),
+                think_tokens=think_tokens - counts.get("think_tokens", 0),
+                tokens_in=tokens_in, tokens_out=tokens_out),
         }
         if streak >= self.max_error_streak and not self.ask_human:
             update["status"] = "too_many_errors"
-        elif turn >= self.max_turns:
-            update["status"] = "turn_limit"
+        elif turn >= self.max_turns and not waiting:
+            update["status"] = "turn_limit"  # with a question pending, the human node ends it
         return update
 
     def after_tools(self, state: ThinkState) -> str:
         if state.get("status") in ("too_many_errors", "turn_limit"):
             return END
-        message = last_ai_message(state)
-        answered = {m.tool_call_id for m in state["messages"] if isinstance(m, ToolMessage)}
-        waiting = [c for c in message.tool_calls
-                   if c["name"] == ASK_HUMAN and self.ask_human and c.get("id") not in answered]
-        if waiting or state.get("error_streak", 0) >= self.max_error_streak:
+        if self.ask_human and (unanswered_questions(last_ai_message(state), replies_since_ai(state))
+                               or state.get("error_streak", 0) >= self.max_error_streak):
             return "human"
         return "model"
 
@@ -183,14 +208,12 @@ class ThinkLoop:
 
     def ask_human_node(self, state: ThinkState) -> dict[str, Any]:
         message = last_ai_message(state)
-        answered = {m.tool_call_id for m in state["messages"] if isinstance(m, ToolMessage)}
         replies: list[Any] = []
-        for call in message.tool_calls:
-            if call["name"] == ASK_HUMAN and call.get("id") not in answered:
-                question = call["args"].get("question") if isinstance(call["args"], dict) else None
-                answer = interrupt({"reason": "ask_human", "question": question or str(call["args"])})
-                replies.append(ToolMessage(str(answer), tool_call_id=call.get("id") or "",
-                                           name=ASK_HUMAN))
+        for call in unanswered_questions(message, replies_since_ai(state)):
+            question = call["args"].get("question") if isinstance(call["args"], dict) else None
+            answer = interrupt({"reason": "ask_human", "question": question or str(call["args"])})
+            replies.append(ToolMessage(str(answer), tool_call_id=call.get("id") or "",
+                                       name=ASK_HUMAN))
         if state.get("error_streak", 0) >= self.max_error_streak:
             errors = [m.text for m in state["messages"]
                       if isinstance(m, ToolMessage) and is_error(m)][-self.max_error_streak:]
@@ -226,8 +249,18 @@ def last_ai_message(state: ThinkState) -> AIMessage:
     return next(m for m in reversed(state["messages"]) if isinstance(m, AIMessage))
 
 
-def pending_questions(message: AIMessage, replies: Sequence[ToolMessage],
-                      ask_human: bool) -> list[dict]:
+def replies_since_ai(state: ThinkState) -> list[ToolMessage]:
+    """The tool replies to the last assistant message (ids may repeat across turns)."""
+    replies: list[ToolMessage] = []
+    for message in reversed(state["messages"]):
+        if isinstance(message, AIMessage):
+            break
+        if isinstance(message, ToolMessage):
+            replies.append(message)
+    return replies
+
+
+def unanswered_questions(message: AIMessage, replies: Sequence[ToolMessage]) -> list[dict]:
+    """The ``ask_human`` calls of ``message`` that no reply answers yet."""
     done = {reply.tool_call_id for reply in replies}
-    return [c for c in message.tool_calls
-            if ask_human and c["name"] == ASK_HUMAN and c.get("id") not in done]
+    return [c for c in message.tool_calls if c["name"] == ASK_HUMAN and c.get("id") not in done]

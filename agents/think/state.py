@@ -48,5 +48,4 @@ class ThinkState(TypedDict, total=False):
     thoughts: Annotated[list[Thought], operator.add]
     counts: Annotated[Counters, add_counts]
     error_streak: int
-    budget_spent: bool
     status: Status

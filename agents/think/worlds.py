@@ -8,7 +8,7 @@ every figure from them is labelled so.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
@@ -29,7 +29,6 @@ class Episode:
     task: Any | None = None
     request: str = ""
     restored_calls: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> dict[str, Any] | None:
         """``{"success", "differences"}`` for a task; ``None`` for a free-form request."""
@@ -46,11 +45,15 @@ class Episode:
         The world is deterministic, so a run resumed in a new process finds the database
         as it left it.
         """
-        replies = {m.tool_call_id: m for m in messages if isinstance(m, ToolMessage)}
         names = {tool.name for tool in self.tools}
-        for message in messages:
+        for i, message in enumerate(messages):
             if not isinstance(message, AIMessage):
                 continue
+            replies = {}  # the replies to this message: the tool messages right after it
+            for later in messages[i + 1:]:
+                if not isinstance(later, ToolMessage):
+                    break
+                replies[later.tool_call_id] = later
             for call in message.tool_calls:
                 reply = replies.get(call.get("id") or "")
                 if call["name"] in names and reply is not None and reply.status != "error":

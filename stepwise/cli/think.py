@@ -14,7 +14,7 @@ from rich.table import Table
 
 from stepwise.checkpoints import DEFAULT_CHECKPOINTS
 from stepwise.cli.common import ModelNameOpt, app, cli_errors, err, model_from_uri, out, state
-from stepwise.errors import ConfigError
+from stepwise.errors import ConfigError, StepwiseError
 
 SIMULATED = "[yellow](simulated world)[/yellow]"
 
@@ -23,7 +23,7 @@ def _names(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
 
 
-def show_step(node: str, update: dict[str, Any]) -> None:
+def show_step(node: str, update: dict[str, Any], think_names: set[str]) -> None:
     """One line per model turn, tool result and human reply, as the run goes."""
     for thought in update.get("thoughts") or []:
         if thought["tool"] == "native":
@@ -34,7 +34,7 @@ def show_step(node: str, update: dict[str, Any]) -> None:
                 err.print(f"[bold]assistant:[/bold] {message.text[:500]}", highlight=False)
             for call in message.tool_calls:
                 args = json.dumps(call["args"], ensure_ascii=False)[:300]
-                colour = "magenta" if call["name"] in THINK_NAMES else "cyan"
+                colour = "magenta" if call["name"] in think_names else "cyan"
                 err.print(f"  [{colour}]→ {call['name']}[/{colour}] {args}", highlight=False)
             for call in message.invalid_tool_calls:
                 err.print(f"  [red]→ malformed call[/red] {str(call.get('args'))[:200]}",
@@ -45,9 +45,6 @@ def show_step(node: str, update: dict[str, Any]) -> None:
             err.print(f"    [{colour}]← {message.name}[/{colour}] {text}", highlight=False)
         elif isinstance(message, HumanMessage) and node == "human":
             err.print(f"[bold]human:[/bold] {message.text[:300]}", highlight=False)
-
-
-THINK_NAMES: set[str] = set()
 
 
 @app.command()
@@ -89,7 +86,8 @@ def think(
     thread: Annotated[str | None, typer.Option(help="Thread id for a new run "
                                                "(default: a fresh one).")] = None,
     resume: Annotated[str | None, typer.Option(help="Resume the run with this thread id "
-                                               "(after a kill, or with --answer).")] = None,
+                                               "(after a kill, or with --answer); it keeps the "
+                                               "settings it was started with.")] = None,
     answer: Annotated[str | None, typer.Option(help="Your answer to a run waiting for a human."
                                                )] = None,
     evaluate: Annotated[bool, typer.Option("--eval", help="Run every task of --world and "
@@ -120,6 +118,8 @@ def think(
     if not model:
         raise ConfigError("give a model with --model (e.g. --model tiny, or sim:airline-oracle "
                           "for the scripted airline simulation)")
+    if answer is not None and not resume:
+        raise ConfigError("--answer goes with --resume THREAD (the run waiting for it)")
     if (task or evaluate) and not world:
         raise ConfigError("--task and --eval need --world (e.g. --world airline)")
     options = ThinkOptions(
@@ -127,72 +127,100 @@ def think(
         else None, think_budget=think_budget, think_tokens=think_tokens,
         enable_thinking=thinking, thinking_token_budget=thinking_budget, ask_human=ask_human,
         max_turns=max_turns, tools=_names(tools))
-    chat = model_from_uri(model, model_name)
+    if evaluate and (request or task or resume):
+        raise ConfigError("--eval runs every task; leave out the request, --task and --resume")
+    if evaluate and ask_human:
+        raise ConfigError("--eval runs unattended; leave out --ask-human")
+    if resume and (request or task):
+        raise ConfigError("--resume goes on with a run; leave out the request and --task")
+    if not (evaluate or resume or request or task):
+        raise ConfigError("give a request, --task ID (with --world), --resume THREAD or --eval")
+    session = Session(model_from_uri(model, model_name),
+                      model_from_uri(think_model, model_name) if think_model else None,
+                      checkpoints, must_exist=bool(resume))
     if record_to is not None:
-        from stepwise.llm.replay import record
-
-        chat = record(chat, str(record_to), source=model)
-    thinker = model_from_uri(think_model, model_name) if think_model else None
+        session.record(record_to, model)
     if evaluate:
-        if request or task or resume:
-            raise ConfigError("--eval runs every task; leave out the request, --task and --resume")
-        _evaluate(chat, thinker, options, world or "", trials, _names(tasks), model, as_json)
+        _evaluate(session, options, world or "", trials, _names(tasks), model, as_json)
         return
     if resume:
-        if request or task:
-            raise ConfigError("--resume goes on with a run; leave out the request and --task")
-        run, episode = _resume(chat, thinker, options, checkpoints, resume, answer, world)
+        run, episode = session.resume(resume, answer)
     else:
-        if not request and not task:
-            raise ConfigError("give a request, --task ID (with --world), --resume THREAD or --eval")
-        run, episode = _start(chat, thinker, options, checkpoints, request, world, task, thread)
+        run, episode = session.start(options, request, world, task, thread)
     while run.status == "waiting_for_human" and not as_json and sys.stdin.isatty():
         reply = typer.prompt(f"the agent asks: {run.waiting_for.get('question')}")
-        run, episode = _resume(chat, thinker, options, checkpoints, run.thread_id, reply, world)
+        run, episode = session.resume(run.thread_id, reply)
     _report(run, episode, checkpoints, as_json)
 
 
-def _build(chat, thinker, options, episode, checkpoints):
-    from stepwise.checkpoints import sqlite_checkpointer
+class Session:
+    """One command's models and checkpoints; starts and resumes runs, world included."""
 
-    agent = options.build(chat, episode.tools if episode else [],
-                          episode.policy if episode else "", think_model=thinker,
-                          checkpointer=sqlite_checkpointer(checkpoints))
-    THINK_NAMES.update(agent.loop.think_tools)
-    return agent
+    def __init__(self, chat, thinker, checkpoints: Path, must_exist: bool) -> None:
+        if must_exist and not checkpoints.is_file():
+            raise StepwiseError(f"no checkpoints at {checkpoints} (give the --checkpoints file "
+                                "the run was started with)")
+        self.chat, self.thinker, self.checkpoints = chat, thinker, checkpoints
+        self._saver = None
 
+    @property
+    def saver(self):
+        """The SQLite checkpointer, opened once, on first use (evaluations never need it)."""
+        from stepwise.checkpoints import sqlite_checkpointer
 
-def _start(chat, thinker, options, checkpoints, request, world, task, thread):
-    from stepwise.agents.think.worlds import open_episode
+        if self._saver is None:
+            self._saver = sqlite_checkpointer(self.checkpoints)
+        return self._saver
 
-    episode = open_episode(world, task, options.tools) if world else None
-    agent = _build(chat, thinker, options, episode, checkpoints)
-    on_step = None if state["quiet"] else show_step
-    run = agent.run(request or episode.request, thread_id=thread, on_step=on_step,
-                    metadata={"world": world, "task": task})
-    return run, episode
+    def record(self, cassette: Path, source: str) -> None:
+        from stepwise.llm.replay import record
 
+        if cassette.is_dir() or not cassette.parent.is_dir():
+            raise ConfigError(f"--record {cassette}: give a file in an existing folder")
+        self.chat = record(self.chat, str(cassette), source=source)
 
-def _resume(chat, thinker, options, checkpoints, thread, answer, world):
-    from stepwise.agents.think.agent import saved_run
-    from stepwise.agents.think.worlds import open_episode
-    from stepwise.checkpoints import sqlite_checkpointer
+    def agent(self, options, episode):
+        agent = options.build(self.chat, episode.tools if episode else [],
+                              episode.policy if episode else "", think_model=self.thinker,
+                              checkpointer=self.saver)
+        names = set(agent.loop.think_tools)
+        self.on_step = None if state["quiet"] else (lambda node, update:
+                                                    show_step(node, update, names))
+        return agent
 
-    metadata, messages = saved_run(sqlite_checkpointer(checkpoints), thread)
-    world = world or metadata.get("world")
-    episode = open_episode(world, metadata.get("task"), options.tools) if world else None
-    if episode is not None:
-        episode.restore(messages)
-        if not state["quiet"]:
-            err.print(f"[dim]rebuilt the {world} world from {episode.restored_calls} "
-                      "checkpointed tool calls[/dim]")
-    agent = _build(chat, thinker, options, episode, checkpoints)
-    run = agent.resume(thread, answer, on_step=None if state["quiet"] else show_step)
-    return run, episode
+    def start(self, options, request, world, task, thread):
+        from stepwise.agents.think.worlds import open_episode
+
+        episode = open_episode(world, task, options.tools) if world else None
+        agent = self.agent(options, episode)
+        run = agent.run(request or episode.request, thread_id=thread, on_step=self.on_step,
+                        metadata={"world": world, "task": task,
+                                  "options": options.model_dump_json()})
+        return run, episode
+
+    def resume(self, thread, answer):
+        """Go on with a run under the settings it was started with, its world rebuilt."""
+        from stepwise.agents.think.agent import saved_run
+        from stepwise.agents.think.options import ThinkOptions
+        from stepwise.agents.think.worlds import open_episode
+
+        metadata, messages = saved_run(self.saver, thread)
+        # Checkpoint metadata keeps only plain values, so the options travel as JSON.
+        options = ThinkOptions.model_validate_json(metadata.get("options") or "{}")
+        world = metadata.get("world")
+        episode = open_episode(world, metadata.get("task"), options.tools) if world else None
+        if episode is not None:
+            episode.restore(messages)
+            if not state["quiet"]:
+                err.print(f"[dim]rebuilt the {world} world from {episode.restored_calls} "
+                          "checkpointed tool calls[/dim]")
+        run = self.agent(options, episode).resume(thread, answer, on_step=self.on_step)
+        return run, episode
 
 
 def _report(run, episode, checkpoints, as_json: bool) -> None:
-    check = episode.check() if episode else None
+    final = run.status not in ("running", "waiting_for_human")
+    check = episode.check() if episode and final else None
     if as_json:
         out.print_json(json.dumps({
             "thread_id": run.thread_id, "status": run.status, "answer": run.answer,
@@ -208,7 +236,7 @@ def _report(run, episode, checkpoints, as_json: bool) -> None:
             err.print(f"waiting for a human: {run.waiting_for.get('question')}\n"
                       f"answer with: stepwise think --resume {run.thread_id} --answer '...' "
                       f"--model ... --checkpoints {checkpoints}")
-        elif run.status != "answered":
+        elif run.status == "running":
             err.print(f"[dim]resume with: stepwise think --resume {run.thread_id} "
                       f"--checkpoints {checkpoints} --model ...[/dim]")
         if check is not None:
@@ -222,7 +250,7 @@ def _report(run, episode, checkpoints, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-def _evaluate(chat, thinker, options, world, trials, tasks, label, as_json) -> None:
+def _evaluate(session, options, world, trials, tasks, label, as_json) -> None:
     from stepwise.agents.think.evaluate import evaluate
     from stepwise.agents.think.worlds import task_ids
 
@@ -235,8 +263,8 @@ def _evaluate(chat, thinker, options, world, trials, tasks, label, as_json) -> N
                   MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                   disable=as_json or state["quiet"]) as progress:
         bar = progress.add_task(f"{world} tasks (simulated)", total=len(chosen) * trials)
-        report = evaluate(chat, options, world=world, trials=trials, tasks=chosen,
-                          model_label=label, think_model=thinker,
+        report = evaluate(session.chat, options, world=world, trials=trials, tasks=chosen,
+                          model_label=label, think_model=session.thinker,
                           on_done=lambda outcome: progress.advance(bar))
     if as_json:
         out.print_json(report.model_dump_json())

@@ -67,12 +67,17 @@ def to_chat_dicts(messages: Sequence[BaseMessage], *, arguments_as: str = "json"
                 }
                 for i, call in enumerate(message.tool_calls)
             ] + [
-                # A malformed call goes back as the model wrote it, so that the error reply
-                # that follows answers a call the model can see.
+                # A malformed call goes back so that the error reply after it answers a
+                # call; servers parse arguments, so the raw text travels inside valid JSON.
                 {
                     "id": call.get("id") or f"invalid_{i}",
                     "type": "function",
-                    "function": {"name": call.get("name") or "", "arguments": call.get("args") or ""},
+                    "function": {
+                        "name": call.get("name") or "unparsed_call",
+                        "arguments": json.dumps({"unparsed": call.get("args") or ""},
+                                                ensure_ascii=False)
+                        if arguments_as == "json" else {"unparsed": call.get("args") or ""},
+                    },
                 }
                 for i, call in enumerate(message.invalid_tool_calls)
             ]

@@ -1,9 +1,10 @@
 """A scripted chat model: hand-written answers, for tests and scripted scenario cassettes.
 
 Agent turns are answered by position (the n-th answer when the request already holds
-n-1 assistant messages), so a run resumed in a new process gets the same next answer.
-Requests made without tools (a prompt-defined think tool's own call) take the next of
-``plain_answers`` instead. Cassettes recorded from it say ``scripted`` in their header.
+n-1 assistant messages), so a run resumed in a new process gets the same next answer; call
+ids are made unique per turn. A request with no tools and no assistant message (a
+prompt-defined think tool's own call) takes the next of ``plain_answers`` instead, in the
+order this process asks them. Cassettes recorded from it say ``scripted`` in their header.
 """
 
 from __future__ import annotations
@@ -61,17 +62,22 @@ class ScriptedChatModel(ToolCallingMixin, BaseChatModel):
     ) -> ChatResult:
         tools = [t["function"]["name"] for t in kwargs.get("tools") or []]
         self.calls.append({"tools": tools, "messages": len(messages), "kwargs": kwargs})
-        if not tools and self.plain_answers:
+        turn = sum(isinstance(m, AIMessage) for m in messages)
+        if not tools and not turn and self.plain_answers:
             with self._lock:
                 text = self.plain_answers[min(self._plain_turn, len(self.plain_answers) - 1)]
                 self._plain_turn += 1
             message = AIMessage(content=text)
         else:
-            turn = sum(isinstance(m, AIMessage) for m in messages)
             if turn >= len(self.answers):
                 raise IndexError(f"the script has {len(self.answers)} answers; turn {turn + 1} "
                                  "asked for another")
-            message = self.answers[turn].model_copy()
+            script = self.answers[turn]
+            message = script.model_copy(update={
+                "tool_calls": [{**c, "id": f"call_{turn}_{i}"}
+                               for i, c in enumerate(script.tool_calls)],
+                "invalid_tool_calls": [{**c, "id": f"bad_{turn}_{i}"}
+                                       for i, c in enumerate(script.invalid_tool_calls)]})
         words_in = sum(len(m.text.split()) for m in messages)
         words_out = len(message.text.split()) + 5 * len(message.tool_calls)
         message.usage_metadata = UsageMetadata(input_tokens=words_in, output_tokens=words_out,

@@ -2,8 +2,9 @@
 
 ``think`` writes a thought down (Anthropic's think tool); ``plan``, ``reflect`` and
 ``verify`` are prompt-defined: each runs an LLM call over its own prompt file. Every think
-tool returns ``(text, artifact)``; the artifact (tool, request, thought, tokens) is what
-an agent keeps in its thought channel and counts against its think budget.
+tool returns ``(text, artifact)``; the artifact (tool, request, thought, tokens, and the
+thinking call's ``usage``) is what an agent keeps in its thought channel and counts against
+its think budget.
 """
 
 from __future__ import annotations

@@ -149,5 +149,5 @@ class PromptThinkTool(BaseTool):
         assert isinstance(answer, AIMessage)
         text = answer.text.strip() or "(the thinking came back empty)"
         artifact = {"tool": self.name, "request": request, "thought": text,
-                    "tokens": output_tokens(answer)}
+                    "tokens": output_tokens(answer), "usage": dict(answer.usage_metadata or {})}
         return text, artifact

@@ -20,6 +20,7 @@ BENCHMARKS = {
     "replay_throughput": "benchmarks.replay_throughput",
     "openai_overhead": "benchmarks.openai_overhead",
     "think_loop": "benchmarks.think_loop",
+    "incremental_bleu": "benchmarks.incremental_bleu",
 }
 
 

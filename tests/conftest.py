@@ -12,6 +12,10 @@ import pytest
 os.environ.setdefault("STEPWISE_CACHE", tempfile.mkdtemp(prefix="stepwise-test-cache-"))
 
 REPO = Path(__file__).resolve().parent.parent
+# The real parallel documents live beside the repository (../shared/data); tests that read
+# them skip where they are absent. STEPWISE_SHARED_DATA points elsewhere.
+WMT_DOCS = Path(os.environ.get("STEPWISE_SHARED_DATA", REPO.parent / "shared" / "data")
+                ) / "wmt24pp-en-zh"
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -12,9 +11,10 @@ from hypothesis import strategies as st
 from stepwise.documents import paginate, read_lines, split_sentences
 from stepwise.errors import StepwiseError
 
+from .conftest import WMT_DOCS
 from .test_cli import stepwise
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wmt24pp-en-zh"
+DATA = WMT_DOCS
 DOCUMENTS = sorted(DATA.glob("doc*.*")) if DATA.is_dir() else []
 
 

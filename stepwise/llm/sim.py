@@ -21,6 +21,13 @@ from stepwise.llm.base import ToolCallingMixin, tracing_params
 SIM_MODELS: dict[str, Callable[..., BaseChatModel]] = {}
 
 
+def word_usage(messages: list[BaseMessage], words_out: int) -> UsageMetadata:
+    """Usage for a model without a tokenizer (simulated, scripted): words stand in for tokens."""
+    words_in = sum(len(m.text.split()) for m in messages)
+    return UsageMetadata(input_tokens=words_in, output_tokens=words_out,
+                         total_tokens=words_in + words_out)
+
+
 def register_sim(name: str) -> Callable[[Callable[..., BaseChatModel]], Callable[..., BaseChatModel]]:
     """Register a factory for ``sim:<name>``."""
 
@@ -53,9 +60,6 @@ class EchoSimChatModel(ToolCallingMixin, BaseChatModel):
     ) -> ChatResult:
         last = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
         text = self.prefix + last
-        words_in = sum(len(m.text.split()) for m in messages)
-        usage = UsageMetadata(input_tokens=words_in, output_tokens=len(text.split()),
-                              total_tokens=words_in + len(text.split()))
-        message = AIMessage(content=text, usage_metadata=usage,
+        message = AIMessage(content=text, usage_metadata=word_usage(messages, len(text.split())),
                             response_metadata={"model_name": "sim:echo", "simulated": True})
         return ChatResult(generations=[ChatGeneration(message=message)])

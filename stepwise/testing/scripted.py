@@ -16,11 +16,11 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from stepwise.llm.base import ToolCallingMixin, tracing_params
+from stepwise.llm.sim import word_usage
 
 
 def ai(text: str = "", *calls: tuple[str, dict], invalid: Sequence[str] = ()) -> AIMessage:
@@ -78,8 +78,7 @@ class ScriptedChatModel(ToolCallingMixin, BaseChatModel):
                                for i, c in enumerate(script.tool_calls)],
                 "invalid_tool_calls": [{**c, "id": f"bad_{turn}_{i}"}
                                        for i, c in enumerate(script.invalid_tool_calls)]})
-        words_in = sum(len(m.text.split()) for m in messages)
-        words_out = len(message.text.split()) + 5 * len(message.tool_calls)
-        message.usage_metadata = UsageMetadata(input_tokens=words_in, output_tokens=words_out,
-                                               total_tokens=words_in + words_out)
+        # A tool call counts as five words.
+        message.usage_metadata = word_usage(
+            messages, len(message.text.split()) + 5 * len(message.tool_calls))
         return ChatResult(generations=[ChatGeneration(message=message)])

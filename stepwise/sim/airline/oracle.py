@@ -14,11 +14,10 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from stepwise.llm.base import ToolCallingMixin, tracing_params
-from stepwise.llm.sim import register_sim
+from stepwise.llm.sim import register_sim, word_usage
 from stepwise.sim.airline.tasks import AirlineTask, load_tasks
 
 MODEL_NAME = "sim:airline-oracle"
@@ -74,10 +73,7 @@ class AirlineOracleChatModel(ToolCallingMixin, BaseChatModel):
             text = final_answer(task, bound) if task else NO_SCRIPT
             calls = []
             spoken = text
-        words_in = sum(len(m.text.split()) for m in messages)
-        words_out = len(spoken.split())
-        usage = UsageMetadata(input_tokens=words_in, output_tokens=words_out,
-                              total_tokens=words_in + words_out)
+        usage = word_usage(messages, len(spoken.split()))
         message = AIMessage(content=text, tool_calls=calls, usage_metadata=usage,
                             response_metadata={"model_name": MODEL_NAME, "simulated": True})
         return ChatResult(generations=[ChatGeneration(message=message)])

@@ -27,7 +27,9 @@ LATIN_LANGUAGES = frozenset({
     "sk", "sl", "hr", "sr", "bs", "ro", "hu", "et", "lv", "lt", "tr", "id", "ms", "vi", "ca",
     "eu", "gl", "ga", "cy", "sq", "af", "sw", "ru", "uk", "be", "bg", "mk", "el", "kk",
 })
-KNOWN_LANGUAGES = CJK_LANGUAGES | LATIN_LANGUAGES
+# The synthetic language of the simulated translation world (an ISO 639 local-use code).
+SYNTHETIC_LANGUAGES = frozenset({"qsy"})
+KNOWN_LANGUAGES = CJK_LANGUAGES | LATIN_LANGUAGES | SYNTHETIC_LANGUAGES
 
 ABBREVIATIONS = frozenset({
     "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "e.g", "i.e", "cf",
@@ -50,7 +52,7 @@ def language_family(lang: str) -> str:
     base = re.split(r"[-_]", lang.strip().lower(), maxsplit=1)[0]
     if base in CJK_LANGUAGES:
         return "cjk"
-    if base in LATIN_LANGUAGES:
+    if base in LATIN_LANGUAGES or base in SYNTHETIC_LANGUAGES:
         return "latin"
     known = ", ".join(sorted(KNOWN_LANGUAGES))
     raise StepwiseError(f"unknown language code {lang!r} (known: {known})")

@@ -33,6 +33,7 @@ def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
     if scheme == "sim":
         import stepwise.sim.airline.oracle  # noqa: F401 -- registers sim:airline-oracle
         from stepwise.llm.sim import SIM_MODELS
+        from stepwise.sim.translation import translator  # noqa: F401 -- registers sim:translator
 
         if rest not in SIM_MODELS:
             known = ", ".join(f"sim:{name}" for name in sorted(SIM_MODELS))

@@ -4,7 +4,14 @@ Every user mistake and every outside failure (bad URI, missing cassette, server 
 ends as one ``error:`` line on stderr and a non-zero exit; ``--verbose`` adds the traceback.
 """
 
-from stepwise.cli import documents, scenarios, score, think  # noqa: F401 -- registers the commands
+from stepwise.cli import (  # noqa: F401 -- registers the commands
+    documents,
+    scenarios,
+    score,
+    sim,
+    think,
+    translate,
+)
 from stepwise.cli.common import app
 
 __all__ = ["app", "main"]

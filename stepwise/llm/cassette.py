@@ -10,8 +10,6 @@ leaves a half-written cassette behind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from langchain_core.messages import message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from stepwise.errors import CassetteError
+from stepwise.files import write_atomic
 
 FORMAT_VERSION = 1
 
@@ -105,18 +104,7 @@ class Cassette:
         """Write the whole cassette atomically (temporary file, fsync, rename)."""
         with self._lock:
             body = "\n".join([json.dumps(self.header, sort_keys=True), *self.lines]) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o644)  # mkstemp's 0600 would make a shared cassette unreadable
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, body)
 
     def requests(self) -> list[dict]:
         """One recorded request per key."""

@@ -85,7 +85,8 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Any, Any]:
     parsed = []
     for section, model in (("config", agent.config), ("inputs", agent.inputs)):
         try:
-            parsed.append(model.model_validate(getattr(scenario, section)))
+            parsed.append(model.model_validate(getattr(scenario, section),
+                                               context={"scenario_dir": path.parent}))
         except ValidationError as exc:
             problems += _errors(path, root, exc, (section,))
     if problems:

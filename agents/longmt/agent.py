@@ -1,0 +1,118 @@
+"""``LongMTAgent``: translate a document page by page with summary, page and entity memory.
+
+>>> agent = LongMTAgent(from_uri("sim:translator"), policy="only:entities")
+>>> result = agent.translate(lines, src="qsy", tgt="en")
+>>> result.lines        # one translation per source line
+>>> result.steps        # the step trace: modules, context tokens, attempts, timings
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from stepwise.agents.longmt.graph import build_graph
+from stepwise.agents.longmt.page_steps import PageSteps
+from stepwise.agents.longmt.policies import Oracle, Policy
+from stepwise.agents.longmt.state import PageStep
+from stepwise.documents.adjust import BreakDecision, adjust_breaks
+from stepwise.documents.pages import Document, paginate
+from stepwise.memory.translation import TranslationMemory
+from stepwise.scoring.languages import line_joiner
+
+
+def assemble_lines(document: Document, translations: Sequence[Sequence[str]],
+                   tgt: str) -> list[str]:
+    """Sentence translations back into the document's lines (blank lines stay blank)."""
+    parts: list[list[str]] = [[] for _ in document.lines]
+    for page, translated in zip(document.pages, translations, strict=True):
+        sentences = [s for s in page.sentences if s.text.strip()]
+        for sentence, text in zip(sentences, translated, strict=True):
+            parts[sentence.line].append(text)
+    joiner = line_joiner(tgt)
+    return [joiner.join(p) for p in parts]
+
+
+@dataclass
+class TranslationResult:
+    doc_id: str
+    src: str
+    tgt: str
+    policy: str
+    document: Document
+    lines: list[str]
+    steps: list[PageStep]
+    memory: TranslationMemory
+    page_breaks: list[BreakDecision] = field(default_factory=list)
+
+    def totals(self) -> dict[str, Any]:
+        """Sums over pages: what the policy cost."""
+        keys = ("context_tokens", "attempts", "splits", "unaligned", "decision_errors",
+                "tokens_in", "tokens_out")
+        totals: dict[str, Any] = {k: sum(s.get(k, 0) for s in self.steps) for k in keys}
+        totals["pages"] = len(self.steps)
+        totals["module_calls"] = sum(len(s.get("modules", [])) for s in self.steps)
+        totals["seconds"] = round(sum(sum(s.get("seconds", {}).values()) for s in self.steps), 4)
+        return totals
+
+
+class LongMTAgent:
+    """The translator model, the module policy and (optionally) a separate policy model."""
+
+    def __init__(self, model: BaseChatModel, *, policy: str | Policy = "none",
+                 policy_model: BaseChatModel | None = None, page_sentences: int | None = 10,
+                 max_chars: int | None = None, view_k: int = 5, max_query_rounds: int = 2,
+                 retries: int = 1, oracle: Oracle | None = None,
+                 adjust_pages: bool = False) -> None:
+        self.model = model
+        self.policy = policy if isinstance(policy, Policy) else Policy.parse(policy)
+        self.policy_model = policy_model
+        self.page_sentences = page_sentences
+        self.max_chars = max_chars
+        self.view_k = view_k
+        self.max_query_rounds = max_query_rounds
+        self.retries = retries
+        self.oracle = oracle
+        self.adjust_pages = adjust_pages  # the policy model moves page breaks after paging
+
+    def paginate(self, lines: Sequence[str], src: str) -> Document:
+        return paginate(lines, src, page_sentences=self.page_sentences, max_chars=self.max_chars)
+
+    def steps_for(self, document: Document, src: str, tgt: str) -> PageSteps:
+        return PageSteps(model=self.model, document=document, src=src, tgt=tgt,
+                         policy=self.policy, policy_model=self.policy_model, oracle=self.oracle,
+                         view_k=self.view_k, max_query_rounds=self.max_query_rounds,
+                         retries=self.retries)
+
+    def translate(self, source: Sequence[str] | str | Document, *, src: str, tgt: str,
+                  doc_id: str = "doc",
+                  on_page: Callable[[PageStep], None] | None = None) -> TranslationResult:
+        """Translate a document (lines, text or paged ``Document``); ``on_page`` sees each page."""
+        if isinstance(source, str):
+            source = source.split("\n")
+        document = source if isinstance(source, Document) else self.paginate(source, src)
+        page_breaks: list[BreakDecision] = []
+        if self.adjust_pages:
+            document, page_breaks = adjust_breaks(document, self.policy_model or self.model)
+        steps = self.steps_for(document, src, tgt)
+        if self.policy.kind == "oracle" and self.oracle is None:  # fail before any model call
+            self.policy.modules_for(0, document.pages[0].lines, None)
+        graph = build_graph(steps)
+        state: dict[str, Any] = {"page": 0, "memory": TranslationMemory.empty(), "steps": []}
+        config = {"recursion_limit": 4 * len(document.pages) + 10}
+        for update in graph.stream(state, config, stream_mode="updates"):
+            for node, change in update.items():
+                if node == "update":
+                    if on_page is not None:
+                        on_page(change["steps"][-1])
+                    state["memory"] = change["memory"]
+                    state["steps"] = state["steps"] + change["steps"]
+        translations = [s["translation"] for s in state["steps"]]
+        return TranslationResult(doc_id=doc_id, src=src, tgt=tgt, policy=self.policy.text,
+                                 document=document,
+                                 lines=assemble_lines(document, translations, tgt),
+                                 steps=state["steps"], memory=state["memory"],
+                                 page_breaks=page_breaks)

@@ -1,0 +1,243 @@
+"""One page of LongMT: query memory, translate, update memory.
+
+``PageSteps`` holds what is not state (models, the document's pages, the policy) and
+turns one state into the next; the LangGraph graph (graph.py) wires its three steps into
+a loop over pages, and an explorer can drive the same steps with its own module choices.
+
+- query: a rule policy's module set becomes the assistant's own tool-call turn (the step
+  the explorer exports); ``auto`` asks the policy model, whose bad calls come back to it
+  as error results;
+- translate: numbered lines, one per source sentence; an answer with the wrong number of
+  lines is retried, then the page is split in halves, down to single sentences;
+- update: the page goes into page memory, then a summary and entity records are asked for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+
+from stepwise.agents.longmt.policies import Oracle, Policy
+from stepwise.agents.longmt.prompts import (
+    SYSTEM_PROMPT,
+    numbered_lines,
+    query_prompt,
+    retry_prompt,
+    translate_prompt,
+)
+from stepwise.agents.longmt.state import LongMTState, ModuleCall, PageStep
+from stepwise.documents.pages import Document, Page
+from stepwise.memory.translation import PageRecord, TranslationMemory
+from stepwise.tools.executor import is_error, run_tool_calls
+from stepwise.tools.longmt.formats import NOTHING_FOUND
+from stepwise.tools.longmt.modules import PageView, default_arguments, memory_tools
+from stepwise.tools.longmt.updates import update_entities, update_summaries
+from stepwise.tools.think.tokens import estimate_tokens
+
+
+def _usage(message: BaseMessage) -> tuple[int, int]:
+    usage = getattr(message, "usage_metadata", None) or {}
+    return usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+
+
+def with_unique_ids(message: AIMessage, prefix: str) -> AIMessage:
+    """Give every tool call an id of its own (servers leave them out or repeat them)."""
+    ids = [call.get("id") for call in message.tool_calls]
+    if all(ids) and len(set(ids)) == len(ids):
+        return message
+    calls = [{**call, "id": f"{prefix}_{i}"} for i, call in enumerate(message.tool_calls)]
+    return message.model_copy(update={"tool_calls": calls})
+
+
+@dataclass
+class TranslatedLines:
+    lines: list[str]
+    attempts: int = 0
+    splits: int = 0
+    unaligned: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+@dataclass
+class PageSteps:
+    """Models, document and policy: everything the page steps use that is not state."""
+
+    model: BaseChatModel
+    document: Document
+    src: str
+    tgt: str
+    policy: Policy
+    policy_model: BaseChatModel | None = None
+    oracle: Oracle | None = None
+    view_k: int = 5
+    max_query_rounds: int = 2
+    retries: int = 1
+    update_memory: bool = True
+    pages: list[Page] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pages = self.document.pages
+
+    # -- query ------------------------------------------------------------------------
+
+    def view(self, state: LongMTState) -> PageView:
+        page = state["page"]
+        return PageView(state["memory"], page, "\n".join(self.pages[page].lines), self.view_k)
+
+    def decision_messages(self, page: int) -> list[AnyMessage]:
+        """The prompt of a page's decision turn: what a policy model (and a DPO pair) sees."""
+        return [SystemMessage(SYSTEM_PROMPT),
+                HumanMessage(query_prompt(page, len(self.pages), self.src, self.tgt,
+                                          self.pages[page].lines))]
+
+    def rule_turn(self, page: int, modules: Sequence[str], view: PageView) -> AIMessage:
+        """A rule policy's choice written as the assistant's own tool-call turn."""
+        calls = [{"name": tool, "args": default_arguments(tool, view), "id": f"call_{page}_{i}",
+                  "type": "tool_call"} for i, tool in enumerate(modules)]
+        return AIMessage(content="", tool_calls=calls)
+
+    def query(self, state: LongMTState, modules: Sequence[str] | None = None) -> dict:
+        """Call the page's memory modules: ``modules`` if given, else the policy's choice."""
+        started = time.perf_counter()
+        page = state["page"]
+        view = self.view(state)
+        tools = memory_tools(view)
+        messages = self.decision_messages(page)
+        step = PageStep(page=page, sentences=len(self.pages[page].lines),
+                        policy=self.policy.text, modules=[], decision_errors=0,
+                        tokens_in=0, tokens_out=0, seconds={})
+        if modules is None and page == 0:
+            step["decided_by"] = "first page"
+        elif modules is not None or not self.policy.decides:
+            chosen = modules if modules is not None else self.policy.modules_for(
+                page, self.pages[page].lines, self.oracle)
+            step["decided_by"] = "given" if modules is not None else "rule"
+            turn = self.rule_turn(page, chosen, view)
+            messages += [turn, *run_tool_calls(turn, tools)]
+        else:
+            step["decided_by"] = "model"
+            messages = self._model_decides(page, messages, tools, step)
+        context = self._record_calls(messages, step)
+        step["context_tokens"] = sum(estimate_tokens(body) for _, body in context)
+        step["seconds"]["query"] = time.perf_counter() - started
+        return {"current": step, "context": context}
+
+    def _model_decides(self, page: int, messages: list[AnyMessage], tools: dict,
+                       step: PageStep) -> list[AnyMessage]:
+        model = (self.policy_model or self.model).bind_tools(list(tools.values()))
+        for round_ in range(self.max_query_rounds):
+            answer = model.invoke(messages)
+            tokens_in, tokens_out = _usage(answer)
+            step["tokens_in"] += tokens_in
+            step["tokens_out"] += tokens_out
+            answer = with_unique_ids(answer, f"call_{page}_{round_}")
+            messages.append(answer)
+            if not answer.tool_calls and not answer.invalid_tool_calls:
+                break
+            messages += run_tool_calls(answer, tools)
+        return messages
+
+    def _record_calls(self, messages: list[AnyMessage], step: PageStep) -> list[tuple[str, str]]:
+        """Module calls into the step; successful, non-empty results become context."""
+        calls = {call["id"]: call for m in messages if isinstance(m, AIMessage)
+                 for call in m.tool_calls}
+        context: list[tuple[str, str]] = []
+        for message in messages:
+            if not isinstance(message, ToolMessage):
+                continue
+            call = calls.get(message.tool_call_id, {})
+            failed = is_error(message)
+            step["modules"].append(ModuleCall(
+                tool=message.name or call.get("name", ""), args=dict(call.get("args", {})),
+                status="error" if failed else "ok", result=message.text,
+                tokens=estimate_tokens(message.text)))
+            if failed:
+                step["decision_errors"] += 1
+            elif message.text.strip() != NOTHING_FOUND:
+                context.append((message.name or call.get("name", ""), message.text))
+        return context
+
+    # -- translate --------------------------------------------------------------------
+
+    def translate(self, state: LongMTState) -> dict:
+        started = time.perf_counter()
+        page = state["page"]
+        lines = self.pages[page].lines
+        done = self.translate_lines(page, lines, state.get("context", []))
+        step = dict(state["current"])
+        step.update(source=lines, translation=done.lines, attempts=done.attempts,
+                    splits=done.splits, unaligned=done.unaligned,
+                    tokens_in=step["tokens_in"] + done.tokens_in,
+                    tokens_out=step["tokens_out"] + done.tokens_out)
+        step["seconds"] = {**step["seconds"], "translate": time.perf_counter() - started}
+        return {"current": step}
+
+    def translate_lines(self, page: int, lines: Sequence[str],
+                        context: Sequence[tuple[str, str]]) -> TranslatedLines:
+        """Numbered lines in, as many lines out: retry, then split in halves."""
+        prompt = translate_prompt(page, len(self.pages), self.src, self.tgt, lines, context)
+        messages: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT), HumanMessage(prompt)]
+        done = TranslatedLines(lines=[])
+        parsed: list[str] = []
+        for attempt in range(1 + self.retries):
+            answer = self.model.invoke(messages)
+            tokens_in, tokens_out = _usage(answer)
+            done.attempts += 1
+            done.tokens_in += tokens_in
+            done.tokens_out += tokens_out
+            parsed = numbered_lines(answer.text)
+            if len(parsed) == len(lines):
+                done.lines = parsed
+                return done
+            if attempt < self.retries:
+                messages += [answer, HumanMessage(retry_prompt(len(lines), len(parsed)))]
+        if len(lines) == 1:  # nothing left to split: keep what the model wrote
+            text = " ".join(parsed) or " ".join(answer.text.split())
+            done.lines, done.unaligned = [text], 1
+            return done
+        half = len(lines) // 2
+        done.splits += 1
+        for part in (lines[:half], lines[half:]):
+            sub = self.translate_lines(page, part, context)
+            done.lines += sub.lines
+            for name in ("attempts", "splits", "unaligned", "tokens_in", "tokens_out"):
+                setattr(done, name, getattr(done, name) + getattr(sub, name))
+        return done
+
+    # -- update -----------------------------------------------------------------------
+
+    def update(self, state: LongMTState) -> dict:
+        started = time.perf_counter()
+        step = dict(state["current"])
+        page = state["page"]
+        source, translation = step["source"], step["translation"]
+        memory: TranslationMemory = state["memory"].with_page(
+            PageRecord(number=page, source=tuple(source), translation=tuple(translation)))
+        updates = []
+        if self.update_memory:
+            summary = update_summaries(self.model, memory, page, self.tgt, source, translation)
+            entities = update_entities(self.model, summary.memory, page, source, translation)
+            memory = entities.memory
+            for done in (summary, entities):
+                updates.append(done.trace())
+                step["tokens_in"] += done.tokens_in
+                step["tokens_out"] += done.tokens_out
+        step["updates"] = updates
+        step["seconds"] = {**step["seconds"], "update": time.perf_counter() - started}
+        return {"memory": memory, "steps": [step], "page": page + 1, "current": {},
+                "context": []}
+
+    def finished(self, state: LongMTState) -> bool:
+        return state["page"] >= len(self.pages)

@@ -1,0 +1,208 @@
+"""``stepwise translate``: the LongMT agent over a document, a folder or a dataset.
+
+Writes, per policy and document: the translation (``<doc>.<tgt>``, one line per source
+line), the step trace (``<doc>.trace.jsonl``, one object per page), the memory at the
+end (``<doc>.memory.json``) and, with references, scores; and ``scores.json`` over all.
+Finished documents are kept: a rerun with the same settings picks up where a killed run
+stopped (``--fresh`` redoes them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stepwise.cli.common import ModelNameOpt, ModelOpt, app, cli_errors, err, model_from_uri, out
+from stepwise.errors import StepwiseError
+
+SIMULATED_NOTE = ("simulated: a synthetic world's translator, not a language model; these "
+                  "figures show the agent's plumbing, not translation quality")
+
+
+def policy_folder(policy: str) -> str:
+    """A folder name for a policy: ``only:entities`` -> ``only-entities``."""
+    name = policy.replace(":", "-").replace("+", "_").replace(";", ".")
+    if len(name) > 40:
+        name = "fixed-" + hashlib.sha256(policy.encode()).hexdigest()[:10]
+    return name
+
+
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+class RunFolder:
+    """Where one policy's documents go, and which of them are already finished."""
+
+    def __init__(self, root: Path, policy: str, settings: dict[str, Any]) -> None:
+        self.folder = root / policy_folder(policy)
+        self.settings = settings
+
+    def finished(self, doc_id: str) -> dict | None:
+        done = self.folder / f"{doc_id}.done.json"
+        if not done.is_file():
+            return None
+        try:
+            record = json.loads(done.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        return record if record.get("settings") == self.settings else None
+
+    def write(self, result, scores: dict) -> dict:
+        from stepwise.files import write_atomic
+
+        stem = self.folder / result.doc_id
+        write_atomic(stem.with_name(f"{result.doc_id}.{result.tgt}"), "\n".join(result.lines) + "\n")
+        write_atomic(stem.with_name(f"{result.doc_id}.trace.jsonl"), _jsonl(result.steps))
+        write_atomic(stem.with_name(f"{result.doc_id}.memory.json"),
+                     json.dumps(result.memory.to_dict(), ensure_ascii=False, indent=1))
+        record = {"settings": self.settings, "doc": result.doc_id, "lines": result.lines,
+                  "totals": result.totals(), "scores": scores}
+        write_atomic(stem.with_name(f"{result.doc_id}.done.json"),  # last: marks it finished
+                     json.dumps(record, ensure_ascii=False, indent=1))
+        return record
+
+
+def _table(rows: dict[str, dict], simulated: bool) -> Table:
+    title = "LongMT policies" + (" [yellow](simulated world)[/yellow]" if simulated else "")
+    table = Table(title=title, title_justify="left")
+    table.add_column("policy", no_wrap=True)
+    columns = ("bleu", "d_bleu", "chrf", "context_tokens", "module_calls", "tokens")
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
+    for policy, row in rows.items():
+        cells = [f"{row[c]:.2f}" if isinstance(row.get(c), float) else str(row.get(c, "-"))
+                 for c in columns]
+        table.add_row(policy, *cells)
+    return table
+
+
+@app.command()
+@cli_errors
+def translate(
+    document: Annotated[Path, typer.Argument(help="A text file (one sentence or paragraph per "
+                                             "line), a folder of *.<src> files, or a "
+                                             "dataset .jsonl.")],
+    model: ModelOpt,
+    src: Annotated[str | None, typer.Option(help="Source language code (not needed for a "
+                                            "dataset whose rows say it).")] = None,
+    tgt: Annotated[str | None, typer.Option(help="Target language code.")] = None,
+    policy: Annotated[str, typer.Option(help="Memory modules per page: none, all, "
+                                        "only:<module>, auto, fixed:<sets>, oracle. Modules: "
+                                        "summaries, pages, entities.")] = "none",
+    compare: Annotated[str | None, typer.Option(help="Several policies, comma-separated "
+                                                "(e.g. none,all,auto,oracle): run each and "
+                                                "print the compare table.")] = None,
+    policy_model: Annotated[str | None, typer.Option(help="The model that decides the "
+                                                     "modules under auto (default: --model).")] = None,
+    model_name: ModelNameOpt = None,
+    page_sentences: Annotated[int | None, typer.Option(help="Most sentences per page.")] = 10,
+    max_chars: Annotated[int | None, typer.Option(help="Most characters per page.")] = None,
+    adjust_pages: Annotated[bool, typer.Option(help="Let the policy model move each page "
+                                               "break by a few sentences after paging.")] = False,
+    ref: Annotated[Path | None, typer.Option(help="Reference translation of a single "
+                                             "document, for scores.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where translations, traces, memory "
+                                          "and scores go.")] = Path("translations"),
+    fresh: Annotated[bool, typer.Option(help="Redo documents already finished in --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object "
+                                          "{policy: {metric: value}}.")] = False,
+) -> None:
+    """Translate page by page with summary, page and entity memory (LongMT).
+
+    Per page the policy decides which memory modules to call (view_summaries, view_pages,
+    lookup_entities); then the page is translated and memory updated.
+
+    Examples:
+      [bold]stepwise sim make --world translation --docs 6 --seed 0 --out synth[/bold]
+      [bold]stepwise translate synth/dataset.jsonl -m sim:translator --compare none,all,auto,oracle[/bold]
+      [bold]stepwise translate doc0.en --src en --tgt zh -m openai:http://localhost:8000/v1 --model-name Qwen2.5-7B-Instruct --policy auto --ref doc0.zh[/bold]
+    """
+    from stepwise.agents.longmt import LongMTAgent, Policy
+    from stepwise.agents.longmt.evaluate import DocOutcome, document_scores, policy_scores
+    from stepwise.documents.sentences import language_family
+    from stepwise.documents.sources import load_documents
+    from stepwise.scoring.languages import tokenizer_for
+
+    policies = [Policy.parse(p) for p in (compare.split(",") if compare else [policy])]
+    docs = load_documents(document, src=src, tgt=tgt, ref=ref)
+    for doc in docs:
+        language_family(doc.src_lang)
+        tokenizer_for(doc.tgt_lang)
+    if any(p.kind == "oracle" for p in policies) and not all(d.world for d in docs):
+        raise StepwiseError("the oracle policy needs a world that knows each page's best "
+                            "modules: use a dataset from stepwise sim make")
+    translator = model_from_uri(model, model_name)
+    decider = model_from_uri(policy_model, model_name) if policy_model else None
+    simulated = model.startswith("sim:")
+
+    agents = {p.text: LongMTAgent(translator, policy=p, policy_model=decider,
+                                  page_sentences=page_sentences, max_chars=max_chars,
+                                  adjust_pages=adjust_pages)
+              for p in policies}
+    first = agents[policies[0].text]
+    paged = {}
+    for doc in docs:
+        try:
+            paged[doc.id] = first.paginate(doc.src, doc.src_lang)
+        except StepwiseError as exc:
+            raise StepwiseError(f"{doc.id}: {exc}") from None
+    total = sum(len(d.pages) for d in paged.values()) * len(policies)
+
+    rows: dict[str, dict] = {}
+    report: dict[str, Any] = {}
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TextColumn("pages"), TimeElapsedColumn(),
+                  console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task("translating", total=total)
+        for p in policies:
+            settings = {"model": model, "model_name": model_name, "policy": p.text,
+                        "policy_model": policy_model, "page_sentences": page_sentences,
+                        "max_chars": max_chars, "adjust_pages": adjust_pages}
+            folder = RunFolder(out_dir, p.text, settings)
+            outcomes, per_doc = [], {}
+            for doc in docs:
+                progress.update(task, description=f"{p.text} · {doc.id}")
+                record = None if fresh else folder.finished(doc.id)
+                if record is None:
+                    oracle = _world_oracle(doc.world)
+                    agent = agents[p.text]
+                    agent.oracle = oracle
+                    result = agent.translate(paged[doc.id], src=doc.src_lang, tgt=doc.tgt_lang,
+                                             doc_id=doc.id, on_page=lambda _: progress.advance(task))
+                    outcome = DocOutcome(doc.id, doc.tgt_lang, result.lines, result.totals(), doc.ref)
+                    record = folder.write(result, document_scores(outcome))
+                else:
+                    progress.advance(task, len(paged[doc.id].pages))
+                outcomes.append(DocOutcome(doc.id, doc.tgt_lang, record["lines"],
+                                           record["totals"], doc.ref))
+                per_doc[doc.id] = {**record["scores"], **record["totals"]}
+            rows[p.text] = policy_scores(outcomes) | ({"simulated": True} if simulated else {})
+            report[p.text] = {"overall": rows[p.text], "documents": per_doc}
+    from stepwise.files import write_atomic
+
+    write_atomic(out_dir / "scores.json", json.dumps(report, ensure_ascii=False, indent=1))
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    out.print(_table(rows, simulated))
+    if simulated:
+        out.print(f"[yellow]{SIMULATED_NOTE}[/yellow]")
+    out.print(f"translations, step traces and memory in {out_dir}/")
+
+
+def _world_oracle(world: str | None):
+    """A simulated world's knowledge of each page's best modules, or None."""
+    if world is None:
+        return None
+    if world != "translation":
+        raise StepwiseError(f"unknown world {world!r} in the dataset (known: translation)")
+    from stepwise.sim.translation.language import oracle_modules
+
+    return oracle_modules

@@ -21,6 +21,7 @@ BENCHMARKS = {
     "openai_overhead": "benchmarks.openai_overhead",
     "think_loop": "benchmarks.think_loop",
     "incremental_bleu": "benchmarks.incremental_bleu",
+    "explorer": "benchmarks.explorer",
     "memory_fork": "benchmarks.memory_fork",
 }
 

@@ -45,6 +45,8 @@ from stepwise.tools.longmt.modules import PageView, default_arguments, memory_to
 from stepwise.tools.longmt.updates import update_entities, update_summaries
 from stepwise.tools.think.tokens import estimate_tokens
 
+NO_MODULES = "This page needs no memory; translating now."
+
 
 def _usage(message: BaseMessage) -> tuple[int, int]:
     usage = getattr(message, "usage_metadata", None) or {}
@@ -106,7 +108,7 @@ class PageSteps:
         """A rule policy's choice written as the assistant's own tool-call turn."""
         calls = [{"name": tool, "args": default_arguments(tool, view), "id": f"call_{page}_{i}",
                   "type": "tool_call"} for i, tool in enumerate(modules)]
-        return AIMessage(content="", tool_calls=calls)
+        return AIMessage(content="" if calls else NO_MODULES, tool_calls=calls)
 
     def query(self, state: LongMTState, modules: Sequence[str] | None = None) -> dict:
         """Call the page's memory modules: ``modules`` if given, else the policy's choice."""

@@ -6,11 +6,13 @@ ends as one ``error:`` line on stderr and a non-zero exit; ``--verbose`` adds th
 
 from stepwise.cli import (  # noqa: F401 -- registers the commands
     documents,
+    explore,
     scenarios,
     score,
     sim,
     think,
     translate,
+    tree,
 )
 from stepwise.cli.common import app
 

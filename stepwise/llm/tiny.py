@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TINY_VERSION = 1  # bump when the recipe changes, so cached copies are rebuilt
+TINY_VERSION = 2  # bump when the recipe changes, so cached copies are rebuilt
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 ADDED_TOKENS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>",
@@ -50,7 +50,7 @@ To call a function, answer with <tool_call>{"name": <name>, "arguments": <object
 <|im_start|>assistant
 {% if message.content %}{{ message.content }}{% endif -%}
 {%- for call in message.tool_calls or [] %}
-<tool_call>{"name": {{ call.function.name | tojson }}, "arguments": {{ call.function.arguments | tojson }}}</tool_call>
+<tool_call>{"name": {{ call.function.name | tojson }}, "arguments": {% if call.function.arguments is string %}{{ call.function.arguments }}{% else %}{{ call.function.arguments | tojson }}{% endif %}}</tool_call>
 {%- endfor %}<|im_end|>
 {% else -%}
 <|im_start|>{{ message.role }}

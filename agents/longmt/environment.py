@@ -1,0 +1,164 @@
+"""LongMT as an explorable environment: the action at a page is the set of memory modules.
+
+It satisfies ``stepwise.search.environment.Environment`` structurally (agents import no
+search code). A state is plain data whose memory is immutable, so the explorer keeps one
+per tree node for free and rollouts from a node share its prefix. The exported decision
+step is the agent's own tool-call turn for that page (``PageSteps.rule_turn``).
+
+Scores are BLEU over the document's lines against the reference. Per-step rewards are
+rewards-to-go: the BLEU of the lines finished on this page and after, combined from cached
+per-page statistics (a line is finished on the page that translates its last sentence).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from stepwise.agents.longmt.agent import assemble_lines
+from stepwise.agents.longmt.page_steps import PageSteps
+from stepwise.agents.longmt.policies import Oracle, Policy
+from stepwise.documents.pages import Document
+from stepwise.errors import StepwiseError
+from stepwise.llm.messages import to_chat_dicts, tool_schemas
+from stepwise.memory.translation import TranslationMemory
+from stepwise.scoring import IncrementalScorer, bleu_from_stats
+from stepwise.scoring.incremental import SegmentStats
+from stepwise.tools.longmt.formats import MODULES
+from stepwise.tools.longmt.modules import memory_tools
+
+SHORT = {"view_summaries": "S", "view_pages": "P", "lookup_entities": "E"}
+ALL_SETS: list[list[str]] = [list(c) for n in range(len(MODULES) + 1)
+                             for c in itertools.combinations(MODULES, n)]
+
+
+def chat_dicts(messages) -> list[dict]:
+    """Messages as TRL-ready dicts: tool-call arguments as JSON, content always a string."""
+    rows = to_chat_dicts(messages, arguments_as="json")
+    for row in rows:
+        row["content"] = row.get("content") or ""
+    return rows
+
+
+class LongMTEnvironment:
+    """One document: translate it page by page, a module set per page."""
+
+    def __init__(self, task_id: str, document: Document, ref: Sequence[str], model: BaseChatModel,
+                 *, src: str, tgt: str, oracle: Oracle | None = None,
+                 rollout_policy: str = "random", policy_model: BaseChatModel | None = None,
+                 view_k: int = 5) -> None:
+        if len(ref) != len(document.lines):
+            raise StepwiseError(f"{task_id}: the reference has {len(ref)} lines for "
+                                f"{len(document.lines)} source lines; exploring needs them aligned")
+        self.task_id = task_id
+        self.document = document
+        self.ref = list(ref)
+        self.tgt = tgt
+        self.oracle = oracle
+        self.rollout_policy = rollout_policy
+        self.steps = PageSteps(model=model, document=document, src=src, tgt=tgt,
+                               policy=Policy.parse("auto"), policy_model=policy_model,
+                               oracle=oracle, view_k=view_k)
+        self.scorer = IncrementalScorer(tgt)
+        self._finished_on = self._lines_finished_on()
+
+    # -- the protocol -----------------------------------------------------------------
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"page": 0, "memory": TranslationMemory.empty(), "steps": ()}
+
+    def actions(self, state: dict[str, Any]) -> list[list[str]]:
+        return [[]] if state["page"] == 0 else [list(s) for s in ALL_SETS]
+
+    def step(self, state: dict[str, Any], action: Sequence[str] | None) -> dict[str, Any]:
+        """Query with ``action`` (None: the policy model decides, as ``auto``), translate, update."""
+        current = {**state, **self.steps.query(state, None if action is None else list(action))}
+        current.update(self.steps.translate(current))
+        done = self.steps.update(current)
+        return {"page": done["page"], "memory": done["memory"],
+                "steps": (*state["steps"], *done["steps"])}
+
+    def is_terminal(self, state: dict[str, Any]) -> bool:
+        return state["page"] >= len(self.document.pages)
+
+    def lines(self, state: dict[str, Any]) -> list[str]:
+        return assemble_lines(self.document, [s["translation"] for s in state["steps"]], self.tgt)
+
+    def score(self, state: dict[str, Any]) -> float:
+        return bleu_from_stats(sum(self._page_stats(state), SegmentStats.empty()))
+
+    def step_scores(self, state: dict[str, Any]) -> list[float]:
+        stats = self._page_stats(state)
+        suffix = SegmentStats.empty()
+        scores = []
+        for page_stats in reversed(stats):
+            suffix = page_stats + suffix
+            scores.append(bleu_from_stats(suffix))
+        return scores[::-1]
+
+    def baseline_score(self) -> float:
+        return self.baseline_scores[0]
+
+    def baseline_step_scores(self) -> list[float]:
+        return self.baseline_scores[1:]
+
+    @cached_property
+    def baseline_scores(self) -> list[float]:
+        """The ``none`` policy's document score, then its rewards-to-go per page."""
+        state = self.initial_state()
+        while not self.is_terminal(state):
+            state = self.step(state, [])
+        return [self.score(state), *self.step_scores(state)]
+
+    def rollout_action(self, state: dict[str, Any], rng: random.Random) -> list[str] | None:
+        if self.rollout_policy == "auto":
+            return None
+        actions = self.actions(state)
+        return actions[rng.randrange(len(actions))]
+
+    def decision_prompt(self, state: dict[str, Any]) -> list[dict]:
+        return chat_dicts(self.steps.decision_messages(state["page"]))
+
+    def decision_completion(self, state: dict[str, Any], action: Sequence[str]) -> list[dict]:
+        view = self.steps.view(state)
+        return chat_dicts([self.steps.rule_turn(state["page"], list(action), view)])
+
+    def tool_schemas(self) -> list[dict]:
+        view = self.steps.view(self.initial_state())
+        return tool_schemas(list(memory_tools(view).values()))
+
+    def optimal_action(self, state: dict[str, Any]) -> list[str] | None:
+        if self.oracle is None:
+            return None
+        if state["page"] == 0:
+            return []
+        return list(Policy.parse("oracle").modules_for(
+            state["page"], self.document.pages[state["page"]].lines, self.oracle))
+
+    def action_label(self, action: Sequence[str] | None) -> str:
+        if action is None:
+            return "auto"
+        return "+".join(SHORT[m] for m in action) or "none"
+
+    # -- scoring by page --------------------------------------------------------------
+
+    def _lines_finished_on(self) -> list[list[int]]:
+        """Per page, the document lines whose last sentence it translates."""
+        last_page = {}
+        for page in self.document.pages:
+            for sentence in page.sentences:
+                last_page[sentence.line] = page.number
+        finished: list[list[int]] = [[] for _ in self.document.pages]
+        for line in range(len(self.document.lines)):  # empty lines go with the last page
+            finished[last_page.get(line, len(finished) - 1)].append(line)
+        return finished
+
+    def _page_stats(self, state: dict[str, Any]) -> list[SegmentStats]:
+        lines = self.lines(state)
+        return [self.scorer.page_stats([lines[i] for i in finished], [self.ref[i] for i in finished])
+                for finished in self._finished_on]

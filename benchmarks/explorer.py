@@ -1,0 +1,161 @@
+"""The explorer's cost around model calls: overhead per call, concurrency, cache savings.
+
+Three figures, each against a baseline measured in the same run:
+- overhead: MCTS over a toy environment whose every step is one call to a zero-latency
+  model, in µs per call, against a bare loop making the same number of calls;
+- efficiency: the same search over 16 tasks with a model that sleeps a fixed latency per
+  call, at concurrency 16: (calls × latency / concurrency) / wall time (1.0 is perfect);
+- cache: on the synthetic translation world (a simulation), model calls made and calls
+  answered by the request cache.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
+
+from benchmarks import rounded
+from stepwise.llm.sim import EchoSimChatModel
+from stepwise.search.explorer import ExploreOptions, Explorer
+from stepwise.search.run import explore_tasks
+
+
+class SleepyEcho(EchoSimChatModel):
+    """The echo simulation, answering after a fixed latency (sleeping frees the GIL)."""
+
+    latency: float = 0.0
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any):
+        if self.latency:
+            time.sleep(self.latency)
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+class CallingChain:
+    """Four steps of three actions; each step is one model call."""
+
+    def __init__(self, task_id: str, model: BaseChatModel) -> None:
+        self.task_id, self.model, self.calls = task_id, model, 0
+
+    def initial_state(self):
+        return ()
+
+    def actions(self, state):
+        return [0, 1, 2]
+
+    def step(self, state, action):
+        self.calls += 1
+        self.model.invoke([HumanMessage(f"{self.task_id} {state} {action}")])
+        return (*state, action)
+
+    def is_terminal(self, state):
+        return len(state) == 4
+
+    def score(self, state):
+        return 1.0 + sum(a == 1 for a in state)
+
+    def step_scores(self, state):
+        return [self.score(state)] * len(state)
+
+    def baseline_score(self):
+        return 1.0
+
+    def baseline_step_scores(self):
+        return [1.0] * 4
+
+    def rollout_action(self, state, rng):
+        return rng.randrange(3)
+
+    def decision_prompt(self, state):
+        return [{"role": "user", "content": str(state)}]
+
+    def decision_completion(self, state, action):
+        return [{"role": "assistant", "content": str(action)}]
+
+    def tool_schemas(self):
+        return []
+
+    def optimal_action(self, state):
+        return 1
+
+    def action_label(self, action):
+        return str(action)
+
+
+def overhead(simulations: int) -> dict[str, float]:
+    env = CallingChain("t", SleepyEcho())
+    start = time.perf_counter()
+    Explorer(env, ExploreOptions(simulations=simulations)).run()
+    explorer_seconds = time.perf_counter() - start
+    model = SleepyEcho()
+    start = time.perf_counter()
+    for i in range(env.calls):
+        model.invoke([HumanMessage(f"t {i}")])
+    bare_seconds = time.perf_counter() - start
+    return {"calls": env.calls, "explorer_us_per_call": explorer_seconds / env.calls * 1e6,
+            "bare_us_per_call": bare_seconds / env.calls * 1e6}
+
+
+def efficiency(tasks: int, simulations: int, latency: float) -> dict[str, float]:
+    envs = {f"t{i}": CallingChain(f"t{i}", SleepyEcho(latency=latency)) for i in range(tasks)}
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        explore_tasks(list(envs), envs.__getitem__, ExploreOptions(simulations=simulations),
+                      Path(folder), env_name="chain", workers=tasks)
+        wall = time.perf_counter() - start
+    calls = sum(env.calls for env in envs.values())
+    return {"calls": calls, "wall_s": wall, "ideal_s": calls * latency / tasks,
+            "efficiency": calls * latency / tasks / wall}
+
+
+def cache_savings(docs: int, simulations: int) -> dict[str, Any]:
+    from stepwise.agents.longmt.environment import LongMTEnvironment
+    from stepwise.documents.pages import paginate
+    from stepwise.llm import from_uri
+    from stepwise.llm.cache import CachingChatModel
+    from stepwise.sim.translation import make_documents, oracle_modules
+
+    model = CachingChatModel(model=from_uri("sim:translator"))
+    world = {d.id: d for d in make_documents(docs, 0)}
+
+    def make_env(task_id: str) -> LongMTEnvironment:
+        doc = world[task_id]
+        return LongMTEnvironment(task_id, paginate(doc.src, "qsy", page_sentences=5), doc.ref,
+                                 model, src="qsy", tgt="en", oracle=oracle_modules)
+
+    with tempfile.TemporaryDirectory() as folder:
+        explore_tasks(list(world), make_env, ExploreOptions(simulations=simulations),
+                      Path(folder), env_name="longmt")
+    counts = model.counts
+    return {"documents": docs, "simulations": simulations, "calls_made": counts["calls"],
+            "calls_saved": counts["saved"],
+            "saved_share": counts["saved"] / (counts["calls"] + counts["saved"])}
+
+
+def run(quick: bool = False) -> dict:
+    runs = 3 if quick else 7
+    samples = [overhead(40 if quick else 150) for _ in range(runs)]
+    middle = sorted(samples, key=lambda s: s["explorer_us_per_call"])[runs // 2]
+    flow = efficiency(16, 8 if quick else 24, 0.01 if quick else 0.02)
+    cache = cache_savings(1 if quick else 2, 16 if quick else 48)
+    return {
+        "figures": {
+            "explorer_us_per_call": rounded(middle["explorer_us_per_call"]),
+            "overhead_us_per_call": rounded(middle["explorer_us_per_call"]
+                                            - middle["bare_us_per_call"]),
+            "calls_per_search": middle["calls"],
+            "efficiency_at_concurrency_16": rounded(flow["efficiency"]),
+            "efficiency_run": {k: rounded(v) for k, v in flow.items()},
+            "cache_simulated_world": {k: rounded(v) if isinstance(v, float) else v
+                                      for k, v in cache.items()},
+        },
+        "baseline": {"what": "a bare loop of model.invoke on the same zero-latency model",
+                     "us_per_call": rounded(middle["bare_us_per_call"])},
+        "ratio": {"value": rounded(middle["explorer_us_per_call"] / middle["bare_us_per_call"]),
+                  "ratio_of": "median µs per model call, explorer over bare loop"},
+    }

@@ -1,0 +1,48 @@
+"""The explorer's append-only event log: one JSON line per finished iteration.
+
+The tree is never pickled or overwritten mid-run: each iteration appends what it created
+and what it backed up, flushed and fsynced, so a run killed at any moment (SIGKILL
+included) is rebuilt exactly by replaying the lines. A last line torn by the kill is
+dropped on load and its iteration simply runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class EventLog:
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path is not None else None
+
+    def read(self) -> list[dict[str, Any]]:
+        """The complete events written so far (a torn last line is cut off the file)."""
+        if self.path is None or not self.path.is_file():
+            return []
+        events, good_bytes = [], 0
+        with self.path.open("rb") as handle:
+            for raw in handle:
+                try:
+                    if not raw.endswith(b"\n"):
+                        raise ValueError("torn line")
+                    events.append(json.loads(raw))
+                except ValueError:
+                    break
+                good_bytes += len(raw)
+        if good_bytes != self.path.stat().st_size:
+            with self.path.open("r+b") as handle:
+                handle.truncate(good_bytes)
+        return events
+
+    def append(self, event: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(event, ensure_ascii=False) + "\n"  # key order kept, as templates see it
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())

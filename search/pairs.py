@@ -1,0 +1,348 @@
+"""Step-level preference pairs from a search tree, in the formats TRL trainers read.
+
+Siblings share a parent, so they share the history up to the decision: comparing them
+isolates one step. Per parent, the max-Q child is *chosen* and the min-Q child
+*rejected* (MCTS-DPO, Step-DPO). By default only the parents along the best path are
+used (the root, then each chosen node while it has children: the seed's "each layer");
+``scope="all"`` uses every parent with two or more children.
+
+The rows are written so that ``datasets.load_dataset("json", ...)`` and TRL's trainers
+take the file as it is, whatever ``datasets`` version infers the Arrow schema:
+
+- message ``content`` is always a string (None becomes ""), and a message keeps only the
+  keys chat templates read (role, content, tool_calls, tool_call_id, reasoning_content);
+- tool-call ``arguments`` stay JSON strings: as objects, the arguments of different tools
+  would be merged into one Arrow struct, each filled with the others' keys as nulls;
+- ``tools`` is one JSON string (TRL's trainers ``json.loads`` a string ``tools``): as a
+  list, plain Arrow inference merges all tool schemas into one struct and every tool would
+  render with the other tools' parameters as nulls. Key order inside it is kept as the
+  environment gave it, since templates render tools with ``tojson``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from stepwise.files import write_atomic
+
+SCOPES = ("best_path", "all")
+FORMATS = ("preference", "stepwise")
+MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "reasoning_content")
+
+
+@dataclass
+class PairStats:
+    """What pair extraction looked at and why parents gave no pair."""
+
+    parents_seen: int = 0
+    pairs: int = 0
+    too_few_children: int = 0  # fewer than two children with enough visits
+    no_preference: int = 0  # chosen and rejected have the same Q
+    below_delta_q: int = 0  # 0 < ΔQ < min_delta_q
+    no_prompt: int = 0  # the parent has no decision prompt
+    no_completion: int = 0  # chosen or rejected has no completion
+    same_completion: int = 0  # both steps are the same messages: nothing to learn
+    dropped_by_tokenizer: int = 0  # set by the caller from ``check_prefix``
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+def _text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: keep the text ones
+        return "".join(part if isinstance(part, str) else str(part.get("text") or "")
+                       for part in content if isinstance(part, str | Mapping))
+    return json.dumps(content, ensure_ascii=False)
+
+
+def _tool_call(call: Mapping[str, Any], arguments_as: str) -> dict:
+    function = call.get("function") or {"name": call.get("name"), "arguments": call.get("args")}
+    arguments = function.get("arguments")
+    if arguments is None:
+        arguments = {}
+    if arguments_as == "json" and not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    elif arguments_as == "dict" and isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError:
+            arguments = {"unparsed": arguments}
+    out: dict[str, Any] = {}
+    if isinstance(call.get("id"), str) and call["id"]:
+        out["id"] = call["id"]
+    out["type"] = "function"
+    out["function"] = {"name": str(function.get("name") or ""), "arguments": arguments}
+    return out
+
+
+def normalize_messages(messages: Sequence[Mapping[str, Any]], *,
+                       arguments_as: str = "json") -> list[dict]:
+    """Chat messages as TRL and chat templates take them, with one Arrow-friendly shape.
+
+    ``arguments_as="dict"`` gives tool-call arguments as objects, for templates that
+    ``tojson`` them unconditionally (Qwen2.5, Llama 3.1); loading such a file keeps each
+    tool's arguments apart only with ``datasets`` >= 5 (its ``Json`` feature).
+    """
+    if arguments_as not in ("json", "dict"):
+        raise ValueError(f"arguments_as must be 'json' or 'dict', not {arguments_as!r}")
+    out = []
+    for message in messages:
+        row: dict[str, Any] = {"role": str(message["role"]), "content": _text(message.get("content"))}
+        calls = message.get("tool_calls") or []
+        if calls:
+            row["tool_calls"] = [_tool_call(call, arguments_as) for call in calls]
+        if message.get("tool_call_id"):
+            row["tool_call_id"] = str(message["tool_call_id"])
+        if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
+            row["reasoning_content"] = message["reasoning_content"]
+        out.append(row)
+    return out
+
+
+def tools_json(tools: Sequence[Mapping[str, Any]] | str | None) -> str | None:
+    """Tool schemas as one JSON string (None when there are none), key order kept."""
+    if isinstance(tools, str):
+        tools = json.loads(tools)
+    return json.dumps(list(tools), ensure_ascii=False) if tools else None
+
+
+def _tools_list(tools: Any) -> list[dict] | None:
+    if isinstance(tools, str):
+        tools = json.loads(tools)
+    return list(tools) if tools else None
+
+
+# -- extraction ----------------------------------------------------------------------------
+
+
+def _rank(graph: nx.DiGraph, node: int) -> tuple[float, int, int]:
+    """Higher is better: Q, then more visits, then the earlier node."""
+    data = graph.nodes[node]
+    return float(data.get("q") or 0.0), int(data.get("visits") or 0), -int(node)
+
+
+def _eligible(graph: nx.DiGraph, parent: int, min_visits: int) -> list[int]:
+    least = max(min_visits, 1)
+    return [c for c in graph.successors(parent) if int(graph.nodes[c].get("visits") or 0) >= least]
+
+
+def _parents(graph: nx.DiGraph, scope: str, min_visits: int) -> Iterable[int]:
+    if scope == "all":
+        parents = [n for n in graph.nodes if graph.out_degree(n) >= 2]
+        yield from sorted(parents, key=lambda n: (graph.nodes[n].get("depth") or 0, n))
+        return
+    roots = [n for n in graph.nodes if graph.in_degree(n) == 0]
+    node = min(roots) if roots else None
+    while node is not None and graph.out_degree(node):
+        yield node
+        children = _eligible(graph, node, min_visits)
+        node = max(children, key=lambda c: _rank(graph, c)) if children else None
+
+
+def extract_pairs(graph: nx.DiGraph, *, min_visits: int = 1, min_delta_q: float = 0.0,
+                  scope: str = "best_path", format: str = "preference",
+                  arguments_as: str = "json", tokenizer: Any = None,
+                  ) -> tuple[list[dict], PairStats]:
+    """Preference rows from ``graph`` (as ``load_tree`` or ``Tree.to_graph`` gives it).
+
+    Only children with ``visits >= min_visits`` take part; a parent needs two of them.
+    A pair is kept when ``ΔQ = q_chosen - q_rejected`` is positive and ``>= min_delta_q``.
+    ``format="stepwise"`` gives TRL's stepwise-supervision rows instead (``to_stepwise``;
+    ``tokenizer`` renders their text with its chat template when given).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+    attrs = graph.graph
+    tools = tools_json(attrs.get("tools"))
+    stats = PairStats()
+    rows: list[dict] = []
+    for parent in _parents(graph, scope, min_visits):
+        stats.parents_seen += 1
+        children = _eligible(graph, parent, min_visits)
+        if len(children) < 2:
+            stats.too_few_children += 1
+            continue
+        chosen = max(children, key=lambda c: _rank(graph, c))
+        rejected = min(children, key=lambda c: _rank(graph, c))
+        p, c, r = graph.nodes[parent], graph.nodes[chosen], graph.nodes[rejected]
+        q_chosen, q_rejected = float(c.get("q") or 0.0), float(r.get("q") or 0.0)
+        delta = q_chosen - q_rejected
+        if delta <= 1e-12:
+            stats.no_preference += 1
+            continue
+        if delta < min_delta_q:
+            stats.below_delta_q += 1
+            continue
+        if not p.get("prompt"):
+            stats.no_prompt += 1
+            continue
+        if not c.get("completion") or not r.get("completion"):
+            stats.no_completion += 1
+            continue
+        chosen_messages = normalize_messages(c["completion"], arguments_as=arguments_as)
+        rejected_messages = normalize_messages(r["completion"], arguments_as=arguments_as)
+        if chosen_messages == rejected_messages:
+            stats.same_completion += 1
+            continue
+        rows.append({
+            "prompt": normalize_messages(p["prompt"], arguments_as=arguments_as),
+            "chosen": chosen_messages,
+            "rejected": rejected_messages,
+            "tools": tools,
+            "meta": {
+                "task": attrs.get("task"),
+                "seed": attrs.get("seed"),
+                "depth": int(p.get("depth") or 0),
+                "parent_id": int(parent),
+                "chosen_id": int(chosen),
+                "rejected_id": int(rejected),
+                "q_chosen": q_chosen,
+                "q_rejected": q_rejected,
+                "delta_q": delta,
+                "visits_chosen": int(c.get("visits") or 0),
+                "visits_rejected": int(r.get("visits") or 0),
+                "chosen_action": c.get("action"),
+                "rejected_action": r.get("action"),
+                "chosen_label": c.get("label"),
+                "rejected_label": r.get("label"),
+                "optimal_action": p.get("optimal"),
+            },
+        })
+        stats.pairs += 1
+    if format == "stepwise":
+        return to_stepwise(rows, tokenizer), stats
+    return rows, stats
+
+
+# -- stepwise supervision ------------------------------------------------------------------
+
+
+def _plain_prompt(messages: Sequence[Mapping[str, Any]], tools: list[dict] | None) -> str:
+    parts = []
+    if tools:
+        parts.append("tools: " + json.dumps(tools, ensure_ascii=False))
+    parts += [f"{m['role']}: {_plain_step([m])}" for m in messages]
+    return "\n\n".join(parts) + "\n\nassistant: "
+
+
+def _plain_step(messages: Sequence[Mapping[str, Any]]) -> str:
+    lines = []
+    for message in messages:
+        if message.get("content"):
+            lines.append(message["content"])
+        for call in message.get("tool_calls") or []:
+            arguments = call["function"]["arguments"]
+            if isinstance(arguments, str):
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            lines.append(json.dumps({"name": call["function"]["name"], "arguments": arguments},
+                                    ensure_ascii=False))
+    return "\n".join(lines)
+
+
+def _rendered(tokenizer: Any, prompt: list[dict], step: list[dict],
+              tools: list[dict] | None) -> tuple[str, str]:
+    alone = tokenizer.apply_chat_template(prompt, tools=tools, add_generation_prompt=True,
+                                          tokenize=False)
+    whole = tokenizer.apply_chat_template(prompt + step, tools=tools, tokenize=False)
+    common = 0
+    for a, b in zip(alone, whole, strict=False):
+        if a != b:
+            break
+        common += 1
+    return alone[:common], whole[common:]
+
+
+def to_stepwise(rows: Sequence[Mapping[str, Any]], tokenizer: Any = None) -> list[dict]:
+    """Preference rows as TRL's stepwise-supervision rows (``prompt``, ``completions``, ``labels``).
+
+    That format is plain text (TRL's ``PRMTrainer`` read it; trl 1.x no longer ships a
+    trainer for it). Each decision gives two one-step rows with the same prompt: the
+    chosen step labelled True and the rejected one labelled False. With a ``tokenizer``
+    the text is its chat template's rendering; without one, a plain transcript.
+    """
+    out = []
+    for row in rows:
+        tools = _tools_list(row.get("tools"))
+        for side, label in (("chosen", True), ("rejected", False)):
+            if tokenizer is not None:
+                prompt, step = _rendered(tokenizer, list(row["prompt"]), list(row[side]), tools)
+            else:
+                prompt, step = _plain_prompt(row["prompt"], tools), _plain_step(row[side])
+            out.append({"prompt": prompt, "completions": [step], "labels": [label],
+                        "meta": {**row.get("meta", {}), "side": side}})
+    return out
+
+
+# -- files and checks ----------------------------------------------------------------------
+
+
+def write_pairs(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    """Rows as JSONL, one per line, written atomically. Key order is the rows' own
+    (``extract_pairs`` builds them in a fixed order); it is not sorted, because chat
+    templates render tool-call argument objects in the order they are stored."""
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    write_atomic(path, text)
+    return Path(path)
+
+
+def read_pairs(path: str | Path) -> list[dict]:
+    """The rows of a pairs JSONL file."""
+    with Path(path).open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _ids(encoded: Any) -> list[int]:
+    """Token ids from what ``apply_chat_template(tokenize=True)`` returned: a list, a
+    dict/BatchEncoding (transformers 5 returns one by default), a batch of one, a tensor."""
+    if isinstance(encoded, Mapping) or hasattr(encoded, "keys"):
+        encoded = encoded["input_ids"]
+    if hasattr(encoded, "tolist"):
+        encoded = encoded.tolist()
+    encoded = list(encoded)
+    if encoded and isinstance(encoded[0], list | tuple):
+        if len(encoded) != 1:
+            raise ValueError("expected the ids of one conversation")
+        encoded = list(encoded[0])
+    return [int(token) for token in encoded]
+
+
+def check_prefix(rows: Sequence[Mapping[str, Any]], tokenizer: Any) -> tuple[list[dict], int]:
+    """Keep rows whose tokenized prompt (with the generation prompt) is a strict prefix of
+    both tokenized prompt+chosen and prompt+rejected; return them and how many were dropped.
+
+    Where it is not, a trainer would cut the completion where the two diverge and train
+    on a context the model never sees at inference (or on an empty completion). A row
+    the chat template refuses to render is dropped too.
+    """
+    kept = []
+    for row in rows:
+        tools = _tools_list(row.get("tools"))
+        prompt = list(row["prompt"])
+        try:
+            alone = _ids(tokenizer.apply_chat_template(
+                prompt, tools=tools, add_generation_prompt=True, tokenize=True))
+            ok = True
+            for side in ("chosen", "rejected"):
+                whole = _ids(tokenizer.apply_chat_template(
+                    prompt + list(row[side]), tools=tools, tokenize=True))
+                ok = ok and len(whole) > len(alone) and whole[:len(alone)] == alone
+        except Exception:  # noqa: BLE001 - a template that raises on a row drops the row
+            ok = False
+        if ok:
+            kept.append(dict(row))
+    return kept, len(rows) - len(kept)

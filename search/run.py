@@ -1,0 +1,125 @@
+"""Exploring a dataset: one search per task, resumable, with trees, pairs and a summary.
+
+A run folder holds ``run.json`` (the settings; a resume must match them), per task an
+append-only ``events/<task>.jsonl`` and, once the task is done, ``trees/<task>.json``;
+``pairs.jsonl`` (rebuilt from the finished trees in task order, so an interrupted and an
+uninterrupted run end with the same bytes) and ``summary.json``. Every file but the event
+logs is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stepwise.errors import StepwiseError
+from stepwise.files import write_atomic
+from stepwise.search.events import EventLog
+from stepwise.search.explorer import ExploreOptions, Explorer
+from stepwise.search.pairs import extract_pairs, write_pairs
+from stepwise.search.tree import load_tree
+
+
+@dataclass
+class PairOptions:
+    min_visits: int = 1
+    min_delta_q: float = 0.0
+    scope: str = "best_path"
+
+
+@dataclass
+class RunReport:
+    tasks: int = 0
+    finished: int = 0
+    iterations: int = 0
+    pairs: int = 0
+    seconds: float = 0.0
+    pair_stats: dict[str, Any] = field(default_factory=dict)
+    optimal_rates: dict[str, Any] = field(default_factory=dict)
+    model_calls: dict[str, int] = field(default_factory=dict)
+
+
+def safe_name(task_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
+
+
+def check_settings(out: Path, settings: dict[str, Any], resume: bool) -> None:
+    """A new run needs a fresh folder; a resumed one the same settings."""
+    saved = out / "run.json"
+    if saved.is_file():
+        if not resume:
+            raise StepwiseError(f"{out} already holds a run: add --resume to continue it, or "
+                                "choose another --out")
+        before = json.loads(saved.read_text(encoding="utf-8"))
+        if before != settings:
+            changed = sorted(k for k in set(before) | set(settings)
+                             if before.get(k) != settings.get(k))
+            raise StepwiseError(f"{out} was run with other settings ({', '.join(changed)}); "
+                                "resume with the same ones, or choose another --out")
+    elif resume and out.exists() and any(out.iterdir()):
+        raise StepwiseError(f"{out} holds no run to resume (no run.json)")
+    write_atomic(saved, json.dumps(settings, ensure_ascii=False, sort_keys=True, indent=1))
+
+
+def optimal_rates(rows: Sequence[dict]) -> dict[str, Any]:
+    """How often chosen and rejected steps match the environment's known best action."""
+    known = [r for r in rows if r["meta"].get("optimal_action") is not None]
+    if not known:
+        return {}
+    chosen = sum(r["meta"]["chosen_action"] == r["meta"]["optimal_action"] for r in known)
+    rejected = sum(r["meta"]["rejected_action"] == r["meta"]["optimal_action"] for r in known)
+    return {"pairs_with_known_best": len(known), "chosen_is_best": chosen / len(known),
+            "rejected_is_best": rejected / len(known)}
+
+
+def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], options: ExploreOptions,
+                  out: Path, *, env_name: str, workers: int = 1,
+                  pair_options: PairOptions | None = None,
+                  on_iteration: Callable[[str, int], None] | None = None,
+                  model_counts: Callable[[], dict[str, int]] | None = None,
+                  simulated: bool = False) -> RunReport:
+    """Search every task (finished ones are kept), then write pairs and the summary."""
+    started = time.perf_counter()
+    pair_options = pair_options or PairOptions()
+    report = RunReport(tasks=len(task_ids))
+
+    def one(task_id: str) -> int:
+        tree_path = out / "trees" / f"{safe_name(task_id)}.json"
+        if tree_path.is_file():
+            return 0
+        explorer = Explorer(make_env(task_id), options,
+                            EventLog(out / "events" / f"{safe_name(task_id)}.jsonl"),
+                            env_name=env_name, simulated=simulated,
+                            on_iteration=(lambda i: on_iteration(task_id, i))
+                            if on_iteration else None)
+        tree = explorer.run()
+        write_atomic(tree_path, tree.to_json())
+        return tree.root.visits
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        report.iterations = sum(pool.map(one, task_ids))
+
+    rows: list[dict] = []
+    stats: dict[str, int] = {}
+    for task_id in task_ids:  # task order, whatever order the tasks finished in
+        tree_rows, task_stats = extract_pairs(
+            load_tree(out / "trees" / f"{safe_name(task_id)}.json"),
+            min_visits=pair_options.min_visits, min_delta_q=pair_options.min_delta_q,
+            scope=pair_options.scope)
+        rows += tree_rows
+        for key, value in asdict(task_stats).items():
+            stats[key] = stats.get(key, 0) + value
+    write_pairs(rows, out / "pairs.jsonl")
+    report.finished = len(task_ids)
+    report.pairs = len(rows)
+    report.pair_stats = stats
+    report.optimal_rates = optimal_rates(rows)
+    report.model_calls = model_counts() if model_counts else {}
+    report.seconds = round(time.perf_counter() - started, 3)
+    write_atomic(out / "summary.json", json.dumps(asdict(report), indent=1, sort_keys=True))
+    return report

@@ -1,0 +1,125 @@
+"""The search tree: nodes with visits, wins and Q, as networkx node-link JSON.
+
+A node is a decision point reached by its ``action`` from its parent. The tree holds no
+agent state: states live in the explorer's memo (they fork for free) and the tree is
+rebuilt from the event log on resume. What a tree JSON (``networkx.node_link_data``,
+``edges="links"``) holds per node:
+
+- ``id`` (int, creation order; the root is 0), ``parent`` (int or null), ``depth``
+- ``action`` (a JSON value, null at the root) and ``label`` (a short name for it)
+- ``visits``, ``wins`` (sum of rewards), ``q`` (wins / visits, or the best reward under
+  ``q="max"``), ``best`` (the best reward seen), ``score`` (mean finished-episode score of
+  the rollouts through it), ``step_score`` (this step's reward-to-go in the last rollout
+  that passed, when per-step rewards are used), ``tokens`` (model tokens its step used)
+- ``prompt`` (chat messages of the decision taken AT this node; on expanded nodes) and
+  ``completion`` (the assistant step that took ``action``; on every non-root node), both
+  lists of OpenAI-style message dicts with tool-call arguments as JSON strings
+- ``optimal`` (the best action at this node's state when the environment knows it)
+
+Graph attributes: ``task``, ``env``, ``seed``, ``options``, ``baseline_score``, ``tools``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+
+@dataclass
+class Node:
+    id: int
+    parent: int | None
+    depth: int
+    action: Any = None
+    label: str = "root"
+    visits: int = 0
+    wins: float = 0.0
+    best: float = -math.inf
+    score_sum: float = 0.0
+    step_score: float | None = None
+    tokens: int = 0
+    children: list[int] = field(default_factory=list)
+    prompt: list[dict] | None = None
+    completion: list[dict] | None = None
+    optimal: Any = None
+
+    def q(self, aggregate: str = "mean") -> float:
+        if not self.visits:
+            return 0.0
+        return self.best if aggregate == "max" else self.wins / self.visits
+
+
+@dataclass
+class Tree:
+    attrs: dict[str, Any]
+    nodes: dict[int, Node] = field(default_factory=dict)
+    aggregate: str = "mean"
+
+    @classmethod
+    def new(cls, **attrs: Any) -> Tree:
+        tree = cls(attrs=attrs, aggregate=attrs.get("options", {}).get("q", "mean"))
+        tree.nodes[0] = Node(0, None, 0)
+        return tree
+
+    @property
+    def root(self) -> Node:
+        return self.nodes[0]
+
+    def add_child(self, parent: int, action: Any, label: str) -> Node:
+        node = Node(len(self.nodes), parent, self.nodes[parent].depth + 1, action, label)
+        self.nodes[node.id] = node
+        self.nodes[parent].children.append(node.id)
+        return node
+
+    def path_to(self, node_id: int) -> list[int]:
+        path = [node_id]
+        while self.nodes[path[-1]].parent is not None:
+            path.append(self.nodes[path[-1]].parent)
+        return path[::-1]
+
+    def q(self, node_id: int) -> float:
+        return self.nodes[node_id].q(self.aggregate)
+
+    def best_child(self, node_id: int) -> Node | None:
+        """The max-Q child (ties: more visits, then the earlier one); None for a leaf."""
+        children = [self.nodes[c] for c in self.nodes[node_id].children if self.nodes[c].visits]
+        if not children:
+            return None
+        return max(children, key=lambda n: (n.q(self.aggregate), n.visits, -n.id))
+
+    def best_path(self) -> list[int]:
+        """From the root, the max-Q child at each level: the seed's chosen samples."""
+        path = [0]
+        while (child := self.best_child(path[-1])) is not None:
+            path.append(child.id)
+        return path
+
+    def to_graph(self) -> nx.DiGraph:
+        graph = nx.DiGraph(**self.attrs)
+        for node in self.nodes.values():
+            graph.add_node(node.id, parent=node.parent, depth=node.depth, action=node.action,
+                           label=node.label, visits=node.visits, wins=node.wins,
+                           q=node.q(self.aggregate), best=node.best if node.visits else None,
+                           score=node.score_sum / node.visits if node.visits else None,
+                           step_score=node.step_score, tokens=node.tokens,
+                           prompt=node.prompt, completion=node.completion,
+                           optimal=node.optimal)
+            if node.parent is not None:
+                graph.add_edge(node.parent, node.id)
+        return graph
+
+    def to_json(self) -> str:
+        data = nx.node_link_data(self.to_graph(), edges="links")
+        # Keys keep their order: chat templates render tool schemas as stored.
+        return json.dumps(data, ensure_ascii=False, indent=1)
+
+
+def load_tree(path: str | Path) -> nx.DiGraph:
+    """A tree JSON file as a networkx graph."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return nx.node_link_graph(data, edges="links")

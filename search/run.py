@@ -21,7 +21,7 @@ from stepwise.errors import StepwiseError
 from stepwise.files import write_atomic
 from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
-from stepwise.search.pairs import extract_pairs, write_pairs
+from stepwise.search.pairs import check_prefix, extract_pairs, write_pairs
 from stepwise.search.tree import load_tree
 
 
@@ -30,6 +30,8 @@ class PairOptions:
     min_visits: int = 1
     min_delta_q: float = 0.0
     scope: str = "best_path"
+    format: str = "preference"  # or "stepwise": TRL's stepwise-supervision rows
+    tokenizer: Any = None  # drops pairs whose prompt tokens are not a prefix of prompt+step
 
 
 @dataclass
@@ -68,7 +70,8 @@ def check_settings(out: Path, settings: dict[str, Any], resume: bool) -> None:
 
 def optimal_rates(rows: Sequence[dict]) -> dict[str, Any]:
     """How often chosen and rejected steps match the environment's known best action."""
-    known = [r for r in rows if r["meta"].get("optimal_action") is not None]
+    known = [r for r in rows if r["meta"].get("optimal_action") is not None
+             and "chosen_action" in r["meta"]]
     if not known:
         return {}
     chosen = sum(r["meta"]["chosen_action"] == r["meta"]["optimal_action"] for r in known)
@@ -110,7 +113,12 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
         tree_rows, task_stats = extract_pairs(
             load_tree(out / "trees" / f"{safe_name(task_id)}.json"),
             min_visits=pair_options.min_visits, min_delta_q=pair_options.min_delta_q,
-            scope=pair_options.scope)
+            scope=pair_options.scope, format=pair_options.format,
+            tokenizer=pair_options.tokenizer)
+        if pair_options.tokenizer is not None and pair_options.format == "preference":
+            tree_rows, dropped = check_prefix(tree_rows, pair_options.tokenizer)
+            task_stats.pairs -= dropped
+            task_stats.dropped_by_tokenizer += dropped
         rows += tree_rows
         for key, value in asdict(task_stats).items():
             stats[key] = stats.get(key, 0) + value

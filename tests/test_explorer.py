@@ -188,3 +188,56 @@ def test_kill_9_then_resume_gives_the_same_pairs(tmp_path):
     assert (tmp_path / "a" / "pairs.jsonl").read_bytes() == (tmp_path / "b" / "pairs.jsonl").read_bytes()
     for tree in (tmp_path / "a" / "trees").iterdir():
         assert tree.read_bytes() == (tmp_path / "b" / "trees" / tree.name).read_bytes()
+
+
+def test_explored_pairs_load_check_and_train_two_dpo_steps(tmp_path):
+    import torch
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from stepwise.llm.tiny import tiny_model_path
+    from stepwise.search.pairs import check_prefix
+
+    _, rows = explore_world(tmp_path / "run", 24, docs=2)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path(0))
+    kept, dropped = check_prefix(rows, tokenizer)
+    assert dropped == 0 and len(kept) == len(rows) >= 2
+    dataset = load_dataset("json", data_files=str(tmp_path / "run" / "pairs.jsonl"),
+                           split="train")
+    assert dataset.column_names[:4] == ["prompt", "chosen", "rejected", "tools"]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path(0), dtype=torch.float32)
+    config = DPOConfig(output_dir=str(tmp_path / "dpo"), max_steps=2,
+                       per_device_train_batch_size=2, report_to=[], use_cpu=True,
+                       logging_steps=1, save_strategy="no", max_length=2048,
+                       disable_tqdm=True, seed=0, loss_type=["sigmoid", "sft"],
+                       loss_weights=[1.0, 0.5])
+    trainer = DPOTrainer(model=model, args=config, train_dataset=dataset,
+                         processing_class=tokenizer)
+    trainer.train()
+    assert trainer.state.global_step == 2
+
+
+def test_explore_cli_checks_prefixes_and_writes_stepwise_rows(tmp_path):
+    from typer.testing import CliRunner
+
+    from stepwise.cli import app
+    from stepwise.llm.tiny import tiny_model_path
+    from stepwise.sim.translation import make_documents, write_dataset
+
+    dataset = write_dataset(make_documents(1, 0), tmp_path / "world")
+    base = ["explore", str(dataset), "-m", "sim:translator", "--page-sentences", "5",
+            "--simulations", "16"]
+    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a"), "--tokenizer",
+                                      str(tiny_model_path(0))])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["pair_stats"]["dropped_by_tokenizer"] == 0 and summary["pairs"] >= 1
+    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "b"), "--stepwise-format"])
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "b" / "pairs.jsonl").open()]
+    assert {tuple(r["labels"]) for r in rows} == {(True,), (False,)}
+    for bad, message in ((["--rollout", "greedy"], "--rollout must be one of"),
+                         (["--env", "chess"], "unknown environment")):
+        result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "c"), *bad])
+        assert result.exit_code == 2 and message in result.stderr

@@ -47,6 +47,14 @@ def explore(
     min_delta_q: Annotated[float, typer.Option(help="Pairs: smallest Q difference.")] = 0.0,
     all_parents: Annotated[bool, typer.Option("--all-parents", help="Pairs at every expanded "
                                               "parent, not only along the best path.")] = False,
+    stepwise_format: Annotated[bool, typer.Option("--stepwise-format", help="Write TRL's "
+                                                  "stepwise-supervision rows (prompt, "
+                                                  "completions, labels) instead of preference "
+                                                  "pairs.")] = False,
+    tokenizer: Annotated[Path | None, typer.Option(help="A local Hugging Face model or "
+                                                   "tokenizer folder: drop pairs whose prompt "
+                                                   "tokens are not a prefix of prompt + step "
+                                                   "under its chat template.")] = None,
     src: Annotated[str | None, typer.Option(help="Source language (files and folders).")] = None,
     tgt: Annotated[str | None, typer.Option(help="Target language (files and folders).")] = None,
     page_sentences: Annotated[int, typer.Option(help="Most sentences per page.")] = 10,
@@ -88,10 +96,19 @@ def explore(
     settings = {"dataset": str(dataset), "env": env, "model": model, "model_name": model_name,
                 "page_sentences": page_sentences, "options": options.model_dump(),
                 "pairs": {"min_visits": min_visits, "min_delta_q": min_delta_q,
-                          "scope": "all" if all_parents else "best_path"}}
+                          "scope": "all" if all_parents else "best_path",
+                          "stepwise_format": stepwise_format,
+                          "tokenizer": str(tokenizer) if tokenizer else None}}
     out_dir.mkdir(parents=True, exist_ok=True)
     check_settings(out_dir, settings, resume)
 
+    checker = None
+    if tokenizer is not None:
+        from transformers import AutoTokenizer
+
+        from stepwise.llm.hf import check_model_dir
+
+        checker = AutoTokenizer.from_pretrained(str(check_model_dir(str(tokenizer))))
     cached = CachingChatModel(model=model_from_uri(model, model_name))
     oracle = None
     if all(d.world == "translation" for d in docs.values()):
@@ -124,7 +141,9 @@ def explore(
         report = explore_tasks(list(docs), make_env, options, out_dir, env_name=env,
                                workers=workers, on_iteration=on_iteration,
                                pair_options=PairOptions(min_visits, min_delta_q,
-                                                        "all" if all_parents else "best_path"),
+                                                        "all" if all_parents else "best_path",
+                                                        "stepwise" if stepwise_format
+                                                        else "preference", checker),
                                model_counts=lambda: cached.counts,
                                simulated=model.startswith("sim:"))
     summary = json.loads((out_dir / "summary.json").read_text())

@@ -3,8 +3,9 @@
 Three figures, each against a baseline measured in the same run:
 - overhead: MCTS over a toy environment whose every step is one call to a zero-latency
   model, in µs per call, against a bare loop making the same number of calls;
-- efficiency: the same search over 16 tasks with a model that sleeps a fixed latency per
-  call, at concurrency 16: (calls × latency / concurrency) / wall time (1.0 is perfect);
+- efficiency: the same search with a model that sleeps a fixed latency (20 ms) per call,
+  at concurrency 16 = tasks at once × simulations in flight per task (16×1, 4×4, 2×8):
+  (calls × latency / concurrency) / wall time (1.0 is perfect);
 - cache: on the synthetic translation world (a simulation), model calls made and calls
   answered by the request cache.
 """
@@ -37,7 +38,9 @@ class SleepyEcho(EchoSimChatModel):
 
 
 class CallingChain:
-    """Four steps of three actions; each step is one model call."""
+    """Twelve steps of three actions; each step is one model call."""
+
+    depth = 12
 
     def __init__(self, task_id: str, model: BaseChatModel) -> None:
         self.task_id, self.model, self.calls = task_id, model, 0
@@ -54,7 +57,7 @@ class CallingChain:
         return (*state, action)
 
     def is_terminal(self, state):
-        return len(state) == 4
+        return len(state) == self.depth
 
     def score(self, state):
         return 1.0 + sum(a == 1 for a in state)
@@ -66,7 +69,7 @@ class CallingChain:
         return 1.0
 
     def baseline_step_scores(self):
-        return [1.0] * 4
+        return [1.0] * self.depth
 
     def rollout_action(self, state, rng):
         return rng.randrange(3)
@@ -101,16 +104,21 @@ def overhead(simulations: int) -> dict[str, float]:
             "bare_us_per_call": bare_seconds / env.calls * 1e6}
 
 
-def efficiency(tasks: int, simulations: int, latency: float) -> dict[str, float]:
+def efficiency(tasks: int, parallel: int, simulations: int, latency: float
+               ) -> dict[str, float]:
+    """Concurrency = tasks searched at once × simulations in flight per task."""
     envs = {f"t{i}": CallingChain(f"t{i}", SleepyEcho(latency=latency)) for i in range(tasks)}
+    concurrency = tasks * parallel
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        explore_tasks(list(envs), envs.__getitem__, ExploreOptions(simulations=simulations),
+        explore_tasks(list(envs), envs.__getitem__,
+                      ExploreOptions(simulations=simulations, parallel=parallel),
                       Path(folder), env_name="chain", workers=tasks)
         wall = time.perf_counter() - start
     calls = sum(env.calls for env in envs.values())
-    return {"calls": calls, "wall_s": wall, "ideal_s": calls * latency / tasks,
-            "efficiency": calls * latency / tasks / wall}
+    return {"concurrency": concurrency, "calls": calls, "wall_s": wall,
+            "ideal_s": calls * latency / concurrency,
+            "efficiency": calls * latency / concurrency / wall}
 
 
 def cache_savings(docs: int, simulations: int) -> dict[str, Any]:
@@ -141,7 +149,8 @@ def run(quick: bool = False) -> dict:
     runs = 3 if quick else 7
     samples = [overhead(40 if quick else 150) for _ in range(runs)]
     middle = sorted(samples, key=lambda s: s["explorer_us_per_call"])[runs // 2]
-    flow = efficiency(16, 8 if quick else 24, 0.01 if quick else 0.02)
+    flow = {f"{t}x{p}": efficiency(t, p, 16 * p if quick else 48 * p, 0.02)
+            for t, p in ((16, 1), (4, 4), (2, 8))}
     cache = cache_savings(1 if quick else 2, 16 if quick else 48)
     return {
         "figures": {
@@ -149,8 +158,10 @@ def run(quick: bool = False) -> dict:
             "overhead_us_per_call": rounded(middle["explorer_us_per_call"]
                                             - middle["bare_us_per_call"]),
             "calls_per_search": middle["calls"],
-            "efficiency_at_concurrency_16": rounded(flow["efficiency"]),
-            "efficiency_run": {k: rounded(v) for k, v in flow.items()},
+            "efficiency_at_concurrency_16": {name: rounded(run["efficiency"])
+                                             for name, run in flow.items()},
+            "efficiency_runs": {name: {k: rounded(v) for k, v in run.items()}
+                                for name, run in flow.items()},
             "cache_simulated_world": {k: rounded(v) if isinstance(v, float) else v
                                       for k, v in cache.items()},
         },

@@ -23,6 +23,7 @@ import hashlib
 import math
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -44,6 +45,8 @@ class ExploreOptions(BaseModel):
     q: Literal["mean", "max"] = "mean"
     early_stop: int | None = Field(default=None, ge=1, description="stop when the best path "
                                    "has not changed for this many iterations")
+    parallel: int = Field(default=1, ge=1, description="simulations run at once per task, "
+                          "kept apart by virtual loss")
     seed: int = 0
 
 
@@ -55,13 +58,8 @@ def derive_seed(*parts: Any) -> int:
 
 class LoopState(TypedDict, total=False):
     iteration: int
-    leaf: int
-    simulated: int
-    expanded: dict[str, Any] | None
-    score: float
-    rewards: list[list[Any]]
-    stable: int
-    best_path: list[int]
+    leaves: list[int]  # selected this round, one per parallel simulation
+    batch: list[dict[str, Any]]  # per simulation: expanded, simulated, score, rewards
 
 
 class Explorer:
@@ -97,36 +95,68 @@ class Explorer:
 
     # -- the four steps -----------------------------------------------------------------
 
-    def ucb(self, parent: Node, child: Node) -> float:
-        if not child.visits:
+    def ucb(self, parent: Node, child: Node, virtual: dict[int, int]) -> float:
+        """UCB1; a simulation in flight counts as a visit that lost (virtual loss)."""
+        visits = child.visits + virtual.get(child.id, 0)
+        if not visits:
             return math.inf
-        explore = self.options.c * math.sqrt(math.log(parent.visits) / child.visits)
-        return child.q(self.options.q) + explore
+        parent_visits = parent.visits + virtual.get(parent.id, 0)
+        explore = self.options.c * math.sqrt(math.log(parent_visits) / visits)
+        return child.wins / visits + explore if self.options.q == "mean" else \
+            child.q("max") * child.visits / visits + explore
 
     def select(self, state: LoopState) -> LoopState:
-        node = self.tree.root
-        while node.children:
-            node = max((self.tree.nodes[c] for c in node.children),
-                       key=lambda child: (self.ucb(node, child), -child.id))
-        return {"leaf": node.id}
+        """One leaf per parallel simulation, each path held back by virtual loss."""
+        size = min(self.options.parallel, self.options.simulations - state.get("iteration", 0))
+        virtual: dict[int, int] = {}
+        taken: set[int] = set()  # leaves a simulation of this round already owns
+        leaves = []
+        for _ in range(size):
+            node, path = self.tree.root, [0]
+            while node.children:
+                free = [self.tree.nodes[c] for c in node.children
+                        if not self._owned(self.tree.nodes[c], taken)]
+                if not free:
+                    break
+                node = max(free, key=lambda child: (self.ucb(node, child, virtual), -child.id))
+                path.append(node.id)
+            if self._owned(node, taken):
+                break
+            taken.add(node.id)
+            leaves.append(node.id)
+            for node_id in path:
+                virtual[node_id] = virtual.get(node_id, 0) + 1
+        return {"leaves": leaves}
+
+    def _owned(self, node: Node, taken: set[int]) -> bool:
+        """Whether every leaf below ``node`` is already taken this round."""
+        if not node.children:
+            return node.id in taken
+        return all(self._owned(self.tree.nodes[c], taken) for c in node.children)
 
     def expand(self, state: LoopState) -> LoopState:
-        leaf = self.tree.nodes[state["leaf"]]
-        if (leaf.visits == 0 and leaf.id != 0) or self.env.is_terminal(self.state_of(leaf.id)):
-            return {"simulated": leaf.id, "expanded": None}
-        actions = self.env.actions(self.state_of(leaf.id))
-        if self.options.width is not None and len(actions) > self.options.width:
-            chosen = sorted(self.rng("expand", leaf.id, 0).sample(range(len(actions)),
-                                                                    self.options.width))
-            actions = [actions[i] for i in chosen]
-        parent_state = self.state_of(leaf.id)
-        created = {"parent": leaf.id, "prompt": self.env.decision_prompt(parent_state),
-                   "optimal": self.env.optimal_action(parent_state),
-                   "children": [{"action": action, "label": self.env.action_label(action),
-                                 "completion": self.env.decision_completion(parent_state, action)}
-                                for action in actions]}
-        self._create(created)
-        return {"simulated": leaf.children[0], "expanded": created}
+        batch = []
+        for leaf_id in state["leaves"]:
+            leaf = self.tree.nodes[leaf_id]
+            if (leaf.visits == 0 and leaf.id != 0) or \
+                    self.env.is_terminal(self.state_of(leaf.id)):
+                batch.append({"simulated": leaf.id, "expanded": None})
+                continue
+            actions = self.env.actions(self.state_of(leaf.id))
+            if self.options.width is not None and len(actions) > self.options.width:
+                chosen = sorted(self.rng("expand", leaf.id, 0).sample(range(len(actions)),
+                                                                        self.options.width))
+                actions = [actions[i] for i in chosen]
+            parent_state = self.state_of(leaf.id)
+            created = {"parent": leaf.id, "prompt": self.env.decision_prompt(parent_state),
+                       "optimal": self.env.optimal_action(parent_state),
+                       "children": [{"action": action, "label": self.env.action_label(action),
+                                     "completion": self.env.decision_completion(parent_state,
+                                                                                action)}
+                                    for action in actions]}
+            self._create(created)
+            batch.append({"simulated": leaf.children[0], "expanded": created})
+        return {"batch": batch}
 
     def _create(self, created: dict[str, Any] | None) -> None:
         """Add an expansion's children; it carries prompts, so replaying needs no model."""
@@ -139,7 +169,18 @@ class Explorer:
             child.completion = spec["completion"]
 
     def simulate(self, state: LoopState) -> LoopState:
-        node = self.tree.nodes[state["simulated"]]
+        batch = state["batch"]
+        if len(batch) == 1:
+            results = [self._rollout(batch[0]["simulated"])]
+        else:
+            with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+                results = list(pool.map(self._rollout, [b["simulated"] for b in batch]))
+        return {"batch": [{**item, "score": score, "rewards": rewards}
+                          for item, (score, rewards) in zip(batch, results, strict=True)]}
+
+    def _rollout(self, node_id: int) -> tuple[float, list[list[Any]]]:
+        """Play from a node to the end; the score and each path node's reward."""
+        node = self.tree.nodes[node_id]
         rng = self.rng("rollout", node.id, node.visits)
         current = self.state_of(node.id)
         while not self.env.is_terminal(current):
@@ -154,17 +195,18 @@ class Explorer:
                         if self.tree.nodes[n].depth else score / baseline] for n in path]
         else:
             rewards = [[n, score / baseline] for n in path]
-        return {"score": score, "rewards": rewards}
+        return score, rewards
 
     def backpropagate(self, state: LoopState) -> LoopState:
-        self._apply(state["score"], state["rewards"])
         iteration = state.get("iteration", 0)
-        self.log.append({"i": iteration, "expanded": state["expanded"],
-                         "simulated": state["simulated"], "score": state["score"],
-                         "rewards": state["rewards"]})
+        for item in state["batch"]:
+            self._apply(item["score"], item["rewards"])
+        self.log.append({"i": iteration, "batch": state["batch"]})
+        iteration += len(state["batch"])
         if self.on_iteration is not None:
-            self.on_iteration(iteration + 1)
-        return {"iteration": iteration + 1}
+            for _ in state["batch"]:
+                self.on_iteration(iteration)
+        return {"iteration": iteration}
 
     def _apply(self, score: float, rewards: list[list[Any]]) -> None:
         for node_id, reward in rewards:
@@ -190,10 +232,14 @@ class Explorer:
 
     def replay(self, events: list[dict[str, Any]]) -> int:
         """Rebuild the tree from logged iterations; the number of iterations replayed."""
+        done = 0
         for event in events:
-            self._create(event["expanded"])
-            self._apply(event["score"], event["rewards"])
-        return len(events)
+            for item in event["batch"]:
+                self._create(item["expanded"])
+            for item in event["batch"]:
+                self._apply(item["score"], item["rewards"])
+            done += len(event["batch"])
+        return done
 
     def graph(self):
         graph = StateGraph(LoopState)
@@ -212,6 +258,5 @@ class Explorer:
         if done < self.options.simulations and not (
                 self.options.early_stop and self.stable >= self.options.early_stop):
             left = self.options.simulations - done
-            self.graph().invoke({"iteration": done},
-                                {"recursion_limit": 4 * left + 10})
+            self.graph().invoke({"iteration": done}, {"recursion_limit": 4 * left + 10})
         return self.tree

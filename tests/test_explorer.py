@@ -241,3 +241,19 @@ def test_explore_cli_checks_prefixes_and_writes_stepwise_rows(tmp_path):
                          (["--env", "chess"], "unknown environment")):
         result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "c"), *bad])
         assert result.exit_code == 2 and message in result.stderr
+
+
+def test_parallel_simulations_are_deterministic_and_resume_exactly(tmp_path):
+    one = run_chain(simulations=48, parallel=4, seed=4).tree
+    assert one.root.visits == 48
+    assert one.to_json() == run_chain(simulations=48, parallel=4, seed=4).tree.to_json()
+    assert [one.nodes[n].action for n in one.best_path()[1:]] == [2, 0, 1]
+    (tmp_path / "p").mkdir()
+    run_chain(tmp_path / "p", simulations=20, parallel=4, seed=4)
+    resumed = run_chain(tmp_path / "p", simulations=48, parallel=4, seed=4).tree
+    assert resumed.to_json() == one.to_json()
+    rounds = [json.loads(line) for line in (tmp_path / "p" / "events.jsonl").open()]
+    assert [len(r["batch"]) for r in rounds[:2]] == [1, 3]  # the root, then its 3 children
+    for round_ in rounds:  # virtual loss: no node is simulated twice in one round
+        simulated = [item["simulated"] for item in round_["batch"]]
+        assert len(simulated) == len(set(simulated))

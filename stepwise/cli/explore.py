@@ -59,6 +59,8 @@ def explore(
     tgt: Annotated[str | None, typer.Option(help="Target language (files and folders).")] = None,
     page_sentences: Annotated[int, typer.Option(help="Most sentences per page.")] = 10,
     workers: Annotated[int, typer.Option(help="Tasks searched at once.")] = 1,
+    parallel: Annotated[int, typer.Option(help="Simulations in flight per task (virtual "
+                                          "loss keeps them on different paths).")] = 1,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     model_name: ModelNameOpt = None,
 ) -> None:
@@ -88,7 +90,7 @@ def explore(
     options = ExploreOptions(simulations=simulations, c=c, width=width,
                              rollout=rollout,  # type: ignore[arg-type]
                              reward=reward, q=q, early_stop=early_stop,  # type: ignore[arg-type]
-                             seed=seed)
+                             seed=seed, parallel=parallel)
     docs = {d.id: d for d in load_documents(dataset, src=src, tgt=tgt)}
     missing = [d for d in docs.values() if d.ref is None]
     if missing:

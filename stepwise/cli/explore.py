@@ -59,6 +59,8 @@ def explore(
     tgt: Annotated[str | None, typer.Option(help="Target language (files and folders).")] = None,
     page_sentences: Annotated[int, typer.Option(help="Most sentences per page.")] = 10,
     workers: Annotated[int, typer.Option(help="Tasks searched at once.")] = 1,
+    max_concurrent: Annotated[int | None, typer.Option(help="Model calls in flight at most, "
+                                                       "over all workers.")] = None,
     parallel: Annotated[int, typer.Option(help="Simulations in flight per task (virtual "
                                           "loss keeps them on different paths).")] = 1,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
@@ -111,7 +113,8 @@ def explore(
         from stepwise.llm.hf import check_model_dir
 
         checker = AutoTokenizer.from_pretrained(str(check_model_dir(str(tokenizer))))
-    cached = CachingChatModel(model=model_from_uri(model, model_name))
+    cached = CachingChatModel(model=model_from_uri(model, model_name),
+                              max_concurrent=max_concurrent)
     oracle = None
     if all(d.world == "translation" for d in docs.values()):
         from stepwise.sim.translation.language import oracle_modules as oracle

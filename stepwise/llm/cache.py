@@ -4,7 +4,8 @@ Search re-asks the same questions all the time: two rollouts that chose the same
 for a page send the same translation request. At temperature 0 (or for a model with no
 sampling, such as a simulated one) the answer is the same, so the second call is answered
 from the cache. Requests are keyed as cassettes key them (``canonical_request``). The
-counters say what was asked, what was saved and the tokens spent.
+counters say what was asked, what was saved and the tokens spent; ``max_concurrent``
+bounds the calls in flight to the backend, however many searches run at once.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
 
     model: BaseChatModel
     max_entries: int = 200_000
+    max_concurrent: int | None = None  # calls in flight to the backend at most
+
+    _gate: threading.BoundedSemaphore | None = PrivateAttr(default=None)
 
     _cache: dict[str, ChatResult] = PrivateAttr(default_factory=dict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -41,6 +45,10 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return self.model._get_ls_params(stop=stop, **kwargs)
+
+    def model_post_init(self, context: Any) -> None:
+        if self.max_concurrent:
+            self._gate = threading.BoundedSemaphore(self.max_concurrent)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -67,7 +75,11 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
                 if hit is not None:
                     self._counts["saved"] += 1
                     return hit.model_copy(deep=True)  # callers may set ids on messages
-        result = self.model._generate(messages, stop=stop, **kwargs)
+        if self._gate is None:
+            result = self.model._generate(messages, stop=stop, **kwargs)
+        else:
+            with self._gate:
+                result = self.model._generate(messages, stop=stop, **kwargs)
         usage = getattr(result.generations[0].message, "usage_metadata", None) or {}
         with self._lock:
             self._counts["calls"] += 1

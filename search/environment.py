@@ -34,13 +34,13 @@ class Environment(Protocol):
         """The finished episode's score (LongMT: document BLEU against the reference)."""
 
     def step_scores(self, state: Any) -> list[float]:
-        """Reward-to-go after each step of a finished episode, for per-step rewards."""
+        """Each step's own score in a finished episode, for per-step rewards."""
 
     def baseline_score(self) -> float:
         """What a score is divided by to make wins (the seed: the ``none`` policy's score)."""
 
     def baseline_step_scores(self) -> list[float]:
-        """The baseline's reward-to-go after each step, for per-step rewards."""
+        """The baseline's score for each step, for per-step rewards."""
 
     def rollout_action(self, state: Any, rng: random.Random) -> Action:
         """The simulation policy's choice (random by default)."""

@@ -8,8 +8,8 @@
   agent's own ``auto`` decisions) plays to the end of the episode, and the finished
   episode is scored;
 - backpropagate: every node on the path gets a visit and a reward: wins = score /
-  baseline score (the seed), or, with per-step rewards, its own step's reward-to-go over
-  the baseline's.
+  baseline score (the seed), or, with per-step rewards, its own step's score over the
+  baseline's score for that step (the seed's proposed improvement).
 
 The tree lives in the explorer, outside LangGraph's channels (it would not checkpoint),
 and every iteration is appended to an event log (``EventLog``), from which a killed run
@@ -29,6 +29,7 @@ from typing import Any, Literal, TypedDict
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, ConfigDict, Field
 
+from stepwise.llm.cache import sampling_seed
 from stepwise.search.events import EventLog
 from stepwise.search.tree import Node, Tree
 
@@ -182,9 +183,12 @@ class Explorer:
         """Play from a node to the end; the score and each path node's reward."""
         node = self.tree.nodes[node_id]
         rng = self.rng("rollout", node.id, node.visits)
-        current = self.state_of(node.id)
-        while not self.env.is_terminal(current):
-            current = self.env.step(current, self.env.rollout_action(current, rng))
+        path = "/".join(str(n) for n in self.tree.path_to(node.id))
+        sample_seed = derive_seed(self.options.seed, self.env.task_id, "sample", path, node.visits)
+        with sampling_seed(sample_seed):  # sampled model calls are seeded too
+            current = self.state_of(node.id)
+            while not self.env.is_terminal(current):
+                current = self.env.step(current, self.env.rollout_action(current, rng))
         score = self.env.score(current)
         baseline = self.env.baseline_score() or 1.0
         path = self.tree.path_to(node.id)

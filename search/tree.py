@@ -9,7 +9,7 @@ rebuilt from the event log on resume. What a tree JSON (``networkx.node_link_dat
 - ``action`` (a JSON value, null at the root) and ``label`` (a short name for it)
 - ``visits``, ``wins`` (sum of rewards), ``q`` (wins / visits, or the best reward under
   ``q="max"``), ``best`` (the best reward seen), ``score`` (mean finished-episode score of
-  the rollouts through it), ``step_score`` (this step's reward-to-go in the last rollout
+  the rollouts through it), ``step_score`` (this step's own reward in the last rollout
   that passed, when per-step rewards are used), ``tokens`` (model tokens its step used)
 - ``prompt`` (chat messages of the decision taken AT this node; on expanded nodes) and
   ``completion`` (the assistant step that took ``action``; on every non-root node), both

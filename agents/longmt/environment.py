@@ -5,9 +5,10 @@ search code). A state is plain data whose memory is immutable, so the explorer k
 per tree node for free and rollouts from a node share its prefix. The exported decision
 step is the agent's own tool-call turn for that page (``PageSteps.rule_turn``).
 
-Scores are BLEU over the document's lines against the reference. Per-step rewards are
-rewards-to-go: the BLEU of the lines finished on this page and after, combined from cached
-per-page statistics (a line is finished on the page that translates its last sentence).
+Scores are BLEU over the document's lines against the reference, combined from cached
+per-page statistics. A step's own reward is its page's BLEU: the lines finished on that
+page (a line is finished on the page that translates its last sentence), so a module
+choice is judged by the page it served, not by the random pages after it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from stepwise.agents.longmt.page_steps import PageSteps
 from stepwise.agents.longmt.policies import Oracle, Policy
 from stepwise.documents.pages import Document
 from stepwise.errors import StepwiseError
-from stepwise.llm.messages import to_chat_dicts, tool_schemas
+from stepwise.llm.messages import tool_schemas, training_dicts
 from stepwise.memory.translation import TranslationMemory
 from stepwise.scoring import IncrementalScorer, bleu_from_stats
 from stepwise.scoring.incremental import SegmentStats
@@ -35,14 +36,6 @@ from stepwise.tools.longmt.modules import memory_tools
 SHORT = {"view_summaries": "S", "view_pages": "P", "lookup_entities": "E"}
 ALL_SETS: list[list[str]] = [list(c) for n in range(len(MODULES) + 1)
                              for c in itertools.combinations(MODULES, n)]
-
-
-def chat_dicts(messages) -> list[dict]:
-    """Messages as TRL-ready dicts: tool-call arguments as JSON, content always a string."""
-    rows = to_chat_dicts(messages, arguments_as="json")
-    for row in rows:
-        row["content"] = row.get("content") or ""
-    return rows
 
 
 class LongMTEnvironment:
@@ -93,13 +86,8 @@ class LongMTEnvironment:
         return bleu_from_stats(sum(self._page_stats(state), SegmentStats.empty()))
 
     def step_scores(self, state: dict[str, Any]) -> list[float]:
-        stats = self._page_stats(state)
-        suffix = SegmentStats.empty()
-        scores = []
-        for page_stats in reversed(stats):
-            suffix = page_stats + suffix
-            scores.append(bleu_from_stats(suffix))
-        return scores[::-1]
+        """Each page's own BLEU (over the lines it finishes): a reward for its step alone."""
+        return [bleu_from_stats(stats) for stats in self._page_stats(state)]
 
     def baseline_score(self) -> float:
         return self.baseline_scores[0]
@@ -109,7 +97,7 @@ class LongMTEnvironment:
 
     @cached_property
     def baseline_scores(self) -> list[float]:
-        """The ``none`` policy's document score, then its rewards-to-go per page."""
+        """The ``none`` policy's document score, then its score per page."""
         state = self.initial_state()
         while not self.is_terminal(state):
             state = self.step(state, [])
@@ -122,11 +110,11 @@ class LongMTEnvironment:
         return actions[rng.randrange(len(actions))]
 
     def decision_prompt(self, state: dict[str, Any]) -> list[dict]:
-        return chat_dicts(self.steps.decision_messages(state["page"]))
+        return training_dicts(self.steps.decision_messages(state["page"]))
 
     def decision_completion(self, state: dict[str, Any], action: Sequence[str]) -> list[dict]:
         view = self.steps.view(state)
-        return chat_dicts([self.steps.rule_turn(state["page"], list(action), view)])
+        return training_dicts([self.steps.rule_turn(state["page"], list(action), view)])
 
     def tool_schemas(self) -> list[dict]:
         view = self.steps.view(self.initial_state())

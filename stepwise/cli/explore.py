@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,18 +19,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from stepwise.cli.common import ModelNameOpt, ModelOpt, app, cli_errors, err, model_from_uri, out
 from stepwise.errors import StepwiseError
 
-ENVIRONMENTS = ("longmt",)
+ENVIRONMENTS = ("longmt", "think")
 
 
 @app.command()
 @cli_errors
 def explore(
-    dataset: Annotated[Path, typer.Argument(help="A dataset .jsonl (e.g. from stepwise sim "
-                                            "make), a folder of *.<src> files or one file.")],
+    dataset: Annotated[Path, typer.Argument(help="longmt: a dataset .jsonl (e.g. from "
+                                            "stepwise sim make), a folder of *.<src> files "
+                                            "or one file. think: a policy world (airline).")],
     model: ModelOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="The run folder.")],
     env: Annotated[str, typer.Option(help="The environment: longmt (the action at a page is "
-                                     "its set of memory modules).")] = "longmt",
+                                     "its set of memory modules) or think (at a turn: act, "
+                                     "or think with a think tool).")] = "longmt",
+    think_tools: Annotated[str, typer.Option(help="think: the think tools a turn may use, "
+                                             "comma-separated.")] = "think",
     simulations: Annotated[int, typer.Option(help="MCTS iterations per task.")] = 32,
     seed: Annotated[int, typer.Option(help="Seeds every random choice: same seed, same "
                                       "trees and pairs.")] = 0,
@@ -39,7 +44,7 @@ def explore(
     rollout: Annotated[str, typer.Option(help="Simulation policy: random (the seed) or "
                                          "auto (the agent's own choices).")] = "random",
     reward: Annotated[str, typer.Option(help="document (wins = score / baseline) or page "
-                                        "(each step's reward-to-go).")] = "document",
+                                        "(each step's own score, from its page).")] = "document",
     q: Annotated[str, typer.Option("--q", help="Q aggregation: mean or max.")] = "mean",
     early_stop: Annotated[int | None, typer.Option(help="Stop a task when its best path has "
                                                    "been stable this many iterations.")] = None,
@@ -75,8 +80,8 @@ def explore(
     Example:
       [bold]stepwise sim make --world translation --docs 4 --out synth[/bold]
       [bold]stepwise explore synth/dataset.jsonl --model sim:translator --page-sentences 5 --simulations 64 --out run1[/bold]
+      [bold]stepwise explore airline --env think --model sim:airline-oracle --think-tools think,verify --out run2[/bold]
     """
-    from stepwise.agents.longmt.environment import LongMTEnvironment
     from stepwise.documents.sources import load_documents
     from stepwise.llm.cache import CachingChatModel
     from stepwise.search.explorer import ExploreOptions
@@ -93,12 +98,23 @@ def explore(
                              rollout=rollout,  # type: ignore[arg-type]
                              reward=reward, q=q, early_stop=early_stop,  # type: ignore[arg-type]
                              seed=seed, parallel=parallel)
-    docs = {d.id: d for d in load_documents(dataset, src=src, tgt=tgt)}
-    missing = [d for d in docs.values() if d.ref is None]
-    if missing:
-        raise StepwiseError(f"{missing[0].id}: exploring needs a reference to score against")
+    if env == "longmt":
+        docs = {d.id: d for d in load_documents(dataset, src=src, tgt=tgt)}
+        missing = [d for d in docs.values() if d.ref is None]
+        if missing:
+            raise StepwiseError(f"{missing[0].id}: exploring needs a reference to score against")
+        task_ids = list(docs)
+    else:
+        from stepwise.agents.think.worlds import WORLDS
+        from stepwise.agents.think.worlds import task_ids as world_tasks
+
+        if str(dataset) not in WORLDS:
+            raise StepwiseError(f"--env think explores a policy world's tasks: give a world "
+                                f"({', '.join(WORLDS)}), not {dataset}")
+        task_ids = list(world_tasks(str(dataset)))
     settings = {"dataset": str(dataset), "env": env, "model": model, "model_name": model_name,
-                "page_sentences": page_sentences, "options": options.model_dump(),
+                "page_sentences": page_sentences, "think_tools": think_tools,
+                "options": options.model_dump(),
                 "pairs": {"min_visits": min_visits, "min_delta_q": min_delta_q,
                           "scope": "all" if all_parents else "best_path",
                           "stepwise_format": stepwise_format,
@@ -115,16 +131,8 @@ def explore(
         checker = AutoTokenizer.from_pretrained(str(check_model_dir(str(tokenizer))))
     cached = CachingChatModel(model=model_from_uri(model, model_name),
                               max_concurrent=max_concurrent)
-    oracle = None
-    if all(d.world == "translation" for d in docs.values()):
-        from stepwise.sim.translation.language import oracle_modules as oracle
-    from stepwise.documents.pages import paginate
-
-    def make_env(task_id: str) -> LongMTEnvironment:
-        doc = docs[task_id]
-        document = paginate(doc.src, doc.src_lang, page_sentences=page_sentences)
-        return LongMTEnvironment(task_id, document, doc.ref, cached, src=doc.src_lang,
-                                 tgt=doc.tgt_lang, oracle=oracle)
+    make_env = _longmt_envs(docs, cached, page_sentences) if env == "longmt" else \
+        _think_envs(str(dataset), cached, [t.strip() for t in think_tools.split(",")])
 
     lock = threading.Lock()
     started = time.perf_counter()
@@ -132,7 +140,7 @@ def explore(
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
-        bar = progress.add_task("exploring", total=len(docs) * simulations, rate="")
+        bar = progress.add_task("exploring", total=len(task_ids) * simulations, rate="")
 
         def on_iteration(task_id: str, iteration: int) -> None:
             with lock:
@@ -143,7 +151,7 @@ def explore(
                                 rate=f"{rate:.1f} sim/s · calls {counts['calls']} · "
                                      f"saved {counts['saved']}")
 
-        report = explore_tasks(list(docs), make_env, options, out_dir, env_name=env,
+        report = explore_tasks(task_ids, make_env, options, out_dir, env_name=env,
                                workers=workers, on_iteration=on_iteration,
                                pair_options=PairOptions(min_visits, min_delta_q,
                                                         "all" if all_parents else "best_path",
@@ -157,3 +165,35 @@ def explore(
         out.print("[yellow]simulated: scores and Q-values come from a synthetic world[/yellow]")
     out.print(f"{report.pairs} pairs in {out_dir / 'pairs.jsonl'}; trees in {out_dir / 'trees'}/")
 
+
+
+def _longmt_envs(docs: dict, model: Any, page_sentences: int) -> Callable[[str], Any]:
+    from stepwise.agents.longmt.environment import LongMTEnvironment
+    from stepwise.documents.pages import paginate
+
+    oracle = None
+    if all(d.world == "translation" for d in docs.values()):
+        from stepwise.sim.translation.language import oracle_modules as oracle
+
+    def make_env(task_id: str) -> LongMTEnvironment:
+        doc = docs[task_id]
+        document = paginate(doc.src, doc.src_lang, page_sentences=page_sentences)
+        return LongMTEnvironment(task_id, document, doc.ref, model, src=doc.src_lang,
+                                 tgt=doc.tgt_lang, oracle=oracle)
+
+    return make_env
+
+
+def _think_envs(world: str, model: Any, think_tools: list[str]) -> Callable[[str], Any]:
+    from stepwise.agents.think.environment import ThinkEnvironment
+
+    ThinkEnvironment(task_ids_first(world), model, world=world, think_tools=think_tools)
+    return lambda task_id: ThinkEnvironment(task_id, model, world=world,
+                                            think_tools=think_tools)
+
+
+def task_ids_first(world: str) -> str:
+    """The world's first task: building its environment checks the think tools early."""
+    from stepwise.agents.think.worlds import task_ids
+
+    return next(iter(task_ids(world)))

@@ -10,7 +10,11 @@ bounds the calls in flight to the backend, however many searches run at once.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -21,6 +25,28 @@ from pydantic import ConfigDict, PrivateAttr
 
 from stepwise.llm.base import ToolCallingMixin
 from stepwise.llm.messages import canonical_request, request_key
+
+# (base seed, calls made so far) for the sampled calls of the current search step
+_SAMPLING_SEED: ContextVar[list[int] | None] = ContextVar("stepwise_sampling_seed", default=None)
+
+
+@contextlib.contextmanager
+def sampling_seed(base: int) -> Iterator[None]:
+    """Seed every sampled call made inside: the n-th gets a seed derived from (base, n)."""
+    token = _SAMPLING_SEED.set([base, 0])
+    try:
+        yield
+    finally:
+        _SAMPLING_SEED.reset(token)
+
+
+def _next_seed() -> int | None:
+    state = _SAMPLING_SEED.get()
+    if state is None:
+        return None
+    state[1] += 1
+    blob = f"{state[0]}:{state[1]}".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big")
 
 
 class CachingChatModel(ToolCallingMixin, BaseChatModel):
@@ -67,8 +93,11 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        greedy = self._greedy(kwargs)
+        if not greedy and "seed" not in kwargs and (seed := _next_seed()) is not None:
+            kwargs["seed"] = seed  # a sampled call inside a search step: reproducible
         key = request_key(canonical_request(messages, {**kwargs, "stop": stop})) \
-            if self._greedy(kwargs) else None
+            if greedy else None
         if key is not None:
             with self._lock:
                 hit = self._cache.get(key)

@@ -91,6 +91,15 @@ def to_chat_dicts(messages: Sequence[BaseMessage], *, arguments_as: str = "json"
     return out
 
 
+def training_dicts(messages: Sequence[BaseMessage]) -> list[dict]:
+    """Messages as rows for training data (TRL): tool-call arguments as JSON strings and
+    ``content`` always a string, so Arrow never sees mixed types."""
+    rows = to_chat_dicts(messages, arguments_as="json")
+    for row in rows:
+        row["content"] = row.get("content") or ""
+    return rows
+
+
 def tool_schemas(tools: Sequence[Any]) -> list[dict]:
     """Any langchain tool, pydantic model, function or schema as an OpenAI tool dict."""
     return [convert_to_openai_tool(tool) for tool in tools]

@@ -47,7 +47,7 @@ class RespondingChatModel(ToolCallingMixin, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         tools = [t["function"]["name"] for t in kwargs.get("tools") or []]
-        self.calls.append({"tools": tools, "messages": list(messages)})
+        self.calls.append({"tools": tools, "messages": list(messages), "kwargs": kwargs})
         answer = self.respond(list(messages), tools)
         message = AIMessage(content=answer) if isinstance(answer, str) else answer.model_copy()
         message.usage_metadata = word_usage(

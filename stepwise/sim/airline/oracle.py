@@ -41,6 +41,21 @@ def final_answer(task: AirlineTask, bound: set[str]) -> str:
     return f"(simulated oracle) Done. {task.note}"
 
 
+def next_step(steps: list[tuple[str, dict[str, Any]]], messages: list[BaseMessage]) -> int:
+    """How far into the script the conversation is: made calls matched in order (any
+    ``think`` call stands for the script's think), so the oracle stays on script when only
+    some tools are bound at a turn."""
+    done = 0
+    for message in messages:
+        if not isinstance(message, AIMessage):
+            continue
+        for call in message.tool_calls:
+            if done < len(steps) and call["name"] == steps[done][0] and (
+                    call["name"] == "think" or call["args"] == steps[done][1]):
+                done += 1
+    return done
+
+
 @register_sim("airline-oracle")
 class AirlineOracleChatModel(ToolCallingMixin, BaseChatModel):
     """Simulation: replays the gold script of the airline task whose request it is given."""
@@ -62,8 +77,8 @@ class AirlineOracleChatModel(ToolCallingMixin, BaseChatModel):
         request = next((m.text for m in messages if isinstance(m, HumanMessage)), "")
         task = next((t for t in load_tasks() if t.request == request.strip()), None)
         bound = {tool.get("function", {}).get("name") for tool in kwargs.get("tools") or []}
-        turn = sum(1 for m in messages if isinstance(m, AIMessage) and m.tool_calls)
         steps = script(task, bound) if task else []
+        turn = next_step(steps, messages)
         if turn < len(steps):
             name, args = steps[turn]
             text = ""

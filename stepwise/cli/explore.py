@@ -9,17 +9,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from stepwise.cli.common import ModelNameOpt, ModelOpt, app, cli_errors, err, model_from_uri, out
+from stepwise.cli.common import ModelNameOpt, ModelOpt, app, cli_errors, err, out
 from stepwise.errors import StepwiseError
-
-ENVIRONMENTS = ("longmt", "think")
 
 
 @app.command()
@@ -82,13 +79,10 @@ def explore(
       [bold]stepwise explore synth/dataset.jsonl --model sim:translator --page-sentences 5 --simulations 64 --out run1[/bold]
       [bold]stepwise explore airline --env think --model sim:airline-oracle --think-tools think,verify --out run2[/bold]
     """
-    from stepwise.documents.sources import load_documents
-    from stepwise.llm.cache import CachingChatModel
+    from stepwise.agents.environments import EnvSpec
     from stepwise.search.explorer import ExploreOptions
     from stepwise.search.run import PairOptions, check_settings, explore_tasks
 
-    if env not in ENVIRONMENTS:
-        raise StepwiseError(f"unknown environment {env!r} (known: {', '.join(ENVIRONMENTS)})")
     for name, value, allowed in (("--rollout", rollout, ("random", "auto")),
                                  ("--reward", reward, ("document", "page")),
                                  ("--q", q, ("mean", "max"))):
@@ -98,20 +92,11 @@ def explore(
                              rollout=rollout,  # type: ignore[arg-type]
                              reward=reward, q=q, early_stop=early_stop,  # type: ignore[arg-type]
                              seed=seed, parallel=parallel)
-    if env == "longmt":
-        docs = {d.id: d for d in load_documents(dataset, src=src, tgt=tgt)}
-        missing = [d for d in docs.values() if d.ref is None]
-        if missing:
-            raise StepwiseError(f"{missing[0].id}: exploring needs a reference to score against")
-        task_ids = list(docs)
-    else:
-        from stepwise.agents.think.worlds import WORLDS
-        from stepwise.agents.think.worlds import task_ids as world_tasks
-
-        if str(dataset) not in WORLDS:
-            raise StepwiseError(f"--env think explores a policy world's tasks: give a world "
-                                f"({', '.join(WORLDS)}), not {dataset}")
-        task_ids = list(world_tasks(str(dataset)))
+    spec = EnvSpec(env=env, dataset=str(dataset), model=model, model_name=model_name,
+                   page_sentences=page_sentences,
+                   think_tools=tuple(t.strip() for t in think_tools.split(",")),
+                   src=src, tgt=tgt, max_concurrent=max_concurrent)
+    task_ids = spec.task_ids()
     settings = {"dataset": str(dataset), "env": env, "model": model, "model_name": model_name,
                 "page_sentences": page_sentences, "think_tools": think_tools,
                 "options": options.model_dump(),
@@ -129,10 +114,7 @@ def explore(
         from stepwise.llm.hf import check_model_dir
 
         checker = AutoTokenizer.from_pretrained(str(check_model_dir(str(tokenizer))))
-    cached = CachingChatModel(model=model_from_uri(model, model_name),
-                              max_concurrent=max_concurrent)
-    make_env = _longmt_envs(docs, cached, page_sentences) if env == "longmt" else \
-        _think_envs(str(dataset), cached, [t.strip() for t in think_tools.split(",")])
+    make_env, cached = spec.factory()
 
     lock = threading.Lock()
     started = time.perf_counter()
@@ -166,34 +148,3 @@ def explore(
     out.print(f"{report.pairs} pairs in {out_dir / 'pairs.jsonl'}; trees in {out_dir / 'trees'}/")
 
 
-
-def _longmt_envs(docs: dict, model: Any, page_sentences: int) -> Callable[[str], Any]:
-    from stepwise.agents.longmt.environment import LongMTEnvironment
-    from stepwise.documents.pages import paginate
-
-    oracle = None
-    if all(d.world == "translation" for d in docs.values()):
-        from stepwise.sim.translation.language import oracle_modules as oracle
-
-    def make_env(task_id: str) -> LongMTEnvironment:
-        doc = docs[task_id]
-        document = paginate(doc.src, doc.src_lang, page_sentences=page_sentences)
-        return LongMTEnvironment(task_id, document, doc.ref, model, src=doc.src_lang,
-                                 tgt=doc.tgt_lang, oracle=oracle)
-
-    return make_env
-
-
-def _think_envs(world: str, model: Any, think_tools: list[str]) -> Callable[[str], Any]:
-    from stepwise.agents.think.environment import ThinkEnvironment
-
-    ThinkEnvironment(task_ids_first(world), model, world=world, think_tools=think_tools)
-    return lambda task_id: ThinkEnvironment(task_id, model, world=world,
-                                            think_tools=think_tools)
-
-
-def task_ids_first(world: str) -> str:
-    """The world's first task: building its environment checks the think tools early."""
-    from stepwise.agents.think.worlds import task_ids
-
-    return next(iter(task_ids(world)))

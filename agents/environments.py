@@ -1,0 +1,95 @@
+"""Explorable environments by name, built from a plain, picklable spec.
+
+The command line and a distributed run (each worker builds its own environments and
+model) both start from an ``EnvSpec``; search code receives only the factory it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from stepwise.errors import StepwiseError
+
+ENVIRONMENTS = ("longmt", "think")
+
+
+class EnvSpec(BaseModel):
+    """Everything needed to rebuild a run's environments in any process."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str
+    dataset: str  # longmt: a dataset, folder or file; think: a policy world
+    model: str  # a model URI
+    model_name: str | None = None
+    page_sentences: int = 10
+    think_tools: tuple[str, ...] = ("think",)
+    src: str | None = None
+    tgt: str | None = None
+    max_concurrent: int | None = None
+
+    def check(self) -> None:
+        if self.env not in ENVIRONMENTS:
+            raise StepwiseError(f"unknown environment {self.env!r} "
+                                f"(known: {', '.join(ENVIRONMENTS)})")
+
+    def documents(self) -> dict[str, Any]:
+        from stepwise.documents.sources import load_documents
+
+        docs = {d.id: d for d in load_documents(Path(self.dataset), src=self.src, tgt=self.tgt)}
+        missing = [d for d in docs.values() if d.ref is None]
+        if missing:
+            raise StepwiseError(f"{missing[0].id}: exploring needs a reference to score against")
+        return docs
+
+    def task_ids(self) -> list[str]:
+        self.check()
+        if self.env == "longmt":
+            return list(self.documents())
+        from stepwise.agents.think.worlds import WORLDS, task_ids
+
+        if self.dataset not in WORLDS:
+            raise StepwiseError(f"--env think explores a policy world's tasks: give a world "
+                                f"({', '.join(WORLDS)}), not {self.dataset}")
+        return list(task_ids(self.dataset))
+
+    def factory(self) -> tuple[Callable[[str], Any], Any]:
+        """``make_env(task_id)`` and the cached model the environments share."""
+        from stepwise.llm import from_uri
+        from stepwise.llm.cache import CachingChatModel
+
+        kwargs = {"model_name": self.model_name} if self.model_name else {}
+        model = CachingChatModel(model=from_uri(self.model, **kwargs),
+                                 max_concurrent=self.max_concurrent)
+        if self.env == "longmt":
+            return self._longmt(model), model
+        return self._think(model), model
+
+    def _longmt(self, model: Any) -> Callable[[str], Any]:
+        from stepwise.agents.longmt.environment import LongMTEnvironment
+        from stepwise.documents.pages import paginate
+
+        docs = self.documents()
+        oracle = None
+        if all(d.world == "translation" for d in docs.values()):
+            from stepwise.sim.translation.language import oracle_modules as oracle
+
+        def make_env(task_id: str) -> LongMTEnvironment:
+            doc = docs[task_id]
+            document = paginate(doc.src, doc.src_lang, page_sentences=self.page_sentences)
+            return LongMTEnvironment(task_id, document, doc.ref, model, src=doc.src_lang,
+                                     tgt=doc.tgt_lang, oracle=oracle)
+
+        return make_env
+
+    def _think(self, model: Any) -> Callable[[str], Any]:
+        from stepwise.agents.think.environment import ThinkEnvironment
+
+        tools = list(self.think_tools)
+        ThinkEnvironment(self.task_ids()[0], model, world=self.dataset, think_tools=tools)
+        return lambda task_id: ThinkEnvironment(task_id, model, world=self.dataset,
+                                                think_tools=tools)

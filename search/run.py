@@ -107,6 +107,13 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         report.iterations = sum(pool.map(one, task_ids))
 
+    return finish_run(task_ids, out, pair_options, report, started, model_counts)
+
+
+def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, report: RunReport,
+               started: float, model_counts: Callable[[], dict[str, int]] | None = None
+               ) -> RunReport:
+    """Pairs from every finished tree, in task order, then the summary (both atomic)."""
     rows: list[dict] = []
     stats: dict[str, int] = {}
     for task_id in task_ids:  # task order, whatever order the tasks finished in

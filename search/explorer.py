@@ -131,6 +131,8 @@ class Explorer:
 
     def _owned(self, node: Node, taken: set[int]) -> bool:
         """Whether every leaf below ``node`` is already taken this round."""
+        if not taken:
+            return False
         if not node.children:
             return node.id in taken
         return all(self._owned(self.tree.nodes[c], taken) for c in node.children)

@@ -62,10 +62,15 @@ def explore(
     page_sentences: Annotated[int, typer.Option(help="Most sentences per page.")] = 10,
     workers: Annotated[int, typer.Option(help="Tasks searched at once.")] = 1,
     max_concurrent: Annotated[int | None, typer.Option(help="Model calls in flight at most, "
-                                                       "over all workers.")] = None,
+                                                       "over all workers (per Ray worker "
+                                                       "process with --ray).")] = None,
     parallel: Annotated[int, typer.Option(help="Simulations in flight per task (virtual "
                                           "loss keeps them on different paths).")] = 1,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray", help="Spread tasks over a Ray cluster: 'local' starts one here, 'auto' joins "
+        "a running one, or a Ray address. The run folder must be on a filesystem every "
+        "worker sees (needs the distributed extra).")] = None,
     model_name: ModelNameOpt = None,
 ) -> None:
     """Search an agent's step-level choices with MCTS and export step-level DPO pairs.
@@ -81,7 +86,7 @@ def explore(
     """
     from stepwise.agents.environments import EnvSpec
     from stepwise.search.explorer import ExploreOptions
-    from stepwise.search.run import PairOptions, check_settings, explore_tasks
+    from stepwise.search.run import PairOptions, check_settings
 
     for name, value, allowed in (("--rollout", rollout, ("random", "auto")),
                                  ("--reward", reward, ("document", "page")),
@@ -114,33 +119,15 @@ def explore(
         from stepwise.llm.hf import check_model_dir
 
         checker = AutoTokenizer.from_pretrained(str(check_model_dir(str(tokenizer))))
-    make_env, cached = spec.factory()
-
-    lock = threading.Lock()
-    started = time.perf_counter()
-    done_iterations = [0]
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
-        bar = progress.add_task("exploring", total=len(task_ids) * simulations, rate="")
-
-        def on_iteration(task_id: str, iteration: int) -> None:
-            with lock:
-                done_iterations[0] += 1
-                rate = done_iterations[0] / max(time.perf_counter() - started, 1e-9)
-                counts = cached.counts
-                progress.update(bar, advance=1, description=f"exploring {task_id}",
-                                rate=f"{rate:.1f} sim/s · calls {counts['calls']} · "
-                                     f"saved {counts['saved']}")
-
-        report = explore_tasks(task_ids, make_env, options, out_dir, env_name=env,
-                               workers=workers, on_iteration=on_iteration,
-                               pair_options=PairOptions(min_visits, min_delta_q,
-                                                        "all" if all_parents else "best_path",
-                                                        "stepwise" if stepwise_format
-                                                        else "preference", checker),
-                               model_counts=lambda: cached.counts,
-                               simulated=model.startswith("sim:"))
+    pair_options = PairOptions(min_visits, min_delta_q, "all" if all_parents else "best_path",
+                               "stepwise" if stepwise_format else "preference", checker)
+    simulated = model.startswith("sim:")
+    if ray_address is not None:
+        report = _explore_on_ray(spec, task_ids, options, out_dir, ray_address, pair_options,
+                                 simulated)
+    else:
+        report = _explore_here(spec, task_ids, options, out_dir, workers, pair_options,
+                               simulated)
     summary = json.loads((out_dir / "summary.json").read_text())
     out.print_json(json.dumps(summary))
     if model.startswith("sim:"):
@@ -148,3 +135,46 @@ def explore(
     out.print(f"{report.pairs} pairs in {out_dir / 'pairs.jsonl'}; trees in {out_dir / 'trees'}/")
 
 
+
+
+def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simulated):
+    """Tasks in a thread pool on this machine, with a bar of simulations."""
+    from stepwise.search.run import explore_tasks
+
+    make_env, cached = spec.factory()
+    lock = threading.Lock()
+    started = time.perf_counter()
+    done = [0]
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        bar = progress.add_task("exploring", total=len(task_ids) * options.simulations, rate="")
+
+        def on_iteration(task_id: str, iteration: int) -> None:
+            with lock:
+                done[0] += 1
+                rate = done[0] / max(time.perf_counter() - started, 1e-9)
+                counts = cached.counts
+                progress.update(bar, advance=1, description=f"exploring {task_id}",
+                                rate=f"{rate:.1f} sim/s · calls {counts['calls']} · "
+                                     f"saved {counts['saved']}")
+
+        return explore_tasks(task_ids, make_env, options, out_dir, env_name=spec.env,
+                             workers=workers, on_iteration=on_iteration,
+                             pair_options=pair_options, model_counts=lambda: cached.counts,
+                             simulated=simulated)
+
+
+def _explore_on_ray(spec, task_ids, options, out_dir, address, pair_options, simulated):
+    """One Ray task per search task, with a bar of tasks."""
+    from stepwise.search.distributed import explore_tasks_ray
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  transient=True) as progress:
+        bar = progress.add_task("exploring (ray)", total=len(task_ids))
+        return explore_tasks_ray(spec, task_ids, options, out_dir, address=address,
+                                 env_name=spec.env, pair_options=pair_options,
+                                 on_task_done=lambda task: progress.update(
+                                     bar, advance=1, description=f"done {task}"),
+                                 simulated=simulated)

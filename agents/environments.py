@@ -28,6 +28,7 @@ class EnvSpec(BaseModel):
     model_name: str | None = None
     page_sentences: int = 10
     think_tools: tuple[str, ...] = ("think",)
+    act_samples: int = 1  # think: act turns sampled as siblings (one n > 1 request)
     src: str | None = None
     tgt: str | None = None
     max_concurrent: int | None = None
@@ -90,6 +91,9 @@ class EnvSpec(BaseModel):
         from stepwise.agents.think.environment import ThinkEnvironment
 
         tools = list(self.think_tools)
-        ThinkEnvironment(self.task_ids()[0], model, world=self.dataset, think_tools=tools)
-        return lambda task_id: ThinkEnvironment(task_id, model, world=self.dataset,
-                                                think_tools=tools)
+        def make_env(task_id: str) -> ThinkEnvironment:
+            return ThinkEnvironment(task_id, model, world=self.dataset, think_tools=tools,
+                                    act_samples=self.act_samples)
+
+        make_env(self.task_ids()[0])  # unknown think tools fail here, before any search
+        return make_env

@@ -367,3 +367,37 @@ def test_rollout_action_is_uniform_and_seeded(oracle):
     picks = [env.rollout_action(state, random.Random(seed)) for seed in range(60)]
     assert set(picks) == set(env.actions(state))
     assert picks == [env.rollout_action(state, random.Random(seed)) for seed in range(60)]
+
+
+def test_sampled_act_turns_are_siblings_from_one_n_request(tmp_path):
+    """Simulated airline world: with act_samples=3 the act turn is sampled three times in
+    one request when the backend returns n generations, and the samples are siblings."""
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    from stepwise.search.explorer import ExploreOptions, Explorer
+    from stepwise.testing.responding import RespondingChatModel
+
+    class Sampler(RespondingChatModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            self.calls.append({"kwargs": kwargs})
+            n = kwargs.get("n") or 1
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(f"answer {j}"))
+                                           for j in range(n)])
+
+    model = Sampler(respond=lambda messages, tools: "unused")
+    env = ThinkEnvironment("cancel-insured", model, act_samples=3)
+    state = env.initial_state()
+    assert env.actions(state) == ["act#0", "act#1", "act#2", "think:think"]
+    completions = [env.decision_completion(state, a)[0]["content"] for a in env.actions(state)[:3]]
+    assert completions == ["answer 0", "answer 1", "answer 2"]
+    assert [c["kwargs"].get("n") for c in model.calls] == [3]  # one request for three samples
+    assert env.step(state, "act#1").messages[-1].text == "answer 1"
+    assert env.action_label("act#2") == "A2" and env.optimal_action(state) is None
+
+    single = RespondingChatModel(respond=lambda messages, tools: "the same")
+    fallback = ThinkEnvironment("cancel-insured", single, act_samples=2)
+    assert len(fallback._samples(fallback.initial_state())) == 2
+    assert [c["kwargs"].get("seed") for c in single.calls[-2:]] == [None, 1]
+    tree = Explorer(ThinkEnvironment("cancel-insured", model, act_samples=3),
+                    ExploreOptions(simulations=6)).run()
+    assert {tree.nodes[c].label for c in tree.root.children} == {"A0", "A1", "A2", "T:think"}

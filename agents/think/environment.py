@@ -67,9 +67,13 @@ class ThinkEnvironment:
 
     def __init__(self, task_id: str, model: BaseChatModel, *, world: str = "airline",
                  think_tools: Sequence[str] = ("think",), think_model: BaseChatModel | None = None,
-                 max_turns: int = 12, force_think: bool = True) -> None:
+                 max_turns: int = 12, force_think: bool = True, act_samples: int = 1) -> None:
         if max_turns < 1:
             raise ConfigError("max_turns must be at least 1")
+        if act_samples < 1:
+            raise ConfigError("act_samples must be at least 1")
+        self.model = model
+        self.act_samples = act_samples  # > 1: sampled act turns are sibling actions
         template = open_episode(world, task_id)  # an unknown world or task is a clear error
         self.task_id = task_id
         self.world = world
@@ -91,7 +95,7 @@ class ThinkEnvironment:
             for name, tool in self.think_tools.items()}
         # Replies fetched for decision_completion, so that the step taking the same action
         # at the same state appends that very message (a sampling model would differ).
-        self._replies: dict[tuple[int, str], tuple[TurnState, AIMessage]] = {}
+        self._replies: dict[tuple[int, str], tuple[TurnState, Any]] = {}
         self._lock = threading.Lock()
 
     # -- the protocol -----------------------------------------------------------------
@@ -100,14 +104,17 @@ class ThinkEnvironment:
         return TurnState((SystemMessage(self.policy), HumanMessage(self.request)))
 
     def actions(self, state: TurnState) -> list[str]:
-        return [] if self.is_terminal(state) else list(self._bound)
+        if self.is_terminal(state):
+            return []
+        acts = [ACT] if self.act_samples == 1 else [f"{ACT}#{j}" for j in range(self.act_samples)]
+        return [*acts, *(a for a in self._bound if a != ACT)]
 
     def step(self, state: TurnState, action: str) -> TurnState:
         """One turn: the model call ``action`` allows, then the tool calls it made."""
         if self.is_terminal(state):
             raise StepwiseError(f"{self.task_id}: the episode has ended; there is no next turn")
         reply = self._reply(state, action)
-        if action == ACT:
+        if action.split("#")[0] == ACT:
             tools = self.episode(state).tools if reply.tool_calls else []
         else:
             tools = [self.think_tools[action.removeprefix(THINK)]]
@@ -190,10 +197,12 @@ class ThinkEnvironment:
                 done += 1
         if done < len(gold) and gold[done][0] == "think":
             return THINK + "think" if "think" in self.think_tools else None
-        return ACT
+        return ACT if self.act_samples == 1 else None  # which sample is best is not known
 
     def action_label(self, action: str) -> str:
-        return "T:" + action.removeprefix(THINK) if action.startswith(THINK) else action
+        if action.startswith(THINK):
+            return "T:" + action.removeprefix(THINK)
+        return action.replace(f"{ACT}#", "A")
 
     # -- the world and the model ------------------------------------------------------
 
@@ -215,6 +224,8 @@ class ThinkEnvironment:
                 for call in m.tool_calls if call.get("id") in ok]
 
     def _reply(self, state: TurnState, action: str) -> AIMessage:
+        if action.split("#")[0] == ACT and "#" in action:
+            return self._samples(state)[int(action.split("#")[1])]
         if action not in self._bound:
             raise StepwiseError(f"unknown action {action!r} (known: {', '.join(self._bound)})")
         with self._lock:
@@ -225,6 +236,27 @@ class ThinkEnvironment:
         if not isinstance(message, AIMessage):
             raise StepwiseError(f"the model answered a {type(message).__name__}, not a message")
         return unique_ids(message, state)
+
+
+    def _samples(self, state: TurnState) -> list[AIMessage]:
+        """The act turn sampled ``act_samples`` times for one state: one request with n > 1
+        where the backend returns n generations, else one request per missing sample.
+        Remembered per state, so every sibling and its step see the same messages."""
+        key = (id(state), ACT + "#")
+        with self._lock:
+            remembered = self._replies.get(key)
+        if remembered is not None and remembered[0] is state:
+            return remembered[1]
+        bound = dict(getattr(self._bound[ACT], "kwargs", {}))
+        result = self.model.generate([list(state.messages)], n=self.act_samples, **bound)
+        messages = [g.message for g in result.generations[0]][:self.act_samples]
+        while len(messages) < self.act_samples:  # the backend ignored n
+            messages.append(self._bound[ACT].invoke(list(state.messages),
+                                                    seed=len(messages)))
+        samples = [unique_ids(m, state) for m in messages]
+        with self._lock:
+            self._replies[key] = (state, samples)
+        return samples
 
 
 def unique_ids(message: AIMessage, state: TurnState) -> AIMessage:

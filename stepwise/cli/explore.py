@@ -32,6 +32,9 @@ def explore(
                                      "or think with a think tool).")] = "longmt",
     think_tools: Annotated[str, typer.Option(help="think: the think tools a turn may use, "
                                              "comma-separated.")] = "think",
+    act_samples: Annotated[int, typer.Option(help="think: sample each act turn this many "
+                                             "times as sibling actions (one n > 1 request "
+                                             "where the backend supports it).")] = 1,
     simulations: Annotated[int, typer.Option(help="MCTS iterations per task.")] = 32,
     seed: Annotated[int, typer.Option(help="Seeds every random choice: same seed, same "
                                       "trees and pairs.")] = 0,
@@ -100,10 +103,12 @@ def explore(
     spec = EnvSpec(env=env, dataset=str(dataset), model=model, model_name=model_name,
                    page_sentences=page_sentences,
                    think_tools=tuple(t.strip() for t in think_tools.split(",")),
+                   act_samples=act_samples,
                    src=src, tgt=tgt, max_concurrent=max_concurrent)
     task_ids = spec.task_ids()
     settings = {"dataset": str(dataset), "env": env, "model": model, "model_name": model_name,
                 "page_sentences": page_sentences, "think_tools": think_tools,
+                "act_samples": act_samples,
                 "options": options.model_dump(),
                 "pairs": {"min_visits": min_visits, "min_delta_q": min_delta_q,
                           "scope": "all" if all_parents else "best_path",

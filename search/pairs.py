@@ -128,15 +128,24 @@ def _tools_list(tools: Any) -> list[dict] | None:
 # -- extraction ----------------------------------------------------------------------------
 
 
-def _rank(graph: nx.DiGraph, node: int) -> tuple[float, int, int]:
+def rank(graph: nx.DiGraph, node: int) -> tuple[float, int, int]:
     """Higher is better: Q, then more visits, then the earlier node."""
     data = graph.nodes[node]
     return float(data.get("q") or 0.0), int(data.get("visits") or 0), -int(node)
 
 
-def _eligible(graph: nx.DiGraph, parent: int, min_visits: int) -> list[int]:
+def visited_children(graph: nx.DiGraph, parent: int, min_visits: int = 1) -> list[int]:
     least = max(min_visits, 1)
     return [c for c in graph.successors(parent) if int(graph.nodes[c].get("visits") or 0) >= least]
+
+
+def best_path(graph: nx.DiGraph, min_visits: int = 1) -> list[int]:
+    """From the root, the best-ranked visited child at each level (the seed's layers)."""
+    roots = [n for n in graph.nodes if graph.in_degree(n) == 0]
+    path = [min(roots)] if roots else []
+    while path and (children := visited_children(graph, path[-1], min_visits)):
+        path.append(max(children, key=lambda c: rank(graph, c)))
+    return path
 
 
 def _parents(graph: nx.DiGraph, scope: str, min_visits: int) -> Iterable[int]:
@@ -144,12 +153,7 @@ def _parents(graph: nx.DiGraph, scope: str, min_visits: int) -> Iterable[int]:
         parents = [n for n in graph.nodes if graph.out_degree(n) >= 2]
         yield from sorted(parents, key=lambda n: (graph.nodes[n].get("depth") or 0, n))
         return
-    roots = [n for n in graph.nodes if graph.in_degree(n) == 0]
-    node = min(roots) if roots else None
-    while node is not None and graph.out_degree(node):
-        yield node
-        children = _eligible(graph, node, min_visits)
-        node = max(children, key=lambda c: _rank(graph, c)) if children else None
+    yield from (n for n in best_path(graph, min_visits) if graph.out_degree(n))
 
 
 def extract_pairs(graph: nx.DiGraph, *, min_visits: int = 1, min_delta_q: float = 0.0,
@@ -173,12 +177,12 @@ def extract_pairs(graph: nx.DiGraph, *, min_visits: int = 1, min_delta_q: float 
     rows: list[dict] = []
     for parent in _parents(graph, scope, min_visits):
         stats.parents_seen += 1
-        children = _eligible(graph, parent, min_visits)
+        children = visited_children(graph, parent, min_visits)
         if len(children) < 2:
             stats.too_few_children += 1
             continue
-        chosen = max(children, key=lambda c: _rank(graph, c))
-        rejected = min(children, key=lambda c: _rank(graph, c))
+        chosen = max(children, key=lambda c: rank(graph, c))
+        rejected = min(children, key=lambda c: rank(graph, c))
         p, c, r = graph.nodes[parent], graph.nodes[chosen], graph.nodes[rejected]
         q_chosen, q_rejected = float(c.get("q") or 0.0), float(r.get("q") or 0.0)
         delta = q_chosen - q_rejected

@@ -20,6 +20,8 @@ from typing import Any
 import networkx as nx
 
 from stepwise.files import write_atomic
+from stepwise.search.pairs import best_path as pairs_best_path
+from stepwise.search.pairs import rank, visited_children
 
 LABEL_LIMIT = 60  # more nodes than this and the PNG shows no labels
 
@@ -38,31 +40,19 @@ def children(graph: nx.DiGraph, node: int) -> list[int]:
     return sorted(graph.successors(node))
 
 
-def _key(graph: nx.DiGraph, node: int) -> tuple[float, int, int]:
-    """Max-Q first; ties: more visits, then the earlier node (as ``Tree.best_child``)."""
-    attrs = graph.nodes[node]
-    return (attrs.get("q") or 0.0, attrs.get("visits") or 0, -node)
-
-
-def _visited_children(graph: nx.DiGraph, node: int) -> list[int]:
-    return [c for c in children(graph, node) if graph.nodes[c].get("visits")]
-
-
 def best_path(graph: nx.DiGraph) -> list[int]:
-    """From the root (the node without a parent), the max-Q visited child at each level."""
-    path = [root(graph)]
-    while kids := _visited_children(graph, path[-1]):
-        path.append(max(kids, key=lambda c: _key(graph, c)))
-    return path
+    """From the root, the max-Q visited child at each level: the path pairs are taken on."""
+    root(graph)  # a graph without a root is refused here, with the reason
+    return pairs_best_path(graph)
 
 
 def marked_pairs(graph: nx.DiGraph) -> dict[int, tuple[int, int]]:
     """Per parent on the best path: (chosen, rejected), where the rejected has a lower Q."""
     pairs = {}
     for parent in best_path(graph)[:-1]:
-        kids = sorted(_visited_children(graph, parent), key=lambda c: _key(graph, c))
+        kids = sorted(visited_children(graph, parent), key=lambda c: rank(graph, c))
         chosen, rejected = kids[-1], kids[0]
-        if _key(graph, rejected)[0] < _key(graph, chosen)[0]:
+        if rank(graph, rejected)[0] < rank(graph, chosen)[0]:
             pairs[parent] = (chosen, rejected)
     return pairs
 

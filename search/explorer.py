@@ -19,7 +19,6 @@ the same seed gives byte-identical trees whether or not a run was interrupted.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stepwise.llm.cache import sampling_seed
 from stepwise.search.events import EventLog
 from stepwise.search.tree import Node, Tree
+from stepwise.seeds import derive_seed
 
 
 class ExploreOptions(BaseModel):
@@ -49,12 +49,6 @@ class ExploreOptions(BaseModel):
     parallel: int = Field(default=1, ge=1, description="simulations run at once per task, "
                           "kept apart by virtual loss")
     seed: int = 0
-
-
-def derive_seed(*parts: Any) -> int:
-    """A seed from any parts, the same in every process (never Python's salted hash)."""
-    blob = "\x1f".join(str(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big")
 
 
 class LoopState(TypedDict, total=False):

@@ -38,6 +38,7 @@ from stepwise.agents.longmt.prompts import (
 )
 from stepwise.agents.longmt.state import LongMTState, ModuleCall, PageStep
 from stepwise.documents.pages import Document, Page
+from stepwise.llm.messages import token_usage
 from stepwise.memory.translation import PageRecord, TranslationMemory
 from stepwise.tools.executor import is_error, run_tool_calls
 from stepwise.tools.longmt.formats import NOTHING_FOUND
@@ -46,11 +47,6 @@ from stepwise.tools.longmt.updates import update_entities, update_summaries
 from stepwise.tools.think.tokens import estimate_tokens
 
 NO_MODULES = "This page needs no memory; translating now."
-
-
-def _usage(message: BaseMessage) -> tuple[int, int]:
-    usage = getattr(message, "usage_metadata", None) or {}
-    return usage.get("input_tokens", 0), usage.get("output_tokens", 0)
 
 
 def with_unique_ids(message: AIMessage, prefix: str) -> AIMessage:
@@ -141,7 +137,7 @@ class PageSteps:
         model = (self.policy_model or self.model).bind_tools(list(tools.values()))
         for round_ in range(self.max_query_rounds):
             answer = model.invoke(messages)
-            tokens_in, tokens_out = _usage(answer)
+            tokens_in, tokens_out = token_usage(answer)
             step["tokens_in"] += tokens_in
             step["tokens_out"] += tokens_out
             answer = with_unique_ids(answer, f"call_{page}_{round_}")
@@ -195,7 +191,7 @@ class PageSteps:
         parsed: list[str] = []
         for attempt in range(1 + self.retries):
             answer = self.model.invoke(messages)
-            tokens_in, tokens_out = _usage(answer)
+            tokens_in, tokens_out = token_usage(answer)
             done.attempts += 1
             done.tokens_in += tokens_in
             done.tokens_out += tokens_out

@@ -11,7 +11,6 @@ bounds the calls in flight to the backend, however many searches run at once.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -24,7 +23,8 @@ from langchain_core.outputs import ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
 from stepwise.llm.base import ToolCallingMixin
-from stepwise.llm.messages import canonical_request, request_key
+from stepwise.llm.messages import canonical_request, request_key, token_usage
+from stepwise.seeds import derive_seed
 
 # (base seed, calls made so far) for the sampled calls of the current search step
 _SAMPLING_SEED: ContextVar[list[int] | None] = ContextVar("stepwise_sampling_seed", default=None)
@@ -45,8 +45,7 @@ def _next_seed() -> int | None:
     if state is None:
         return None
     state[1] += 1
-    blob = f"{state[0]}:{state[1]}".encode()
-    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big")
+    return derive_seed(state[0], state[1], bits=32)  # 32 bits: what servers accept
 
 
 class CachingChatModel(ToolCallingMixin, BaseChatModel):
@@ -109,11 +108,11 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
         else:
             with self._gate:
                 result = self.model._generate(messages, stop=stop, **kwargs)
-        usage = getattr(result.generations[0].message, "usage_metadata", None) or {}
+        tokens_in, tokens_out = token_usage(result.generations[0].message)
         with self._lock:
             self._counts["calls"] += 1
-            self._counts["tokens_in"] += usage.get("input_tokens", 0)
-            self._counts["tokens_out"] += usage.get("output_tokens", 0)
+            self._counts["tokens_in"] += tokens_in
+            self._counts["tokens_out"] += tokens_out
             if key is not None and len(self._cache) < self.max_entries:
                 self._cache[key] = result.model_copy(deep=True)
         return result

@@ -91,6 +91,12 @@ def to_chat_dicts(messages: Sequence[BaseMessage], *, arguments_as: str = "json"
     return out
 
 
+def token_usage(message: BaseMessage) -> tuple[int, int]:
+    """(input tokens, output tokens) a model reported for a message; (0, 0) when none."""
+    usage = getattr(message, "usage_metadata", None) or {}
+    return usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+
+
 def training_dicts(messages: Sequence[BaseMessage]) -> list[dict]:
     """Messages as rows for training data (TRL): tool-call arguments as JSON strings and
     ``content`` always a string, so Arrow never sees mixed types."""

@@ -22,6 +22,7 @@ from stepwise.agents.longmt.prompts import (
     json_array,
     summary_prompt,
 )
+from stepwise.llm.messages import token_usage
 from stepwise.memory.translation import EntityUpdate, TranslationMemory
 
 UPDATE_SUMMARIES = "update_summaries"
@@ -47,8 +48,7 @@ class MemoryUpdate:
 def _ask(model: BaseChatModel, prompt: str) -> tuple[str, int, int]:
     messages: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT), HumanMessage(prompt)]
     answer = model.invoke(messages)
-    usage = answer.usage_metadata or {}
-    return answer.text, usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+    return answer.text, *token_usage(answer)
 
 
 def update_summaries(model: BaseChatModel, memory: TranslationMemory, page: int, tgt: str,

@@ -20,7 +20,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 def test_torch_is_pinned_before_anything_that_needs_it():
     for command in fenced_bash((REPO / "README.md").read_text())[:2]:
-        assert command.index("torch==2.13.0") < command.index('-e ".[hf,train,distributed,dev]"')
+        assert command.index("torch==2.13.0") < command.index('-e ".[hf,train,embed,distributed,dev]"')
 
 
 def test_the_think_agent_example_runs_as_written(tmp_path, monkeypatch):

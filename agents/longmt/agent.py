@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseChatModel
 
 from stepwise.agents.longmt.graph import build_graph
 from stepwise.agents.longmt.page_steps import PageSteps
-from stepwise.agents.longmt.policies import Oracle, Policy
+from stepwise.agents.longmt.policies import Oracle, Policy, module_set
 from stepwise.agents.longmt.state import PageStep
 from stepwise.documents.adjust import BreakDecision, adjust_breaks
 from stepwise.documents.pages import Document, paginate
@@ -55,6 +55,7 @@ class TranslationResult:
         totals: dict[str, Any] = {k: sum(s.get(k, 0) for s in self.steps) for k in keys}
         totals["pages"] = len(self.steps)
         totals["module_calls"] = sum(len(s.get("modules", [])) for s in self.steps)
+        totals["fallbacks"] = sum(s.get("decided_by") == "fallback" for s in self.steps)
         totals["seconds"] = round(sum(sum(s.get("seconds", {}).values()) for s in self.steps), 4)
         return totals
 
@@ -66,7 +67,7 @@ class LongMTAgent:
                  policy_model: BaseChatModel | None = None, page_sentences: int | None = 10,
                  max_chars: int | None = None, view_k: int = 5, max_query_rounds: int = 2,
                  retries: int = 1, oracle: Oracle | None = None,
-                 adjust_pages: bool = False) -> None:
+                 adjust_pages: bool = False, fallback: str = "none") -> None:
         self.model = model
         self.policy = policy if isinstance(policy, Policy) else Policy.parse(policy)
         self.policy_model = policy_model
@@ -75,6 +76,7 @@ class LongMTAgent:
         self.view_k = view_k
         self.max_query_rounds = max_query_rounds
         self.retries = retries
+        self.fallback = module_set(fallback)  # what a page gets when the model's decision is unusable
         self.oracle = oracle
         self.adjust_pages = adjust_pages  # the policy model moves page breaks after paging
 
@@ -85,7 +87,7 @@ class LongMTAgent:
         return PageSteps(model=self.model, document=document, src=src, tgt=tgt,
                          policy=self.policy, policy_model=self.policy_model, oracle=self.oracle,
                          view_k=self.view_k, max_query_rounds=self.max_query_rounds,
-                         retries=self.retries)
+                         retries=self.retries, fallback=self.fallback)
 
     def translate(self, source: Sequence[str] | str | Document, *, src: str, tgt: str,
                   doc_id: str = "doc",

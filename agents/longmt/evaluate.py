@@ -51,6 +51,7 @@ def policy_scores(docs: Sequence[DocOutcome]) -> dict[str, Any]:
         "tokens": sum(d.totals["tokens_in"] + d.totals["tokens_out"] for d in docs) / pages,
         "pages": pages,
         "documents": len(docs),
+        "fallbacks": sum(d.totals.get("fallbacks", 0) for d in docs),
     }
     scored = [d for d in docs if d.ref is not None]
     if scored:

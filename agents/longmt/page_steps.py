@@ -58,6 +58,28 @@ def with_unique_ids(message: AIMessage, prefix: str) -> AIMessage:
     return message.model_copy(update={"tool_calls": calls})
 
 
+def unusable_decision(answers: Sequence[AnyMessage]) -> str | None:
+    """Why a model's decision turns cannot be used, or None.
+
+    A decision is usable when the model called at least one module successfully, or
+    answered in words without a tool call (the prompt's way of choosing no module). It
+    is unusable when it tried tool calls and none could be run (malformed, unknown
+    tools, bad arguments), or when the first answer is empty.
+    """
+    turns = [m for m in answers if isinstance(m, AIMessage)]
+    if not turns:
+        return "no answer"
+    tried = any(m.tool_calls or m.invalid_tool_calls for m in turns)
+    succeeded = any(isinstance(m, ToolMessage) and not is_error(m) for m in answers)
+    if tried and not succeeded:
+        return "no tool call could be run: " + next(
+            (m.text[:160] for m in answers if isinstance(m, ToolMessage)), "malformed tool calls")
+    first = turns[0]
+    if not first.tool_calls and not first.invalid_tool_calls and not first.text.strip():
+        return "an empty answer"
+    return None
+
+
 @dataclass
 class TranslatedLines:
     lines: list[str]
@@ -83,6 +105,7 @@ class PageSteps:
     max_query_rounds: int = 2
     retries: int = 1
     update_memory: bool = True
+    fallback: tuple[str, ...] = ()  # the modules of a page whose model decision is unusable
     pages: list[Page] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -126,14 +149,38 @@ class PageSteps:
             messages += [turn, *run_tool_calls(turn, tools)]
         else:
             step["decided_by"] = "model"
-            messages = self._model_decides(page, messages, tools, step)
+            messages = self._model_decides(page, messages, view, step)
         context = self._record_calls(messages, step)
         step["context_tokens"] = sum(estimate_tokens(body) for _, body in context)
         step["seconds"]["query"] = time.perf_counter() - started
         return {"current": step, "context": context}
 
-    def _model_decides(self, page: int, messages: list[AnyMessage], tools: dict,
+    def _model_decides(self, page: int, messages: list[AnyMessage], view: PageView,
                        step: PageStep) -> list[AnyMessage]:
+        """The model's tool calls, or the fallback modules when its answer is unusable."""
+        tools = memory_tools(view)
+        prompt = list(messages)
+        try:
+            messages = self._model_rounds(page, messages, tools, step)
+        except Exception as exc:  # noqa: BLE001 - a failing policy model costs a fallback, not the run
+            return self._fall_back(page, prompt, view, step, f"the model failed: "
+                                   f"{type(exc).__name__}: {str(exc)[:200]}")
+        reason = unusable_decision(messages[len(prompt):])
+        if reason is None:
+            return messages
+        step["decision_errors"] += sum(is_error(m) for m in messages[len(prompt):]
+                                       if isinstance(m, ToolMessage))
+        return self._fall_back(page, prompt, view, step, reason)
+
+    def _fall_back(self, page: int, prompt: list[AnyMessage], view: PageView, step: PageStep,
+                   reason: str) -> list[AnyMessage]:
+        step["decided_by"] = "fallback"
+        step["fallback_reason"] = reason
+        turn = self.rule_turn(page, self.fallback, view)
+        return [*prompt, turn, *run_tool_calls(turn, memory_tools(view))]
+
+    def _model_rounds(self, page: int, messages: list[AnyMessage], tools: dict,
+                      step: PageStep) -> list[AnyMessage]:
         model = (self.policy_model or self.model).bind_tools(list(tools.values()))
         for round_ in range(self.max_query_rounds):
             answer = model.invoke(messages)

@@ -30,7 +30,8 @@ class PageStep(TypedDict, total=False):
     page: int  # from 0
     sentences: int
     policy: str
-    decided_by: str  # rule | model | first page
+    decided_by: str  # rule | model | fallback | first page | given
+    fallback_reason: str  # why the model's decision could not be used
     modules: list[ModuleCall]
     decision_errors: int
     context_tokens: int

@@ -11,6 +11,7 @@ from stepwise.cli import (  # noqa: F401 -- registers the commands
     score,
     sim,
     think,
+    train,
     translate,
     tree,
 )

@@ -23,6 +23,7 @@ from stepwise.errors import StepwiseError
 
 SIMULATED_NOTE = ("simulated: a synthetic world's translator, not a language model; these "
                   "figures show the agent's plumbing, not translation quality")
+AUTO_POLICY_MODEL = "auto@policy-model"  # the row of auto decided by --policy-model
 
 
 def policy_folder(policy: str) -> str:
@@ -73,7 +74,10 @@ def _table(rows: dict[str, dict], simulated: bool) -> Table:
     title = "LongMT policies" + (" [yellow](simulated world)[/yellow]" if simulated else "")
     table = Table(title=title, title_justify="left")
     table.add_column("policy", no_wrap=True)
-    columns = ("bleu", "d_bleu", "chrf", "context_tokens", "module_calls", "tokens")
+    columns: tuple[str, ...] = ("bleu", "d_bleu", "chrf", "context_tokens", "module_calls",
+                                "tokens")
+    if any(row.get("fallbacks") for row in rows.values()):
+        columns += ("fallbacks",)
     for column in columns:
         table.add_column(column.replace("_", " "), justify="right")
     for policy, row in rows.items():
@@ -100,7 +104,16 @@ def translate(
                                                 "(e.g. none,all,auto,oracle): run each and "
                                                 "print the compare table.")] = None,
     policy_model: Annotated[str | None, typer.Option(help="The model that decides the "
-                                                     "modules under auto (default: --model).")] = None,
+                                                     "modules under auto, e.g. hf:DIR from "
+                                                     "stepwise train dpo (default: --model). "
+                                                     "With --compare, auto runs both ways: "
+                                                     "'auto' (--model decides) and "
+                                                     f"'{AUTO_POLICY_MODEL}'.")] = None,
+    policy_fallback: Annotated[str, typer.Option(help="The modules a page gets when the "
+                                                 "deciding model's answer is unusable (no "
+                                                 "tool call could be run, empty, or the "
+                                                 "call failed), e.g. none or "
+                                                 "entities+summaries; counted as fallbacks.")] = "none",
     model_name: ModelNameOpt = None,
     page_sentences: Annotated[int | None, typer.Option(help="Most sentences per page.")] = 10,
     max_chars: Annotated[int | None, typer.Option(help="Most characters per page.")] = None,
@@ -126,11 +139,19 @@ def translate(
     """
     from stepwise.agents.longmt import LongMTAgent, Policy
     from stepwise.agents.longmt.evaluate import DocOutcome, document_scores, policy_scores
+    from stepwise.agents.longmt.policies import module_set
     from stepwise.documents.sentences import language_family
     from stepwise.documents.sources import load_documents
     from stepwise.scoring.languages import tokenizer_for
 
     policies = [Policy.parse(p) for p in (compare.split(",") if compare else [policy])]
+    module_set(policy_fallback)
+    labels = {p.text: p.text for p in policies}  # row label -> policy text
+    if policy_model and "auto" in labels:
+        if compare:  # both rows: the translator deciding, and the policy model deciding
+            labels[AUTO_POLICY_MODEL] = "auto"
+        else:
+            labels = {AUTO_POLICY_MODEL: "auto"}
     docs = load_documents(document, src=src, tgt=tgt, ref=ref)
     for doc in docs:
         language_family(doc.src_lang)
@@ -142,18 +163,19 @@ def translate(
     decider = model_from_uri(policy_model, model_name) if policy_model else None
     simulated = model.startswith("sim:")
 
-    agents = {p.text: LongMTAgent(translator, policy=p, policy_model=decider,
-                                  page_sentences=page_sentences, max_chars=max_chars,
-                                  adjust_pages=adjust_pages)
-              for p in policies}
-    first = agents[policies[0].text]
+    agents = {label: LongMTAgent(translator, policy=text,
+                                 policy_model=decider if label == AUTO_POLICY_MODEL else None,
+                                 page_sentences=page_sentences, max_chars=max_chars,
+                                 adjust_pages=adjust_pages, fallback=policy_fallback)
+              for label, text in labels.items()}
+    first = next(iter(agents.values()))
     paged = {}
     for doc in docs:
         try:
             paged[doc.id] = first.paginate(doc.src, doc.src_lang)
         except StepwiseError as exc:
             raise StepwiseError(f"{doc.id}: {exc}") from None
-    total = sum(len(d.pages) for d in paged.values()) * len(policies)
+    total = sum(len(d.pages) for d in paged.values()) * len(agents)
 
     rows: dict[str, dict] = {}
     report: dict[str, Any] = {}
@@ -161,19 +183,18 @@ def translate(
                   MofNCompleteColumn(), TextColumn("pages"), TimeElapsedColumn(),
                   console=err, transient=True, disable=as_json) as progress:
         task = progress.add_task("translating", total=total)
-        for p in policies:
-            settings = {"model": model, "model_name": model_name, "policy": p.text,
-                        "policy_model": policy_model, "page_sentences": page_sentences,
+        for label, agent in agents.items():
+            settings = {"model": model, "model_name": model_name, "policy": agent.policy.text,
+                        "policy_model": policy_model if agent.policy_model else None,
+                        "policy_fallback": policy_fallback, "page_sentences": page_sentences,
                         "max_chars": max_chars, "adjust_pages": adjust_pages}
-            folder = RunFolder(out_dir, p.text, settings)
+            folder = RunFolder(out_dir, label, settings)
             outcomes, per_doc = [], {}
             for doc in docs:
-                progress.update(task, description=f"{p.text} · {doc.id}")
+                progress.update(task, description=f"{label} · {doc.id}")
                 record = None if fresh else folder.finished(doc.id)
                 if record is None:
-                    oracle = _world_oracle(doc.world)
-                    agent = agents[p.text]
-                    agent.oracle = oracle
+                    agent.oracle = _world_oracle(doc.world)
                     result = agent.translate(paged[doc.id], src=doc.src_lang, tgt=doc.tgt_lang,
                                              doc_id=doc.id, on_page=lambda _: progress.advance(task))
                     outcome = DocOutcome(doc.id, doc.tgt_lang, result.lines, result.totals(), doc.ref)
@@ -183,8 +204,8 @@ def translate(
                 outcomes.append(DocOutcome(doc.id, doc.tgt_lang, record["lines"],
                                            record["totals"], doc.ref))
                 per_doc[doc.id] = {**record["scores"], **record["totals"]}
-            rows[p.text] = policy_scores(outcomes) | ({"simulated": True} if simulated else {})
-            report[p.text] = {"overall": rows[p.text], "documents": per_doc}
+            rows[label] = policy_scores(outcomes) | ({"simulated": True} if simulated else {})
+            report[label] = {"overall": rows[label], "documents": per_doc}
     from stepwise.files import write_atomic
 
     write_atomic(out_dir / "scores.json", json.dumps(report, ensure_ascii=False, indent=1))

@@ -1,0 +1,114 @@
+"""``stepwise train dpo``: DPO + SFT on the explorer's step-level pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stepwise.cli.common import app, cli_errors, err, out, state
+
+train_app = typer.Typer(
+    help="Train a model on step-level preference pairs (TRL). The result loads back as "
+    "hf:DIR, e.g. as the LongMT module policy (--policy-model hf:DIR).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(train_app, name="train")
+
+
+def training_progress(quiet: bool) -> Progress:
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TextColumn("steps"), TimeElapsedColumn(),
+                    console=err, transient=True, disable=quiet)
+
+
+def report_table(result) -> Table:
+    """Held-out figures before and after, and the training pairs' fit after."""
+    table = Table(title=f"DPO on {result.train_pairs} pairs, {result.eval_pairs} held out "
+                  f"({result.steps} steps, {result.device})", title_justify="left")
+    table.add_column("figure")
+    for column in ("held-out before", "held-out after", "training pairs after"):
+        table.add_column(column, justify="right")
+    for name in ("reward_accuracy", "reward_margin", "logps_chosen", "logps_rejected", "loss"):
+        cells = [result.before.get(name), result.after.get(name), result.train_fit.get(name)]
+        table.add_row(name.replace("_", " "), *("-" if c is None else f"{c:.3f}" for c in cells))
+    return table
+
+
+@train_app.command()
+@cli_errors
+def dpo(
+    pairs: Annotated[Path, typer.Option(help="Preference pairs JSONL (stepwise explore's "
+                                        "pairs.jsonl, or any TRL conversational pairs).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="hf:PATH (a local model folder "
+                                       "with its tokenizer and chat template) or tiny (a "
+                                       "random tiny model built here).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The trained model (loads as "
+                                          "hf:DIR), metrics.jsonl, curves.png, train.json.")],
+    beta: Annotated[float, typer.Option(help="DPO beta.")] = 0.1,
+    sft_weight: Annotated[float, typer.Option(help="α in L = L_DPO + α·L_SFT (the SFT term "
+                                              "is on the chosen steps).")] = 0.2,
+    lora: Annotated[int | None, typer.Option(help="Train a LoRA adapter of this rank "
+                                             "(merged into the saved model).")] = None,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 40,
+    eval_frac: Annotated[float, typer.Option(help="Share of pairs held out for reward "
+                                             "accuracy before and after.")] = 0.1,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: 1e-3 for the "
+                                             "tiny model, 1e-4 with LoRA, 5e-6 otherwise).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 4,
+    max_length: Annotated[int, typer.Option(help="Most tokens of prompt + step.")] = 2048,
+    padding_free: Annotated[bool, typer.Option(help="Pack the batch without padding "
+                                               "(needs flash attention on GPU).")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Drop pairs that fail the checks (reported) "
+                                           "instead of stopping.")] = False,
+    seed: Annotated[int, typer.Option(help="Seeds the held-out split and training.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print train.json instead of the "
+                                          "table.")] = False,
+) -> None:
+    """Train with DPO plus an SFT term on step-level preference pairs (TRL DPOTrainer).
+
+    Every pair is checked first: its format, and that the prompt's tokens are a prefix of
+    prompt + step under the model's chat template. Bad pairs stop the run with the
+    reasons and line numbers (or are dropped with --skip-bad).
+
+    Example:
+      [bold]stepwise explore synth/dataset.jsonl -m sim:translator --out run1[/bold]
+      [bold]stepwise train dpo --pairs run1/pairs.jsonl --model tiny --out policy[/bold]
+      [bold]stepwise translate synth/dataset.jsonl -m sim:translator --policy auto --policy-model hf:policy[/bold]
+    """
+    from stepwise.train.dpo import DPOSettings, train_dpo
+
+    settings = DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
+                           eval_frac=eval_frac, learning_rate=lr, batch_size=batch_size,
+                           max_length=max_length, padding_free=padding_free, seed=seed,
+                           skip_bad=skip_bad)
+    quiet = as_json or state["quiet"]
+
+    def show(report) -> None:
+        if report.dropped and not quiet:
+            err.print(f"[yellow]{sum(report.dropped.values())} of {report.rows} pairs fail the "
+                      "checks:[/yellow]")
+            for line in report.lines():
+                err.print(f"  {line}", highlight=False)
+        if report.conflicting_prompts and not quiet:
+            err.print(f"[yellow]{report.conflicting_prompts} prompts have a step that is chosen "
+                      "in one pair and rejected in another (pairs from every parent do this; "
+                      "the best path's do not)[/yellow]")
+
+    with training_progress(quiet) as progress:
+        task = progress.add_task("training", total=max_steps)
+        result = train_dpo(pairs, model, out_dir, settings,
+                           on_step=lambda step, total: progress.update(task, completed=step),
+                           on_report=show)
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+        return
+    out.print(report_table(result))
+    speed = f", {result.tokens_per_second:.0f} tokens/s" if result.tokens_per_second else ""
+    out.print(f"trained model in {out_dir}/ (load it as hf:{out_dir}); curves in "
+              f"{out_dir}/curves.png; {result.seconds:.0f} s{speed}")

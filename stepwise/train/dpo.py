@@ -1,0 +1,249 @@
+"""DPO with a supervised term on step-level pairs: L = L_DPO + α·L_SFT (APT), on TRL.
+
+TRL's ``DPOTrainer`` does the work (``loss_type=["sigmoid", "sft"]``,
+``loss_weights=[1, α]``); this module picks the model, checks the pairs, holds some
+out, logs one metrics row per step, and saves a folder that loads back as ``hf:DIR``
+(weights, tokenizer, chat template; a LoRA adapter is merged in first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from stepwise.errors import StepwiseError
+from stepwise.files import write_atomic
+from stepwise.train.pair_checks import PairReport, PairsError, check_pairs
+
+log = logging.getLogger(__name__)
+
+# TRL's logged names -> the columns of metrics.jsonl.
+METRIC_NAMES = {"loss": "loss", "rewards/accuracies": "reward_accuracy",
+                "rewards/margins": "reward_margin", "logps/chosen": "logps_chosen",
+                "logps/rejected": "logps_rejected", "learning_rate": "learning_rate",
+                "num_tokens": "tokens"}
+# Learning rates by what is trained: random tiny weights move fast, real weights must not.
+DEFAULT_LR = {"tiny": 1e-3, "lora": 1e-4, "full": 5e-6}
+GENERATION_TOKENS = 256  # room for a tool-call step when the trained model is used as a policy
+
+
+class DPOSettings(BaseModel):
+    """Everything that shapes a training run; saved with it in train.json."""
+
+    beta: float = Field(0.1, gt=0, description="DPO temperature: how far from the reference.")
+    sft_weight: float = Field(0.2, ge=0, description="α, the weight of the SFT term on chosen.")
+    lora: int | None = Field(None, gt=0, description="LoRA rank; None trains every weight.")
+    max_steps: int = Field(40, gt=0)
+    eval_frac: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out.")
+    learning_rate: float | None = Field(None, gt=0, description="Default by what is trained.")
+    batch_size: int = Field(4, gt=0)
+    max_length: int = Field(2048, gt=0)
+    seed: int = 0
+    padding_free: bool = False
+    skip_bad: bool = Field(False, description="Drop bad rows (reported) instead of stopping.")
+
+
+@dataclass
+class TrainResult:
+    """Where the trained model is, and what happened to it."""
+
+    out: str
+    model: str
+    steps: int
+    pairs: dict[str, Any]
+    train_pairs: int
+    eval_pairs: int
+    before: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
+    train_fit: dict[str, float] = field(default_factory=dict)  # the training pairs, after
+    seconds: float = 0.0
+    tokens_per_second: float | None = None
+    peak_memory_gb: float | None = None
+    device: str = "cpu"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_model(spec: str) -> tuple[Path, str]:
+    """A model folder and what it is ("tiny" or "hf") from ``tiny``, ``tiny:SEED``,
+    ``hf:PATH`` or a bare path."""
+    from stepwise.llm.hf import check_model_dir
+
+    if spec == "tiny" or spec.startswith("tiny:"):
+        from stepwise.llm.tiny import tiny_model_path
+
+        seed = spec.partition(":")[2] or "0"
+        if not seed.isdigit():
+            raise StepwiseError(f"{spec}: the tiny model takes a number as seed (tiny:0)")
+        return tiny_model_path(int(seed)), "tiny"
+    path = spec.removeprefix("hf:")
+    return check_model_dir(path), "hf"
+
+
+def split_pairs(rows: list[dict], eval_frac: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """A seeded held-out share (at least one pair when there is a share and two pairs)."""
+    if eval_frac <= 0 or len(rows) < 2:
+        return rows, []
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    held = min(len(rows) - 1, max(1, round(len(rows) * eval_frac)))
+    held_out = set(order[:held])
+    return ([r for i, r in enumerate(rows) if i not in held_out],
+            [r for i, r in enumerate(rows) if i in held_out])
+
+
+def _dataset(rows: list[dict]):
+    """Rows as a ``datasets.Dataset`` the way ``load_dataset("json", ...)`` would build it."""
+    from datasets import Dataset
+
+    keep = ("prompt", "chosen", "rejected", "tools")
+    return Dataset.from_list([{k: row[k] for k in keep if k in row} for row in rows])
+
+
+def _metric_row(step: int, logs: dict[str, float]) -> dict[str, float]:
+    row: dict[str, float] = {"step": step}
+    for name, column in METRIC_NAMES.items():
+        if name in logs and isinstance(logs[name], int | float) and math.isfinite(logs[name]):
+            row[column] = float(logs[name])
+    return row
+
+
+def _eval_figures(metrics: dict[str, float]) -> dict[str, float]:
+    return {column: float(metrics[f"eval_{name}"]) for name, column in METRIC_NAMES.items()
+            if f"eval_{name}" in metrics and column not in ("learning_rate", "tokens")}
+
+
+def _metrics_callback(path: Path, on_step: Callable[[int, int], None] | None):
+    from transformers import TrainerCallback
+
+    class MetricsFile(TrainerCallback):
+        """One JSON row per logged training step, appended and flushed as it happens."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs and not any(k.startswith("eval_") for k in logs):
+                with path.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(_metric_row(state.global_step, logs)) + "\n")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if on_step:
+                on_step(state.global_step, state.max_steps)
+
+    return MetricsFile()
+
+
+def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPOSettings,
+              on_step: Callable[[int, int], None] | None = None,
+              on_report: Callable[[PairReport], None] | None = None) -> TrainResult:
+    """Check the pairs, train, evaluate held-out pairs before and after, save to ``out``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from trl import DPOConfig, DPOTrainer
+
+    quiet_libraries()
+    model_dir, kind = resolve_model(model)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.chat_template is None:
+        raise StepwiseError(f"{model}: the tokenizer has no chat template")
+    rows, report = check_pairs(pairs_path, tokenizer)
+    if on_report:
+        on_report(report)
+    if report.dropped and not settings.skip_bad:
+        raise PairsError(f"{pairs_path}: {sum(report.dropped.values())} of {report.rows} pairs "
+                         f"cannot be trained on: " + "; ".join(report.lines())
+                         + " (--skip-bad drops them and trains on the rest)")
+    if not rows:
+        raise PairsError(f"{pairs_path}: no pair left to train on")
+    train_rows, eval_rows = split_pairs(rows, settings.eval_frac, settings.seed)
+
+    cuda = torch.cuda.is_available()
+    dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    peft_config = None
+    if settings.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=settings.lora, lora_alpha=2 * settings.lora,
+                                 target_modules="all-linear", task_type="CAUSAL_LM")
+    rate = settings.learning_rate or DEFAULT_LR["lora" if settings.lora else
+                                                "tiny" if kind == "tiny" else "full"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / "metrics.jsonl"
+    metrics_path.unlink(missing_ok=True)
+    config = DPOConfig(
+        output_dir=str(out / "checkpoints"), max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size, learning_rate=rate,
+        beta=settings.beta, loss_type=["sigmoid", "sft"],
+        loss_weights=[1.0, settings.sft_weight], max_length=settings.max_length,
+        padding_free=settings.padding_free, logging_steps=1, save_strategy="no",
+        eval_strategy="no", report_to=[], disable_tqdm=True, seed=settings.seed,
+        use_cpu=not cuda, bf16=dtype == torch.bfloat16, gradient_checkpointing=cuda,
+    )
+    trainer = DPOTrainer(model=policy, args=config, train_dataset=_dataset(train_rows),
+                         eval_dataset=_dataset(eval_rows) if eval_rows else None,
+                         processing_class=tokenizer, peft_config=peft_config,
+                         callbacks=[_metrics_callback(metrics_path, on_step)])
+    trainer.remove_callback(PrinterCallback)  # the metrics file and the caller's progress instead
+    before = _eval_figures(trainer.evaluate()) if eval_rows else {}
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    after = _eval_figures(trainer.evaluate()) if eval_rows else {}
+    fitted = _eval_figures(trainer.evaluate(_dataset(train_rows), metric_key_prefix="eval"))
+
+    trained = trainer.model
+    if settings.lora:
+        trained = trained.merge_and_unload()
+    trained.generation_config.max_new_tokens = GENERATION_TOKENS
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # save_strategy="no": only logs
+    trained.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    tokens = trainer.state.num_input_tokens_seen or _logged_tokens(trainer.state.log_history)
+    result = TrainResult(
+        out=str(out), model=str(model), steps=trainer.state.global_step,
+        pairs=report.as_dict(), train_pairs=len(train_rows), eval_pairs=len(eval_rows),
+        before=before, after=after, train_fit=fitted, seconds=round(seconds, 3),
+        tokens_per_second=round(tokens / seconds, 1) if tokens and seconds else None,
+        peak_memory_gb=round(torch.cuda.max_memory_allocated() / 2**30, 3) if cuda else None,
+        device=torch.cuda.get_device_name() if cuda else "cpu",
+        settings=settings.model_dump(),
+    )
+    from stepwise.train.curves import write_curves
+
+    write_curves(metrics_path, out / "curves.png")
+    write_atomic(out / "train.json", json.dumps(result.as_dict(), indent=1))
+    return result
+
+
+def quiet_libraries() -> None:
+    """The caller shows progress; the libraries' own bars and deprecation notes are noise."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    warnings.filterwarnings("ignore", category=UserWarning, module="trl")
+
+
+def _logged_tokens(history: list[dict[str, Any]]) -> float:
+    """Tokens trained on, from TRL's running ``num_tokens`` in the log history."""
+    counts = [entry["num_tokens"] for entry in history if "num_tokens" in entry]
+    return float(counts[-1]) if counts else 0.0

@@ -145,14 +145,15 @@ def current_action(mind: Mind, agent: AgentState, now: datetime,
             mind, agent, day_plan_prompt(header, mind.name, now.strftime("%A %B %d"), memories,
                                          yesterday), 0, DAY, DAY_LEVEL, whole)
         agent["day"], agent["hour_plan"], agent["actions"] = day, [], []
-        remember(mind, agent, [f"{mind.name}'s plan for {now.strftime('%A %B %d')}: "
-                               f"{describe(agent['day_plan'])}"], now=now, kind="plan")
+        summary = f"{mind.name}'s plan for {now.strftime('%A %B %d')}: {describe(agent['day_plan'])}"
+        remember(mind, agent, [summary], now=now, kind="plan")
     stroke = at(agent["day_plan"], minute)
     if at(agent["hour_plan"], minute) is None:
-        agent["hour_plan"], agent["actions"] = decompose(
+        agent["hour_plan"] = decompose(
             mind, agent, stroke, HOUR_LEVEL, 60,
             hour_plan_prompt(header, mind.name, stroke["text"], stroke["start"], stroke["end"]),
             now)
+        agent["actions"] = []
     block = at(agent["hour_plan"], minute)
     if at(agent["actions"], minute) is None:
         agent["actions"] = decompose(

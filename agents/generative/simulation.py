@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -34,10 +34,10 @@ from stepwise.sim.sandbox.world import DEFAULT_RADIUS, SandboxWorld, load_world
 RUN_DB = "run.sqlite"
 STEP_LOG = "steps.jsonl"
 SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS generative_run (id INTEGER PRIMARY KEY CHECK (id = 1), "
-    "settings_json TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS generative_agents (name TEXT PRIMARY KEY, "
-    "state_json TEXT NOT NULL)",
+    ("CREATE TABLE IF NOT EXISTS generative_run (id INTEGER PRIMARY KEY CHECK (id = 1), "
+     "settings_json TEXT NOT NULL)"),
+    ("CREATE TABLE IF NOT EXISTS generative_agents (name TEXT PRIMARY KEY, "
+     "state_json TEXT NOT NULL)"),
 )
 
 
@@ -174,6 +174,11 @@ class Simulation:
     def transaction(self):
         return Transaction(self.db)
 
+    def inspection(self):
+        """A transaction that is always rolled back: looking at a run (retrieval marks
+        memories as accessed) leaves it as it was."""
+        return Transaction(self.db, keep=False)
+
     def trim_step_log(self) -> None:
         """Drop log lines of steps the database does not hold (a run stopped mid-step)."""
         path = self.directory / STEP_LOG
@@ -185,7 +190,7 @@ class Simulation:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> Simulation:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -193,22 +198,24 @@ class Simulation:
 
 
 class Transaction:
-    """BEGIN ... COMMIT on the run's connection; ROLLBACK when the step fails."""
+    """BEGIN ... COMMIT on the run's connection; ROLLBACK when what it wraps fails."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, keep: bool = True) -> None:
+        self.db, self.keep = db, keep
 
     def __enter__(self) -> sqlite3.Connection:
         self.db.execute("BEGIN IMMEDIATE")
         return self.db
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        self.db.execute("COMMIT" if kind is None and self.keep else "ROLLBACK")
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    """The run's one connection. LangGraph runs nodes on worker threads; steps run their
+    nodes one at a time (see step.py), so the connection is shared across threads."""
     try:
-        db = sqlite3.connect(str(path), isolation_level=None)
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         for statement in SCHEMA:
             db.execute(statement)

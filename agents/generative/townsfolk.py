@@ -11,6 +11,7 @@ scenarios and tests run offline; everything it produces is simulated.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -27,7 +28,7 @@ from stepwise.llm.sim import register_sim, word_usage
 
 MEMORY = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)
 SPAN = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2}) (.*)")
-FULL_NAME = re.compile(r"\b([A-Z][a-z]+ [A-Z][a-z]+)\b")
+FULL_NAME = re.compile(r"\b([A-Z][a-z]+ [A-Z][a-z]+)(?= (?:is|said|runs|lives)\b)")
 PARTY = re.compile(r"party", re.IGNORECASE)
 HOST = re.compile(r'^(.+?) said to .+?: ".*(?:hosting|my) .*party', re.IGNORECASE)
 
@@ -100,7 +101,10 @@ def day_plan(prompt: str) -> str:
     name = between(prompt, p.DAY_PLAN_HEAD + " ", " for ").strip()
     places = [pl.strip() for pl in between(prompt, "\nPlaces: ", ".\n").split(",")]
     home = place(places, name) or place(places, name.split()[0]) or place(places, "home")
-    cafe = lambda room: place(places, "Hobbs Cafe", room)  # noqa: E731
+
+    def cafe(room: str) -> str:
+        return place(places, "Hobbs Cafe", room)
+
     description = between(prompt, f"\n{name}: ", "\n")
     remembered = " ".join(text for _, text in memories(prompt))
     if "owner of Hobbs Cafe" in description:
@@ -138,11 +142,12 @@ def split(prompt: str, head: str, size: int) -> str:
     if len(cuts) > 2 and cuts[-1] - cuts[-2] < 5:
         cuts[-2] = cuts[-1] - 5 if size == 15 else cuts[-3]
         cuts = sorted(set(cuts))
-    return spans([(a, b, match[5], "") for a, b in zip(cuts, cuts[1:], strict=False)])
+    return spans([(a, b, match[5], "") for a, b in itertools.pairwise(cuts)])
 
 
 def react(prompt: str) -> str:
-    options = [o.strip().rstrip(".") for o in between(prompt, "to one of: ", "\n").split(",")]
+    options = [o.strip().rstrip(".") for o in between(prompt, "to one of: ", "\n").split(",")
+               if o.strip()]
     observation = between(prompt, "Observation: ", "\n")
     knows = any(PARTY.search(text) for _, text in memories(prompt))
     for other in options:
@@ -154,7 +159,7 @@ def react(prompt: str) -> str:
 
 def speak(prompt: str) -> str:
     pair = between(prompt, p.DIALOGUE_HEAD + " ", ", at most")
-    name, _, other = pair.partition(" and ")
+    other = pair.partition(" and ")[2]
     said = between(prompt, "So far:\n", "\n\nWhat does").splitlines()
     said = [] if said == ["(nobody has spoken yet)"] else said
     held = [text for _, text in memories(prompt)]
@@ -169,8 +174,10 @@ def speak(prompt: str) -> str:
         host = hosts[0] if hosts else "someone"
         text = (f"Have you heard? {host} is hosting a Valentine's Day party at Hobbs Cafe on "
                 "February 14th at 5pm. Want to come along?")
-    elif said and PARTY.search(said[-1]):
+    elif said and PARTY.search(said[-1]) and said[-1].endswith("?"):
         text = "That sounds wonderful, I'd love to come to the party!"
+    elif said and PARTY.search(said[-1]):
+        text = "Wonderful, see you there!"
     else:
         text = f"Hi {other.split()[0]}, how is your day going?" if not said else \
             "Pretty good, thanks for asking."
@@ -178,16 +185,14 @@ def speak(prompt: str) -> str:
 
 
 def interview(prompt: str) -> str:
-    question = between(prompt, "Question: ", "\n")
-    held = memories(prompt)
-    words = {w for w in re.findall(r"[a-z']{4,}", question.lower())} - {"what", "about", "know",
-                                                                        "have", "your", "there"}
-    hits = [(mid, text) for mid, text in held if words & set(re.findall(r"[a-z']{4,}",
-                                                                         text.lower()))]
-    if not hits:
+    """The memory sharing most words with the question (the newest of equals), cited."""
+    words = set(re.findall(r"[a-z']{4,}", between(prompt, "Question: ", "\n").lower()))
+    overlap = [(len(words & set(re.findall(r"[a-z']{4,}", text.lower()))), mid, text)
+               for mid, text in memories(prompt)]
+    best = max(overlap, default=(0, 0, ""))
+    if best[0] == 0:
         return json.dumps({"answer": "I don't know anything about that.", "cited": []})
-    mid, text = hits[-1]
-    return json.dumps({"answer": f"Yes. {text}", "cited": [mid]})
+    return json.dumps({"answer": f"Yes. {best[2]}", "cited": [best[1]]})
 
 
 def answer(prompt: str) -> str:

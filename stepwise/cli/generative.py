@@ -185,11 +185,13 @@ def memory(
             found = stream.retrieve(query, k=k, now=run.world.now)
     table = Table(title=f"{agent}: {len(found)} of {len(stream)} memories for {query!r} "
                   f"({SIMULATED_NOTE})")
-    for column in ("id", "score", "recency", "importance", "relevance", "kind", "created"):
-        table.add_column(column, justify="right" if column not in ("kind", "created") else "left")
-    table.add_column("memory", overflow="fold")
+    for column in ("id", "score", "recency", "importance", "relevance"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+    table.add_column("kind", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("memory", overflow="fold", min_width=20, ratio=1)
     for m in found:
         table.add_row(str(m.id), f"{m.score:.3f}", f"{m.recency:.3f}",
                       f"{m.importance_score:.3f}", f"{m.relevance:.3f}", m.kind,
-                      f"{m.created:%m-%d %H:%M}", m.text)
+                      f"{m.created:%d %H:%M}", m.text)
     out.print(table)

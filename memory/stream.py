@@ -203,14 +203,17 @@ class MemoryStream:
                             datetime)
         created_us = [self._times.micros(moment) for moment in moments]
         kinds = _per_text("kind", kind, count, str)
-        cited = [tuple(int(i) for i in ids) for ids in (evidence or [()] * count)]
+        if not all(isinstance(name, str) for name in kinds):
+            raise TypeError("a memory's kind is a string")
+        cited = [tuple(int(i) for i in ids)
+                 for ids in ([()] * count if evidence is None else evidence)]
         explicit_depths = list(depths) if depths is not None else [None] * count
         if len(cited) != count or len(explicit_depths) != count:
             raise ValueError(f"evidence and depths need one entry per text ({count})")
         levels = self._depths(first, cited, explicit_depths)
         vectors = self._vectors_for(texts, embeddings)
-        moments = [self._times.moment(us) for us in created_us]  # as they will read back
         if self._table is not None:
+            moments = [self._times.moment(us) for us in created_us]  # as they will read back
             self._table.insert(StoredRow(first + i, texts[i], kinds[i], float(importance[i]),
                                          moments[i], moments[i], levels[i], cited[i], vectors[i])
                                for i in range(count))
@@ -235,8 +238,9 @@ class MemoryStream:
         (default: the clock), persisted; a later access already recorded is kept (a last
         access never moves back). An empty stream (or selection) gives ``[]`` per query.
         """
-        if not isinstance(k, int) or k <= 0:
+        if not isinstance(k, numbers.Integral) or k <= 0:
             raise ValueError(f"k is a positive number of memories, not {k!r}")
+        k = int(k)
         single = isinstance(query, str)
         queries = [query] if single else list(query)
         if not all(isinstance(text, str) for text in queries):
@@ -278,8 +282,8 @@ class MemoryStream:
         importance_part = min_max(importance)
         relevance_part = min_max(similarity)
         recency_weight, importance_weight, relevance_weight = self.weights
-        scores = (recency_weight * recency_part + importance_weight * importance_part) \
-            + relevance_weight * relevance_part
+        scores = recency_weight * recency_part + importance_weight * importance_part \
+            + relevance_weight * relevance_part  # queries x memories
         ranked = []
         for query, query_scores in enumerate(scores):
             best = top_k(query_scores, k, (accessed, created, ids))

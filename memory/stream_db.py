@@ -4,7 +4,8 @@ The sandbox world keeps its state in one SQLite file and hands its connection to
 agent's stream, so rows carry the agent's name and the table has a name of its own. A
 connection given by someone else is theirs: its settings are left alone, and a write made
 while its owner has a transaction open joins that transaction (it commits or rolls back
-with the owner's). Embeddings are stored as little-endian float32 blobs, times as ISO 8601.
+with the owner's; after a rollback the stream object still holds what it added, so reopen
+it). Embeddings are stored as little-endian float32 blobs, times as ISO 8601.
 """
 
 from __future__ import annotations

@@ -431,7 +431,7 @@ def test_query_cache_is_a_bounded_lru():
 def test_the_benchmark_loop_baseline_agrees_with_the_stream():
     from benchmarks import memory_retrieval as benchmark
 
-    stream, records, query_vectors = benchmark.build(300, seed=1)
+    stream, records, query_vectors, _ = benchmark.build(300, seed=1)
     ours = stream.retrieve(list(benchmark.QUERIES), k=10, now=benchmark.NOW)
     theirs = benchmark.loop_retrieve(records, query_vectors, 10, benchmark.hours(benchmark.NOW),
                                      stream.weights, stream.decay)

@@ -78,7 +78,6 @@ class WorldStore:
         self._owned = not isinstance(db, sqlite3.Connection)
         self.path = Path(db) if self._owned else None  # type: ignore[arg-type]
         self._connection: sqlite3.Connection | None = None if self._owned else db
-        self._ready = False
 
     @property
     def _where(self) -> str:
@@ -93,11 +92,6 @@ class WorldStore:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
                 self._connection = connection
-            if not self._ready:
-                # One statement at a time: executescript would commit the owner's transaction.
-                for statement in filter(str.strip, SCHEMA.split(";")):
-                    self._connection.execute(statement)
-                self._ready = True
         except (OSError, sqlite3.Error) as exc:
             raise WorldStoreError(f"cannot use {self._where} for a world: {exc}") from None
         return self._connection
@@ -130,6 +124,10 @@ class WorldStore:
             world.agent(name)  # a WorldError for a name the world does not have
         state, time = world.state(), world.now.isoformat()
         with self._transaction("BEGIN IMMEDIATE", f"save world {world.name!r}") as db:
+            # Inside the transaction, one statement at a time (executescript would commit
+            # the owner's transaction), so tables rolled back with it are made again.
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                db.execute(statement)
             row = db.execute("SELECT name, spec_json FROM world_map").fetchone()
             if row is None:
                 db.execute("INSERT INTO world_map VALUES (1, ?, ?)",
@@ -156,8 +154,8 @@ class WorldStore:
     def load(self) -> SandboxWorld | None:
         """The world as last saved, or None when nothing was saved here yet."""
         with self._transaction("BEGIN", "load the world") as db:
-            row = db.execute("SELECT spec_json FROM world_map").fetchone()
-            if row is None:
+            row = _saved(db) and db.execute("SELECT spec_json FROM world_map").fetchone()
+            if not row:
                 return None
             spec = self._spec(row[0])
             clock = db.execute("SELECT step FROM world_clock").fetchone()
@@ -180,7 +178,7 @@ class WorldStore:
         query = "SELECT step, time, agent, location, action, object, note FROM world_step_log"
         query += " WHERE agent = ? ORDER BY step, agent" if agent else " ORDER BY step, agent"
         with self._transaction("BEGIN", "read the step log") as db:
-            rows = db.execute(query, (agent,) if agent else ()).fetchall()
+            rows = db.execute(query, (agent,) if agent else ()).fetchall() if _saved(db) else []
         fields = ("step", "time", "agent", "location", "action", "object", "note")
         return [StepLogEntry(**dict(zip(fields, row, strict=True))) for row in rows]
 
@@ -189,7 +187,6 @@ class WorldStore:
         if self._owned and self._connection is not None:
             self._connection.close()
             self._connection = None
-            self._ready = False
 
     def __enter__(self) -> Self:
         return self
@@ -204,3 +201,9 @@ class WorldStore:
         except ValidationError as exc:
             raise WorldStoreError(f"the world map saved in {self._where} is damaged: "
                                   f"{exc.errors()[0]['msg']}") from None
+
+
+def _saved(db: sqlite3.Connection) -> bool:
+    """Whether a world was ever saved here (reads must not create tables)."""
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                      "name = 'world_step_log'").fetchone() is not None

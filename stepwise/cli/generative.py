@@ -111,14 +111,15 @@ def simulate(
                                            soft_wrap=True)
                 progress.update(bar, advance=1, description=f"simulating {entry['time']}")
 
-            run.run(steps, logged)
+            entries = run.run(steps, logged)
         counters: dict[str, int] = {}
         for agent in run.agents.values():
             for key, value in agent["counters"].items():
                 counters[key] = counters.get(key, 0) + value
+        counters["conversations"] = sum(len(e["conversations"]) for e in entries)
         out.print(f"{run.world.name}: steps {start}-{run.step_number} done, game time "
                   f"{run.world.now:%Y-%m-%d %H:%M} ({SIMULATED_NOTE})")
-        out.print("events: " + (", ".join(f"{k} {v}" for k, v in sorted(counters.items()))
+        out.print("events (all agents, this run; conversations this session): " + (", ".join(f"{k} {v}" for k, v in sorted(counters.items()))
                                 or "none"), highlight=False)
         out.print(f"run: {run_dir / RUN_DB}, step log: {run_dir / STEP_LOG}", highlight=False)
 

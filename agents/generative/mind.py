@@ -6,6 +6,7 @@ plain user message (what the cassettes key on) and every answer is text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
 from stepwise.agents.generative.prompts import agent_header
+from stepwise.memory.stream import Memory, MemoryStream
 
 
 @dataclass
@@ -20,7 +22,7 @@ class Mind:
     name: str
     description: str
     model: BaseChatModel
-    stream: object  # stepwise.memory.stream.MemoryStream (the agent's own)
+    stream: MemoryStream  # the agent's own
     areas: tuple[str, ...] = ()  # the places the agent can name in plans
 
     def ask(self, prompt: str) -> str:
@@ -32,5 +34,5 @@ class Mind:
         return agent_header(self.name, self.description, now.strftime("%A %B %d, %H:%M")
                             ) + doing + places
 
-    def memory_pairs(self, memories) -> list[tuple[int, str]]:
+    def memory_pairs(self, memories: Iterable[Memory]) -> list[tuple[int, str]]:
         return [(m.id, m.text) for m in memories]

@@ -149,18 +149,24 @@ class Simulation:
         return entries
 
     def step(self, graph=None) -> dict:
-        """One world step, saved in one transaction, then logged."""
+        """One world step in one transaction (the graph's persist node saves it), then the
+        step's line in the log."""
         step, time = self.world.step, self.world.now
-        town = Town(self.world, self.minds, self.settings.radius, self.settings.max_turns,
-                    self.settings.cooldown, self.settings.threshold)
-        with self.transaction():
-            result = take_step(graph or build_step_graph(), town, step, self.agents)
+        entries: list[dict] = []
+
+        def persist(result: WorldStepState) -> None:
             self.agents = result["agents"]
-            entry = log_entry(step, time.isoformat(timespec="minutes"), result, self.world)
-            self.save({name: note for name, note in entry["notes"].items() if note})
+            entries.append(log_entry(step, time.isoformat(timespec="minutes"), result,
+                                     self.world))
+            self.save({name: note for name, note in entries[0]["notes"].items() if note})
+
+        town = Town(self.world, self.minds, self.settings.radius, self.settings.max_turns,
+                    self.settings.cooldown, self.settings.threshold, persist)
+        with self.transaction():
+            take_step(graph or build_step_graph(), town, step, self.agents)
         with (self.directory / STEP_LOG).open("a", encoding="utf-8") as log:
-            log.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        return entry
+            log.write(json.dumps(entries[0], ensure_ascii=False) + "\n")
+        return entries[0]
 
     # -- saving -------------------------------------------------------------------------
 

@@ -4,9 +4,10 @@ is saved.
 
     START --Send per agent--> agent --> converse --> apply --> persist --> END
 
-An agent's branch perceives (within the world's radius), plans what it needs for now,
-stores what is new with batched importance, decides whether to react, and reflects when
-due. Branches share one SQLite connection and memory ids appear in prompts, so a step runs
+Each agent's branch is a graph of its own (``build_branch_graph``): perceive (within the
+world's radius) -> plan (whatever level does not reach now yet) -> observe (store what is
+new, importance rated in one batch) -> react (talk, re-plan or carry on) -> reflect (when
+due). Branches share one SQLite connection and memory ids appear in prompts, so a step runs
 its branches one at a time (``max_concurrency=1``) in name order: a run is reproducible,
 and replayable from a cassette.
 """
@@ -14,6 +15,7 @@ and replayable from a cassette.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -29,6 +31,7 @@ from stepwise.agents.generative.state import (
     AgentOutcome,
     AgentState,
     Conversation,
+    PlanItem,
     TalkIntent,
     WorldStepState,
     count,
@@ -52,9 +55,22 @@ class Town:
     persist: Callable[[WorldStepState], None] = field(default=lambda state: None)
 
 
-class AgentBranch(TypedDict):
+class Sight(TypedDict):
+    kind: str  # agent | object
+    subject: str  # an agent's name or an object's path
+    text: str
+
+
+class AgentBranch(TypedDict, total=False):
+    """One agent's branch of a world step, filled node by node."""
+
     step: int
     agent: AgentState
+    seen: list[Sight]
+    new: list[str]  # what was not seen last step
+    action: PlanItem
+    talk: TalkIntent | None
+    reflected: list[int]
 
 
 def fan_out(state: WorldStepState) -> list[Send]:
@@ -62,37 +78,89 @@ def fan_out(state: WorldStepState) -> list[Send]:
             for name in sorted(state["agents"])]
 
 
-def agent_step(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
-    """Perceive, plan, remember, decide, reflect: one agent's part of a world step."""
-    town, step = runtime.context, branch["step"]
+def perceive(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """What the agent sees within the world's radius; what of it is new since last step."""
+    town = runtime.context
     agent: AgentState = copy.deepcopy(branch["agent"])
-    name, now = agent["name"], town.world.now
-    mind = town.minds[name]
-    seen = town.world.perceive(name, town.radius)
-    texts = [p.text for p in seen]
-    new = [t for t in texts if t not in agent["seen"]]
+    seen = [Sight(kind=p.kind, subject=p.subject, text=p.text)
+            for p in town.world.perceive(agent["name"], town.radius)]
+    texts = [sight["text"] for sight in seen]
+    new = [text for text in texts if text not in agent["seen"]]
     agent["seen"] = texts
-    context = mind.stream.retrieve(f"{name}'s plans for today", k=PLAN_RETRIEVE, now=now)
-    current = planning.current_action(mind, agent, now, mind.memory_pairs(context))
-    remember(mind, agent, new, now=now)
-    talk = None
-    if new:
-        others = [p.subject for p in seen
-                  if p.kind == "agent" and dialogue.can_talk(agent, p.subject, step)]
-        decided = reaction.decide(mind, agent, now, current["text"],
-                                  "; ".join(new[:NEW_AT_ONCE]), others)
-        if decided.react:
-            count(agent, "reactions")
-            text = f"talking with {decided.talk_to}" if decided.talk_to else decided.text
-            current = planning.replan(agent, now, text, decided.minutes,
-                                      "" if decided.talk_to else current["area"])
-            if decided.talk_to:
-                talk = TalkIntent(speaker=name, listener=decided.talk_to, reason=decided.text)
-    reflected: list[int] = []
-    if reflection.due(mind, agent, town.threshold):
-        reflected = reflection.reflect(mind, agent, now)
-    return {"outcomes": [AgentOutcome(agent=agent, action=current["text"],
-                                      area=current["area"], talk=talk, reflected=reflected)]}
+    return {"agent": agent, "seen": seen, "new": new, "talk": None, "reflected": []}
+
+
+def plan(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """The action for now, planning whatever level of the plan does not reach now yet."""
+    agent, now = branch["agent"], runtime.context.world.now
+    mind = runtime.context.minds[agent["name"]]
+    context = mind.stream.retrieve(f"{agent['name']}'s plans for today", k=PLAN_RETRIEVE,
+                                   now=now)
+    action = planning.current_action(mind, agent, now, mind.memory_pairs(context))
+    return {"agent": agent, "action": action}
+
+
+def observe(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """Store what is new as observations, rated in one batch."""
+    agent = branch["agent"]
+    remember(runtime.context.minds[agent["name"]], agent, branch["new"],
+             now=runtime.context.world.now)
+    return {"agent": agent}
+
+
+def react(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """React to what is new (talk, or splice a reaction into the plan) or carry on."""
+    town, agent, step = runtime.context, branch["agent"], branch["step"]
+    if not branch["new"]:
+        return {}
+    name, now, action = agent["name"], town.world.now, branch["action"]
+    others = [s["subject"] for s in branch["seen"]
+              if s["kind"] == "agent" and dialogue.can_talk(agent, s["subject"], step)]
+    decided = reaction.decide(town.minds[name], agent, now, action["text"],
+                              "; ".join(branch["new"][:NEW_AT_ONCE]), others)
+    if not decided.react:
+        return {"agent": agent}
+    count(agent, "reactions")
+    text = f"talking with {decided.talk_to}" if decided.talk_to else decided.text
+    action = planning.replan(agent, now, text, decided.minutes,
+                             "" if decided.talk_to else action["area"])
+    talk = TalkIntent(speaker=name, listener=decided.talk_to, reason=decided.text) \
+        if decided.talk_to else None
+    return {"agent": agent, "action": action, "talk": talk}
+
+
+def reflect(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """Reflect when the importance of new memories has reached the threshold."""
+    town, agent = runtime.context, branch["agent"]
+    mind = town.minds[agent["name"]]
+    if not reflection.due(mind, agent, town.threshold):
+        return {}
+    return {"agent": agent, "reflected": reflection.reflect(mind, agent, town.world.now)}
+
+
+def build_branch_graph():
+    """perceive -> plan -> observe -> react -> reflect: one agent's part of a world step."""
+    graph = StateGraph(AgentBranch, context_schema=Town)
+    order = [("perceive", perceive), ("plan", plan), ("observe", observe), ("react", react),
+             ("reflect", reflect)]
+    for name, node in order:
+        graph.add_node(name, node)
+    graph.add_edge(START, order[0][0])
+    for (first, _), (second, _) in itertools.pairwise(order):
+        graph.add_edge(first, second)
+    graph.add_edge(order[-1][0], END)
+    return graph.compile()
+
+
+BRANCH = build_branch_graph()
+
+
+def agent_step(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """Run the agent's branch graph; its outcome for the rest of the world step."""
+    done = BRANCH.invoke(branch, context=runtime.context)
+    return {"outcomes": [AgentOutcome(agent=done["agent"], action=done["action"]["text"],
+                                      area=done["action"]["area"], talk=done["talk"],
+                                      reflected=done["reflected"])]}
 
 
 def converse(state: WorldStepState, runtime: Runtime[Town]) -> dict:
@@ -138,6 +206,7 @@ def apply_actions(state: WorldStepState, runtime: Runtime[Town]) -> dict:
 
 
 def persist(state: WorldStepState, runtime: Runtime[Town]) -> dict:
+    """Hand the finished step to whoever keeps the run (``Town.persist``)."""
     runtime.context.persist(state)
     return {}
 

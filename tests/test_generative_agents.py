@@ -411,3 +411,13 @@ def test_bad_input_is_one_clear_error(cli, tmp_path, args, message):
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "missing" / RUN_DB).exists()
+
+
+def test_a_run_whose_seed_memories_fail_leaves_nothing_to_resume(tmp_path):
+    def down(messages, tools):
+        raise ConnectionError("model server down")
+
+    with pytest.raises(ConnectionError):
+        new_run(tmp_path / "run", RespondingChatModel(respond=down))
+    assert not (tmp_path / "run" / RUN_DB).exists()
+    new_run(tmp_path / "run").close()  # the same directory starts cleanly afterwards

@@ -81,7 +81,7 @@ def problem(items: Sequence[PlanItem], start: int, end: int, level: Level) -> st
         if it["start"] != at:
             return f"{clock(it['start'])} should be {clock(at)}: items must follow each other"
         minutes = it["end"] - it["start"]
-        if not level.shortest <= minutes <= level.longest and end - start >= level.shortest:
+        if not level.shortest <= minutes <= level.longest:
             return (f"{clock(it['start'])}-{clock(it['end'])} lasts {minutes} minutes; "
                     f"give {level.shortest} to {level.longest}")
         at = it["end"]

@@ -85,11 +85,19 @@ class Simulation:
         db = connect(directory / RUN_DB)
         run = cls.assemble(directory, db, world, model, embeddings, config,
                            {name: new_agent(name) for name in world.agents})
-        with run.transaction():
-            db.execute("INSERT INTO generative_run VALUES (1, ?)", (config.model_dump_json(),))
-            for name, spec in sorted(world.agents.items()):
-                remember(run.minds[name], run.agents[name], list(spec.memories), now=world.now)
-            run.save()
+        try:
+            with run.transaction():
+                db.execute("INSERT INTO generative_run VALUES (1, ?)",
+                           (config.model_dump_json(),))
+                for name, spec in sorted(world.agents.items()):
+                    remember(run.minds[name], run.agents[name], list(spec.memories),
+                             now=world.now)
+                run.save()
+        except BaseException:
+            db.close()  # a run that never started leaves nothing behind to resume
+            for leftover in (RUN_DB, RUN_DB + "-wal", RUN_DB + "-shm", STEP_LOG):
+                (directory / leftover).unlink(missing_ok=True)
+            raise
         return run
 
     @classmethod

@@ -23,6 +23,7 @@ BENCHMARKS = {
     "incremental_bleu": "benchmarks.incremental_bleu",
     "explorer": "benchmarks.explorer",
     "memory_fork": "benchmarks.memory_fork",
+    "memory_retrieval": "benchmarks.memory_retrieval",
 }
 
 

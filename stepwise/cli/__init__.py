@@ -7,6 +7,7 @@ ends as one ``error:`` line on stderr and a non-zero exit; ``--verbose`` adds th
 from stepwise.cli import (  # noqa: F401 -- registers the commands
     documents,
     explore,
+    generative,
     scenarios,
     score,
     sim,

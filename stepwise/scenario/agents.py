@@ -28,7 +28,8 @@ SCENARIO_AGENTS: dict[str, ScenarioAgent] = {}
 # Agents that ship with stepwise register when first named, so that replaying a chat
 # scenario never imports LangGraph agents it does not use.
 BUILTIN_AGENT_MODULES = {"think": "stepwise.agents.think.scenario",
-                         "longmt": "stepwise.agents.longmt.scenario"}
+                         "longmt": "stepwise.agents.longmt.scenario",
+                         "generative": "stepwise.agents.generative.scenario"}
 
 
 def scenario_agent(name: str) -> ScenarioAgent | None:

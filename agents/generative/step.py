@@ -1,0 +1,231 @@
+"""One world step as a LangGraph graph: every agent thinks in its own branch, then the
+conversations they started happen, then their actions change the world, then the step
+is saved.
+
+    START --Send per agent--> agent --> converse --> apply --> persist --> END
+
+Each agent's branch is a graph of its own (``build_branch_graph``): perceive (within the
+world's radius) -> plan (whatever level does not reach now yet) -> observe (store what is
+new, importance rated in one batch) -> react (talk, re-plan or carry on) -> reflect (when
+due). Branches share one SQLite connection and memory ids appear in prompts, so a step runs
+its branches one at a time (``max_concurrency=1``) in name order: a run is reproducible,
+and replayable from a cassette.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from stepwise.agents.generative import dialogue, planning, reaction, reflection
+from stepwise.agents.generative.importance import remember
+from stepwise.agents.generative.mind import Mind
+from stepwise.agents.generative.state import (
+    AgentOutcome,
+    AgentState,
+    Conversation,
+    PlanItem,
+    TalkIntent,
+    WorldStepState,
+    count,
+)
+from stepwise.sim.sandbox.errors import WorldError
+
+PLAN_RETRIEVE = 10
+NEW_AT_ONCE = 4
+
+
+@dataclass
+class Town:
+    """The runtime context of a world step: the world, each agent's mind, the settings."""
+
+    world: Any  # stepwise.sim.sandbox.world.SandboxWorld
+    minds: dict[str, Mind]
+    radius: float
+    max_turns: int = dialogue.MAX_TURNS
+    cooldown: int = dialogue.COOLDOWN
+    threshold: int = reflection.THRESHOLD
+    persist: Callable[[WorldStepState], None] = field(default=lambda state: None)
+
+
+class Sight(TypedDict):
+    kind: str  # agent | object
+    subject: str  # an agent's name or an object's path
+    text: str
+
+
+class AgentBranch(TypedDict, total=False):
+    """One agent's branch of a world step, filled node by node."""
+
+    step: int
+    agent: AgentState
+    seen: list[Sight]
+    new: list[str]  # what was not seen last step
+    action: PlanItem
+    talk: TalkIntent | None
+    reflected: list[int]
+
+
+def fan_out(state: WorldStepState) -> list[Send]:
+    return [Send("agent", AgentBranch(step=state["step"], agent=state["agents"][name]))
+            for name in sorted(state["agents"])]
+
+
+def perceive(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """What the agent sees within the world's radius; what of it is new since last step."""
+    town = runtime.context
+    agent: AgentState = copy.deepcopy(branch["agent"])
+    seen = [Sight(kind=p.kind, subject=p.subject, text=p.text)
+            for p in town.world.perceive(agent["name"], town.radius)]
+    texts = [sight["text"] for sight in seen]
+    new = [text for text in texts if text not in agent["seen"]]
+    agent["seen"] = texts
+    return {"agent": agent, "seen": seen, "new": new, "talk": None, "reflected": []}
+
+
+def plan(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """The action for now, planning whatever level of the plan does not reach now yet."""
+    agent, now = branch["agent"], runtime.context.world.now
+    mind = runtime.context.minds[agent["name"]]
+    context = mind.stream.retrieve(f"{agent['name']}'s plans for today", k=PLAN_RETRIEVE,
+                                   now=now)
+    action = planning.current_action(mind, agent, now, mind.memory_pairs(context))
+    return {"agent": agent, "action": action}
+
+
+def observe(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """Store what is new as observations, rated in one batch."""
+    agent = branch["agent"]
+    remember(runtime.context.minds[agent["name"]], agent, branch["new"],
+             now=runtime.context.world.now)
+    return {"agent": agent}
+
+
+def react(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """React to what is new (talk, or splice a reaction into the plan) or carry on."""
+    town, agent, step = runtime.context, branch["agent"], branch["step"]
+    if not branch["new"]:
+        return {}
+    name, now, action = agent["name"], town.world.now, branch["action"]
+    others = [s["subject"] for s in branch["seen"]
+              if s["kind"] == "agent" and dialogue.can_talk(agent, s["subject"], step)]
+    decided = reaction.decide(town.minds[name], agent, now, action["text"],
+                              "; ".join(branch["new"][:NEW_AT_ONCE]), others)
+    if not decided.react:
+        return {"agent": agent}
+    count(agent, "reactions")
+    text = f"talking with {decided.talk_to}" if decided.talk_to else decided.text
+    action = planning.replan(agent, now, text, decided.minutes,
+                             "" if decided.talk_to else action["area"])
+    talk = TalkIntent(speaker=name, listener=decided.talk_to, reason=decided.text) \
+        if decided.talk_to else None
+    return {"agent": agent, "action": action, "talk": talk}
+
+
+def reflect(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """Reflect when the importance of new memories has reached the threshold."""
+    town, agent = runtime.context, branch["agent"]
+    mind = town.minds[agent["name"]]
+    if not reflection.due(mind, agent, town.threshold):
+        return {}
+    return {"agent": agent, "reflected": reflection.reflect(mind, agent, town.world.now)}
+
+
+def build_branch_graph():
+    """perceive -> plan -> observe -> react -> reflect: one agent's part of a world step."""
+    graph = StateGraph(AgentBranch, context_schema=Town)
+    order = [("perceive", perceive), ("plan", plan), ("observe", observe), ("react", react),
+             ("reflect", reflect)]
+    for name, node in order:
+        graph.add_node(name, node)
+    graph.add_edge(START, order[0][0])
+    for (first, _), (second, _) in itertools.pairwise(order):
+        graph.add_edge(first, second)
+    graph.add_edge(order[-1][0], END)
+    return graph.compile()
+
+
+BRANCH = build_branch_graph()
+
+
+def agent_step(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
+    """Run the agent's branch graph; its outcome for the rest of the world step."""
+    done = BRANCH.invoke(branch, context=runtime.context)
+    return {"outcomes": [AgentOutcome(agent=done["agent"], action=done["action"]["text"],
+                                      area=done["action"]["area"], talk=done["talk"],
+                                      reflected=done["reflected"])]}
+
+
+def converse(state: WorldStepState, runtime: Runtime[Town]) -> dict:
+    """The conversations the branches started, one at a time; one per agent per step."""
+    town, step = runtime.context, state["step"]
+    outcomes = {o["agent"]["name"]: o for o in state["outcomes"]}
+    agents = {name: o["agent"] for name, o in outcomes.items()}
+    busy: set[str] = set()
+    held: list[Conversation] = []
+    for name in sorted(outcomes):
+        talk = outcomes[name]["talk"]
+        if talk is None:
+            continue
+        listener = talk["listener"]
+        if {name, listener} & busy or listener not in agents or \
+                not dialogue.can_talk(agents[listener], name, step):
+            continue
+        busy |= {name, listener}
+        turns = dialogue.converse(town.minds, agents, name, listener, town.world.now, step,
+                                  max_turns=town.max_turns, cooldown=town.cooldown)
+        held.append(Conversation(pair=[name, listener], turns=turns))
+        planning.replan(agents[listener], town.world.now, f"talking with {name}", 10)
+    return {"agents": agents, "conversations": held}
+
+
+def apply_actions(state: WorldStepState, runtime: Runtime[Town]) -> dict:
+    """Move each agent where its current action happens, set the action, advance the clock."""
+    world = runtime.context.world
+    minute = planning.minute_of(world.now)
+    agents = copy.deepcopy(state["agents"])
+    for name in sorted(agents):
+        current = planning.at(agents[name]["actions"], minute)
+        if current is None:
+            continue
+        if current["area"] and current["area"] != world.agent(name).location:
+            try:
+                world.move(name, current["area"])
+            except WorldError:
+                count(agents[name], "unknown_areas")
+        world.set_action(name, current["text"])
+    world.advance()
+    return {"agents": agents}
+
+
+def persist(state: WorldStepState, runtime: Runtime[Town]) -> dict:
+    """Hand the finished step to whoever keeps the run (``Town.persist``)."""
+    runtime.context.persist(state)
+    return {}
+
+
+def build_step_graph():
+    graph = StateGraph(WorldStepState, context_schema=Town)
+    graph.add_node("agent", agent_step)
+    graph.add_node("converse", converse)
+    graph.add_node("apply", apply_actions)
+    graph.add_node("persist", persist)
+    graph.add_conditional_edges(START, fan_out, ["agent"])
+    graph.add_edge("agent", "converse")
+    graph.add_edge("converse", "apply")
+    graph.add_edge("apply", "persist")
+    graph.add_edge("persist", END)
+    return graph.compile()
+
+
+def take_step(graph, town: Town, step: int, agents: dict[str, AgentState]) -> WorldStepState:
+    """Run one world step; the state after it (agents, outcomes, conversations)."""
+    return graph.invoke(WorldStepState(step=step, agents=agents, outcomes=[], conversations=[]),
+                        context=town, config={"max_concurrency": 1})

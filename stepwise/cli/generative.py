@@ -1,0 +1,198 @@
+"""``stepwise simulate``, ``stepwise interview``, ``stepwise memory``: generative agents in
+the simulated sandbox world (Park et al. 2023).
+
+A run directory (``--out``) holds one SQLite file with the world and every agent's
+memory stream, and ``steps.jsonl``; a run stops after ``--steps`` and goes on with
+``--resume``. Offline by default: the model is ``sim:townsfolk`` (a rule-based simulation)
+and embeddings are the bundled all-MiniLM-L6-v2.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from langchain_core.embeddings import Embeddings
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stepwise.cli.common import ModelNameOpt, app, cli_errors, err, model_from_uri, out, state
+from stepwise.errors import StepwiseError
+
+DEFAULT_MODEL = "sim:townsfolk"
+EMBEDDINGS: Embeddings | None = None  # the bundled MiniLM; tests put cheaper vectors here
+SIMULATED_NOTE = "a simulated world: its agents, places and events are fictional"
+
+SimModelOpt = Annotated[str, typer.Option(
+    "--model", "-m", help="Model URI: sim:townsfolk (a rule-based simulation, the default), "
+    "replay:<cassette>, openai:<base_url>, hf:<path>.")]
+RunArg = Annotated[Path, typer.Argument(help="A run directory made by stepwise simulate.")]
+AgentArg = Annotated[str, typer.Argument(help="An agent's full name, e.g. 'Maria Lopez'.")]
+KOpt = Annotated[int, typer.Option("--k", min=1, help="How many memories to retrieve.")]
+
+
+def run_embeddings() -> Embeddings | None:
+    """The embedding model of runs made here: None is the memory stream's default, the
+    bundled all-MiniLM-L6-v2 (real, offline), loaded when first needed."""
+    return EMBEDDINGS
+
+
+def world_file(world: str) -> Path:
+    """A WORLD.json path, or the name of a bundled world (``party``)."""
+    path = Path(world)
+    if path.exists() or path.suffix:
+        return path
+    bundled = resources.files("stepwise.sim.sandbox").joinpath("data", f"{world}.json")
+    if bundled.is_file():
+        return Path(str(bundled))
+    return path
+
+
+def step_line(entry: dict) -> str:
+    agents = "; ".join(f"{name.split()[0]}: {a['action'] or 'idle'} @ {a['location']}"
+                       for name, a in entry["agents"].items())
+    notes = [f"{name.split()[0]} {note}" for name, note in entry["notes"].items() if note]
+    return f"step {entry['step']} {entry['time'][11:]}  {agents}" + (
+        f"  [bold]({'; '.join(notes)})[/bold]" if notes else "")
+
+
+@app.command()
+@cli_errors
+def simulate(
+    world: Annotated[str, typer.Argument(help="A WORLD.json file, or 'party' for the bundled "
+                                         "Valentine's Day party town.")],
+    steps: Annotated[int, typer.Option("--steps", "-n", min=0, help="World steps to take "
+                                       "(one step is the world's minutes_per_step).")],
+    model: SimModelOpt = DEFAULT_MODEL,
+    model_name: ModelNameOpt = None,
+    run_dir: Annotated[Path, typer.Option("--out", "-o", help="The run directory.")] = Path(
+        "simulation"),
+    resume: Annotated[bool, typer.Option("--resume", help="Go on with the run in --out "
+                                         "(start it when there is none).")] = False,
+    radius: Annotated[float, typer.Option(min=0, help="Perception radius in map units "
+                                          "(new runs).")] = 2.0,
+    max_turns: Annotated[int, typer.Option(min=1, help="Most utterances per conversation "
+                                           "(new runs).")] = 6,
+    threshold: Annotated[int, typer.Option(min=1, help="Summed importance that triggers "
+                                           "reflection (new runs; 150 in the paper).")] = 150,
+) -> None:
+    """Run generative agents in a simulated sandbox world for --steps steps.
+
+    Example: [bold]stepwise simulate party --steps 12 --out party-run[/bold], then
+    [bold]stepwise simulate party --steps 12 --out party-run --resume[/bold].
+    """
+    from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, Simulation
+    from stepwise.sim.sandbox.world import load_world
+
+    path = world_file(world)
+    spec = load_world(path).spec  # a bad world file fails here, before anything is written
+    chat = model_from_uri(model, model_name)
+    if resume and (run_dir / RUN_DB).exists():
+        run = Simulation.open(run_dir, chat, embeddings=run_embeddings())
+        if run.world.spec != spec:
+            run.close()
+            raise StepwiseError(f"{run_dir} holds a run of world {run.world.name!r}, not of "
+                                f"{path}")
+    else:
+        run = Simulation.create(path, run_dir, chat, embeddings=run_embeddings(), radius=radius,
+                                max_turns=max_turns, threshold=threshold)
+    with run:
+        start = run.step_number
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                      transient=True, disable=state["quiet"]) as progress:
+            bar = progress.add_task("simulating", total=steps)
+
+            def logged(entry: dict) -> None:
+                if not state["quiet"]:
+                    progress.console.print(step_line(entry), highlight=False,
+                                           soft_wrap=True)
+                progress.update(bar, advance=1, description=f"simulating {entry['time']}")
+
+            entries = run.run(steps, logged)
+        counters: dict[str, int] = {}
+        for agent in run.agents.values():
+            for key, value in agent["counters"].items():
+                counters[key] = counters.get(key, 0) + value
+        counters["conversations"] = sum(len(e["conversations"]) for e in entries)
+        out.print(f"{run.world.name}: steps {start}-{run.step_number} done, game time "
+                  f"{run.world.now:%Y-%m-%d %H:%M} ({SIMULATED_NOTE})")
+        out.print("events (all agents, this run; conversations this session): " + (", ".join(f"{k} {v}" for k, v in sorted(counters.items()))
+                                or "none"), highlight=False)
+        out.print(f"run: {run_dir / RUN_DB}, step log: {run_dir / STEP_LOG}", highlight=False)
+
+
+@app.command()
+@cli_errors
+def interview(
+    run_dir: RunArg,
+    agent: AgentArg,
+    question: Annotated[str, typer.Argument(help="What to ask the agent.")],
+    model: SimModelOpt = DEFAULT_MODEL,
+    model_name: ModelNameOpt = None,
+    k: KOpt = 10,
+) -> None:
+    """Ask an agent of a run a question; it answers from the memories it retrieves for it.
+
+    Prints the answer and the ids of the memories it cites (see them with stepwise memory).
+    The interview leaves the run as it was.
+    Example: [bold]stepwise interview party-run "Klaus Mueller" "Are you going to a party?"[/bold]
+    """
+    from stepwise.agents.generative.interview import interview as ask
+    from stepwise.agents.generative.simulation import Simulation
+
+    if not question.strip():
+        raise StepwiseError("the question is empty")
+    chat = model_from_uri(model, model_name)
+    with Simulation.open(run_dir, chat, embeddings=run_embeddings()) as run:
+        mind = run.agent(agent)
+        with run.inspection():
+            answer = ask(mind, question, run.world.now, k=k)
+            cited = {i: mind.stream.get(i).text for i in answer.cited}
+    out.print(f"[bold]{agent}:[/bold] {answer.answer}", soft_wrap=True)
+    out.print("cited memories: " + (", ".join(map(str, answer.cited)) or "none"),
+              highlight=False)
+    if not state["quiet"]:
+        for mid, text in cited.items():
+            out.print(f"  [{mid}] {text}", highlight=False, markup=False, soft_wrap=True)
+        if not answer.parsed:
+            err.print("the model did not answer in the JSON asked for; its text is shown "
+                      "without citations")
+
+
+@app.command()
+@cli_errors
+def memory(
+    run_dir: RunArg,
+    agent: AgentArg,
+    query: Annotated[str, typer.Option("--query", "-q", help="What to retrieve memories for.")],
+    k: KOpt = 10,
+) -> None:
+    """An agent's memories ranked for a query, with recency, importance and relevance.
+
+    Each component is min-max normalised over the agent's memories; the score is their
+    weighted sum. Inspecting leaves the run as it was.
+    Example: [bold]stepwise memory party-run "Maria Lopez" --query "Valentine's Day party"[/bold]
+    """
+    from stepwise.agents.generative.simulation import Simulation
+
+    if not query.strip():
+        raise StepwiseError("the query is empty")
+    with Simulation.open(run_dir, embeddings=run_embeddings()) as run:
+        stream = run.agent(agent).stream
+        with run.inspection():
+            found = stream.retrieve(query, k=k, now=run.world.now)
+    table = Table(title=f"{agent}: {len(found)} of {len(stream)} memories for {query!r} "
+                  f"({SIMULATED_NOTE})")
+    for column in ("id", "score", "recency", "importance", "relevance"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+    table.add_column("kind", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("memory", overflow="fold", min_width=20, ratio=1)
+    for m in found:
+        table.add_row(str(m.id), f"{m.score:.3f}", f"{m.recency:.3f}",
+                      f"{m.importance_score:.3f}", f"{m.relevance:.3f}", m.kind,
+                      f"{m.created:%d %H:%M}", m.text)
+    out.print(table)

@@ -1,0 +1,256 @@
+"""WORLD.json: the schema of a simulated sandbox town, and reading it with one-line errors.
+
+A world is a tree of areas (a building, its rooms, ...) holding objects with a state, a
+set of agents placed in areas, and a game clock. Paths join names with "/":
+"Hobbs Cafe/kitchen" is an area, "Hobbs Cafe/kitchen/stove" an object in it. Lists, not
+JSON objects, hold areas, objects and agents, so a name given twice is reported instead
+of silently overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stepwise.sim.sandbox.errors import WorldError
+
+SEPARATOR = "/"
+
+
+def _name(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("a name cannot be empty")
+    if SEPARATOR in value:
+        raise ValueError(f"a name cannot contain {SEPARATOR!r} (it separates path parts)")
+    return value
+
+
+def _text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("cannot be empty")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+Text = Annotated[str, AfterValidator(_text)]
+
+
+def normalize_path(path: str) -> str:
+    """``path`` with the spaces around each part and leading or trailing "/" removed."""
+    return SEPARATOR.join(part.strip() for part in path.strip().strip(SEPARATOR).split(SEPARATOR))
+
+
+class Spec(BaseModel):
+    """Base of every WORLD.json model: frozen plain data, unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GameObject(Spec):
+    """A thing in an area whose state agents see and change ("stove": "idle")."""
+
+    name: Name
+    state: Text
+
+
+class Area(Spec):
+    """A place. Top-level areas need a position; a sub-area without one is at its parent's."""
+
+    name: Name
+    x: float | None = None
+    y: float | None = None
+    areas: tuple[Area, ...] = ()
+    objects: tuple[GameObject, ...] = ()
+
+
+class Agent(Spec):
+    """An agent: the seed identity, where it is, what it is doing, and what it remembers.
+
+    ``action`` is a verb phrase ("making coffee"), read as "<name> is <action>";
+    ``object`` is the path of the object the agent is using, in its own area.
+    """
+
+    name: Name
+    description: Text = Field(description="The seed identity paragraph.")
+    traits: tuple[Text, ...] = ()
+    location: Text = Field(description="An area path, e.g. 'Hobbs Cafe/kitchen'.")
+    home: Text | None = Field(default=None, description="An area path the agent lives in.")
+    action: Text | None = None
+    object: Text | None = None
+    memories: tuple[Text, ...] = Field(default=(), description="Initial memories.")
+
+    @field_validator("location", "home", "object")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_path(value)
+
+
+class Clock(Spec):
+    """Game time: the start, and how many minutes one step of the simulation lasts."""
+
+    start: dt.datetime
+    minutes_per_step: int = Field(gt=0)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _iso(cls, value: Any) -> dt.datetime:
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            return dt.datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not an ISO 8601 date and time "
+                             "such as 2023-02-13T08:00:00") from None
+
+    def at(self, step: int) -> dt.datetime:
+        return self.start + dt.timedelta(minutes=self.minutes_per_step * step)
+
+
+class WorldSpec(Spec):
+    """A whole WORLD.json, checked: every path it names exists, every name is unique."""
+
+    name: Name
+    description: str = ""
+    clock: Clock
+    areas: tuple[Area, ...] = Field(min_length=1)
+    agents: tuple[Agent, ...] = ()
+
+    def walk(self) -> Iterator[tuple[str, Area]]:
+        """Every area with its path, parents before children, in file order."""
+        def below(prefix: str, areas: tuple[Area, ...]) -> Iterator[tuple[str, Area]]:
+            for area in areas:
+                path = f"{prefix}{SEPARATOR}{area.name}" if prefix else area.name
+                yield path, area
+                yield from below(path, area.areas)
+
+        return below("", self.areas)
+
+
+def parse_world_spec(data: Any, source: str = "WORLD.json") -> WorldSpec:
+    """Validate decoded WORLD.json data; a ``WorldError`` names the first offending item."""
+    if not isinstance(data, Mapping):
+        raise WorldError(f"{source}: the top level must be a JSON object with clock, areas "
+                         f"and agents, not {type(data).__name__}")
+    try:
+        spec = WorldSpec.model_validate(data)
+    except ValidationError as exc:
+        raise WorldError(f"{source}: {_first_error(data, exc)}") from None
+    _check(spec, source)
+    return spec
+
+
+def read_world_spec(path: str | Path) -> WorldSpec:
+    """Read and validate a WORLD.json file."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorldError(f"cannot read world file {path}: {exc}") from None
+    return world_spec_from_json(text, str(path))
+
+
+def world_spec_from_json(text: str, source: str = "WORLD.json") -> WorldSpec:
+    """Validate WORLD.json text; a repeated key in one JSON object is an error."""
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise WorldError(f"{source} is not JSON: {exc}") from None
+    except _DuplicateKey as exc:
+        raise WorldError(f"{source}: the key {exc.args[0]!r} appears twice in one object"
+                         ) from None
+    return parse_world_spec(data, source)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _first_error(data: Any, exc: ValidationError) -> str:
+    """The first validation error as "where: what", items named by their "name" field."""
+    error = exc.errors()[0]
+    where, node = "", data
+    for part in error["loc"]:
+        item = None
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            item = node[part]
+            name = item.get("name") if isinstance(item, dict) else None
+            where += f"[{name!r}]" if isinstance(name, str) and name.strip() else f"[{part}]"
+        else:
+            if isinstance(node, dict):
+                item = node.get(part)
+            where += f".{part}" if where else str(part)
+        node = item
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif error["type"] == "missing":
+        message = "missing"
+    return f"{where or 'world'}: {message}"
+
+
+def _check(spec: WorldSpec, source: str) -> None:
+    """Cross-references and uniqueness, which the per-field schema cannot see."""
+    def fail(message: str) -> None:
+        raise WorldError(f"{source}: {message}")
+
+    areas: dict[str, Area] = {}
+    objects: set[str] = set()
+    for path, area in spec.walk():
+        if path in areas:
+            fail(f"area {path!r} is defined twice")
+        areas[path] = area
+        if (area.x is None) != (area.y is None):
+            fail(f"area {path!r} has only one of x and y; give both or neither")
+        if SEPARATOR not in path and area.x is None:
+            fail(f"top-level area {path!r} needs a position (x and y)")
+        children = {child.name for child in area.areas}
+        for thing in area.objects:
+            object_path = f"{path}{SEPARATOR}{thing.name}"
+            if object_path in objects:
+                fail(f"object {object_path!r} is defined twice")
+            if thing.name in children:
+                fail(f"object {object_path!r} has the name of a sub-area of {path!r}")
+            objects.add(object_path)
+
+    names: set[str] = set()
+    for agent in spec.agents:
+        if agent.name in names:
+            fail(f"agent {agent.name!r} is defined twice")
+        names.add(agent.name)
+        for field, path in (("location", agent.location), ("home", agent.home)):
+            if path is not None and path not in areas:
+                fail(f"agent {agent.name!r}: {field} {path!r} is not an area"
+                     f"{suggestion(path, areas)}")
+        if agent.object is not None:
+            area, _, _ = agent.object.rpartition(SEPARATOR)
+            if agent.object not in objects:
+                where = (f"there is no area {area!r}" if area not in areas
+                         else f"{area!r} has no such object")
+                fail(f"agent {agent.name!r}: object {agent.object!r} does not exist "
+                     f"({where})")
+            if area != agent.location:
+                fail(f"agent {agent.name!r} uses {agent.object!r} but is in "
+                     f"{agent.location!r}")
+
+
+def suggestion(name: str, known: Mapping[str, Any] | set[str]) -> str:
+    """' (did you mean ...?)' for a close known name, or nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -32,6 +32,8 @@ class EnvSpec(BaseModel):
     src: str | None = None
     tgt: str | None = None
     max_concurrent: int | None = None
+    rollout: str = "random"  # longmt rollouts: random modules, or auto (a model decides)
+    policy_model: str | None = None  # longmt: the model that decides under auto rollouts
 
     def check(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -67,10 +69,12 @@ class EnvSpec(BaseModel):
         model = CachingChatModel(model=from_uri(self.model, **kwargs),
                                  max_concurrent=self.max_concurrent)
         if self.env == "longmt":
-            return self._longmt(model), model
+            decider = (CachingChatModel(model=from_uri(self.policy_model, **kwargs))
+                       if self.policy_model else None)
+            return self._longmt(model, decider), model
         return self._think(model), model
 
-    def _longmt(self, model: Any) -> Callable[[str], Any]:
+    def _longmt(self, model: Any, decider: Any) -> Callable[[str], Any]:
         from stepwise.agents.longmt.environment import LongMTEnvironment
         from stepwise.documents.pages import paginate
 
@@ -83,7 +87,8 @@ class EnvSpec(BaseModel):
             doc = docs[task_id]
             document = paginate(doc.src, doc.src_lang, page_sentences=self.page_sentences)
             return LongMTEnvironment(task_id, document, doc.ref, model, src=doc.src_lang,
-                                     tgt=doc.tgt_lang, oracle=oracle)
+                                     tgt=doc.tgt_lang, oracle=oracle,
+                                     rollout_policy=self.rollout, policy_model=decider)
 
         return make_env
 

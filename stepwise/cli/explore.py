@@ -42,7 +42,11 @@ def explore(
     width: Annotated[int | None, typer.Option(help="Actions expanded per node, sampled "
                                               "(default: all).")] = None,
     rollout: Annotated[str, typer.Option(help="Simulation policy: random (the seed) or "
-                                         "auto (the agent's own choices).")] = "random",
+                                         "auto (the agent's own choices: --policy-model, "
+                                         "else --model, decides; longmt).")] = "random",
+    policy_model: Annotated[str | None, typer.Option(help="longmt: the model that decides "
+                                                     "the modules in auto rollouts, e.g. "
+                                                     "hf:DIR from stepwise train dpo.")] = None,
     reward: Annotated[str, typer.Option(help="document (wins = score / baseline) or page "
                                         "(each step's own score, from its page).")] = "document",
     q: Annotated[str, typer.Option("--q", help="Q aggregation: mean or max.")] = "mean",
@@ -104,11 +108,12 @@ def explore(
                    page_sentences=page_sentences,
                    think_tools=tuple(t.strip() for t in think_tools.split(",")),
                    act_samples=act_samples,
-                   src=src, tgt=tgt, max_concurrent=max_concurrent)
+                   src=src, tgt=tgt, max_concurrent=max_concurrent, rollout=rollout,
+                   policy_model=policy_model)
     task_ids = spec.task_ids()
     settings = {"dataset": str(dataset), "env": env, "model": model, "model_name": model_name,
                 "page_sentences": page_sentences, "think_tools": think_tools,
-                "act_samples": act_samples,
+                "act_samples": act_samples, "policy_model": policy_model,
                 "options": options.model_dump(),
                 "pairs": {"min_visits": min_visits, "min_delta_q": min_delta_q,
                           "scope": "all" if all_parents else "best_path",

@@ -245,3 +245,37 @@ def test_a_model_moves_page_breaks_without_losing_a_sentence():
         model = RespondingChatModel(respond=lambda messages, tools, answer=answer: answer)
         kept, decisions = adjust_breaks(two, model)
         assert [p.lines for p in kept.pages] == [["Yes."], ["No."]] and decisions[0].moved == 0
+
+
+def test_unusable_policy_decisions_fall_back_to_the_stated_modules_and_are_counted():
+    answers = {  # page text marker -> how the policy model misbehaves on that page
+        "Page3": lambda: ai("", ("guess", {}), invalid=['{"names": [']),
+        "Page4": lambda: "",
+        "Page5": lambda: (_ for _ in ()).throw(RuntimeError("context too long")),
+        "Page6": lambda: "nothing needed here",
+    }
+
+    def decider(messages, tools):
+        if isinstance(messages[-1], AIMessage) or messages[-1].type == "tool":
+            return "ready"
+        prompt = last_prompt(messages)
+        return next((answer() for marker, answer in answers.items() if marker in prompt),
+                    ai("", ("view_summaries", {})))
+
+    lines = [f"Page{i} sentence." for i in range(1, 7)]
+    translator = RespondingChatModel(respond=echo_translator())
+    result = LongMTAgent(translator, policy="auto", page_sentences=1, fallback="summaries",
+                         policy_model=RespondingChatModel(respond=decider)).translate(
+        lines, src="en", tgt="en")
+    by_page = {step["page"]: step for step in result.steps}
+    assert by_page[1]["decided_by"] == "model"  # a good call
+    assert [m["tool"] for m in by_page[1]["modules"]] == ["view_summaries"]
+    for page, reason in ((2, "no tool call could be run"), (3, "an empty answer"),
+                         (4, "the model failed: RuntimeError: context too long")):
+        assert by_page[page]["decided_by"] == "fallback"
+        assert by_page[page]["fallback_reason"].startswith(reason)
+        assert [(m["tool"], m["status"]) for m in by_page[page]["modules"]] == [
+            ("view_summaries", "ok")]
+    assert by_page[2]["decision_errors"] == 2  # the unknown tool and the malformed call
+    assert by_page[5]["decided_by"] == "model" and by_page[5]["modules"] == []  # words: none
+    assert result.totals()["fallbacks"] == 3

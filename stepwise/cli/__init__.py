@@ -5,9 +5,11 @@ ends as one ``error:`` line on stderr and a non-zero exit; ``--verbose`` adds th
 """
 
 from stepwise.cli import (  # noqa: F401 -- registers the commands
+    demo,
     documents,
     explore,
     generative,
+    loop,
     scenarios,
     score,
     sim,

@@ -32,8 +32,8 @@ def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
         raise ModelURIError(f"model URI {uri!r} is incomplete; expected one of {', '.join(SCHEMES)}")
     if scheme == "sim":
         import stepwise.sim.airline.oracle  # noqa: F401 -- registers sim:airline-oracle
-        from stepwise.agents.generative import townsfolk  # noqa: F401 -- registers sim:townsfolk
         from stepwise.llm.sim import SIM_MODELS
+        from stepwise.sim.sandbox import townsfolk  # noqa: F401 -- registers sim:townsfolk
         from stepwise.sim.translation import translator  # noqa: F401 -- registers sim:translator
 
         if rest not in SIM_MODELS:

@@ -243,24 +243,23 @@ class SandboxWorld:
         return updated
 
     def _area_path(self, path: str) -> str:
-        if not isinstance(path, str):
-            raise WorldError(f"an area path is text, not {path!r}")
-        normal = normalize_path(path)
-        if normal in self._positions:
-            return normal
-        if normal in self._objects:
-            raise WorldError(f"{normal!r} is an object, not an area")
-        raise WorldError(f"unknown area {path!r}{suggestion(normal, self._positions)}")
+        return self._lookup(path, "area", self._positions, "object", self._objects)
 
     def _object_path(self, path: str) -> str:
+        return self._lookup(path, "object", self._objects, "area", self._positions)
+
+    @staticmethod
+    def _lookup(path: str, kind: str, known: Mapping[str, Any], other_kind: str,
+                other: Mapping[str, Any]) -> str:
+        """``path`` normalised if it names a ``kind``, else a one-line error saying why."""
         if not isinstance(path, str):
-            raise WorldError(f"an object path is text, not {path!r}")
+            raise WorldError(f"an {kind} path is text, not {path!r}")
         normal = normalize_path(path)
-        if normal in self._objects:
+        if normal in known:
             return normal
-        if normal in self._positions:
-            raise WorldError(f"{normal!r} is an area, not an object")
-        raise WorldError(f"unknown object {path!r}{suggestion(normal, self._objects)}")
+        if normal in other:
+            raise WorldError(f"{normal!r} is an {other_kind}, not an {kind}")
+        raise WorldError(f"unknown {kind} {path!r}{suggestion(normal, known)}")
 
     def _near(self, here: str, there: str, radius: float) -> bool:
         return here == there or math.dist(self._positions[here],

@@ -149,6 +149,9 @@ def _load(directory: Path, sha256: Mapping[str, str] | None,
         except ImportError:
             raise EmbeddingModelError("sentence-transformers is not installed: install "
                                       "stepwise[embed]") from None
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a per-tensor bar on every command's stderr otherwise
         try:
             model = SentenceTransformer(str(directory), device=device, local_files_only=True)
         except Exception as exc:  # the library raises many kinds; all mean "cannot load"

@@ -24,6 +24,7 @@ from stepwise.memory.translation import (
     TranslationMemory,
     TranslationMemoryError,
 )
+from stepwise.transactions import transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (doc_id TEXT PRIMARY KEY, version TEXT NOT NULL);
@@ -96,15 +97,9 @@ class MemoryStore:
 
     @contextmanager
     def _transaction(self, begin: str, doing: str) -> Iterator[sqlite3.Connection]:
-        db = self._db()
         try:
-            db.execute(begin)
-            try:
+            with transaction(self._db(), begin, "translation_memory") as db:
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise MemoryStoreError(f"cannot {doing} in {self.path}: {exc}") from None
 

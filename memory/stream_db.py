@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy
 
 from stepwise.errors import StepwiseError
+from stepwise.transactions import transaction
 
 TABLE = "memory_stream"
 SCHEMA = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -74,18 +75,9 @@ class StreamTable:
 
     @contextmanager
     def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
-        db = self.connection
-        try:
-            if db.in_transaction:  # the owner's transaction: ours commits with it
+        try:  # inside the owner's transaction, ours commits with it
+            with transaction(self.connection, savepoint="memory_stream") as db:
                 yield db
-                return
-            db.execute("BEGIN")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise MemoryStreamError(f"cannot {doing} for agent {self.agent!r} in "
                                     f"{self.where}: {exc}") from None

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from stepwise.sim.sandbox.errors import WorldError, WorldStoreError
 from stepwise.sim.sandbox.spec import WorldSpec
 from stepwise.sim.sandbox.world import SandboxWorld
+from stepwise.transactions import transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS world_map (id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -98,20 +99,9 @@ class WorldStore:
 
     @contextmanager
     def _transaction(self, begin: str, doing: str) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        joined = db.in_transaction
         try:
-            db.execute(f"SAVEPOINT {_SAVEPOINT}" if joined else begin)
-            try:
+            with transaction(self._db(), begin, _SAVEPOINT) as db:
                 yield db
-            except BaseException:
-                if joined:
-                    db.execute(f"ROLLBACK TO {_SAVEPOINT}")
-                    db.execute(f"RELEASE {_SAVEPOINT}")
-                else:
-                    db.execute("ROLLBACK")
-                raise
-            db.execute(f"RELEASE {_SAVEPOINT}" if joined else "COMMIT")
         except sqlite3.Error as exc:
             raise WorldStoreError(f"cannot {doing} in {self._where}: {exc}") from None
 

@@ -149,35 +149,34 @@ class PageSteps:
             messages += [turn, *run_tool_calls(turn, tools)]
         else:
             step["decided_by"] = "model"
-            messages = self._model_decides(page, messages, view, step)
+            messages = self._model_decides(page, messages, view, tools, step)
         context = self._record_calls(messages, step)
         step["context_tokens"] = sum(estimate_tokens(body) for _, body in context)
         step["seconds"]["query"] = time.perf_counter() - started
         return {"current": step, "context": context}
 
     def _model_decides(self, page: int, messages: list[AnyMessage], view: PageView,
-                       step: PageStep) -> list[AnyMessage]:
+                       tools: dict, step: PageStep) -> list[AnyMessage]:
         """The model's tool calls, or the fallback modules when its answer is unusable."""
-        tools = memory_tools(view)
         prompt = list(messages)
         try:
             messages = self._model_rounds(page, messages, tools, step)
         except Exception as exc:  # noqa: BLE001 - a failing policy model costs a fallback, not the run
-            return self._fall_back(page, prompt, view, step, f"the model failed: "
+            return self._fall_back(page, prompt, view, tools, step, f"the model failed: "
                                    f"{type(exc).__name__}: {str(exc)[:200]}")
         reason = unusable_decision(messages[len(prompt):])
         if reason is None:
             return messages
         step["decision_errors"] += sum(is_error(m) for m in messages[len(prompt):]
                                        if isinstance(m, ToolMessage))
-        return self._fall_back(page, prompt, view, step, reason)
+        return self._fall_back(page, prompt, view, tools, step, reason)
 
-    def _fall_back(self, page: int, prompt: list[AnyMessage], view: PageView, step: PageStep,
-                   reason: str) -> list[AnyMessage]:
+    def _fall_back(self, page: int, prompt: list[AnyMessage], view: PageView, tools: dict,
+                   step: PageStep, reason: str) -> list[AnyMessage]:
         step["decided_by"] = "fallback"
         step["fallback_reason"] = reason
         turn = self.rule_turn(page, self.fallback, view)
-        return [*prompt, turn, *run_tool_calls(turn, memory_tools(view))]
+        return [*prompt, turn, *run_tool_calls(turn, tools)]
 
     def _model_rounds(self, page: int, messages: list[AnyMessage], tools: dict,
                       step: PageStep) -> list[AnyMessage]:

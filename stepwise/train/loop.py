@@ -64,6 +64,7 @@ def evaluate_policy(settings: LoopSettings, policy_model: str) -> dict[str, Any]
     from stepwise.agents.longmt.evaluate import DocOutcome, policy_scores
     from stepwise.documents.sources import load_documents
     from stepwise.llm import from_uri
+    from stepwise.sim.translation.language import oracle_modules
 
     agent = LongMTAgent(from_uri(settings.model), policy="auto",
                         policy_model=from_uri(policy_model),
@@ -73,8 +74,6 @@ def evaluate_policy(settings: LoopSettings, policy_model: str) -> dict[str, Any]
         result = agent.translate(doc.src, src=doc.src_lang, tgt=doc.tgt_lang, doc_id=doc.id)
         outcomes.append(DocOutcome(doc.id, doc.tgt_lang, result.lines, result.totals(), doc.ref))
         if doc.world == "translation":
-            from stepwise.sim.translation.language import oracle_modules
-
             for step in result.steps[1:]:  # the first page has nothing to look up
                 chosen = sorted({m["tool"] for m in step["modules"] if m["status"] == "ok"})
                 agree += chosen == sorted(oracle_modules(step["source"]))

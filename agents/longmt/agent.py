@@ -36,6 +36,26 @@ def assemble_lines(document: Document, translations: Sequence[Sequence[str]],
     return [joiner.join(p) for p in parts]
 
 
+def decision_counts(steps: Sequence[PageStep]) -> dict[str, int]:
+    """How the model's decisions were made: by tool call, by a prose answer (read as "no
+    modules"), or not at all (fallback); and its tool calls over turns with tools bound.
+
+    A model that never calls a tool while tools are bound is likely not shown the tool
+    schemas (its chat template or server drops them); these counts make that visible.
+    """
+    decided = [s for s in steps if "model_turns" in s]
+    if not decided:
+        return {}
+    return {
+        "decisions_by_tool_call": sum(s.get("decided_by") == "model" and
+                                      s.get("model_tool_calls", 0) > 0 for s in decided),
+        "decisions_by_text": sum(s.get("decided_by") == "model" and
+                                 not s.get("model_tool_calls", 0) for s in decided),
+        "turns_with_tools": sum(s.get("model_turns", 0) for s in decided),
+        "tool_calls": sum(s.get("model_tool_calls", 0) for s in decided),
+    }
+
+
 @dataclass
 class TranslationResult:
     doc_id: str
@@ -56,6 +76,7 @@ class TranslationResult:
         totals["pages"] = len(self.steps)
         totals["module_calls"] = sum(len(s.get("modules", [])) for s in self.steps)
         totals["fallbacks"] = sum(s.get("decided_by") == "fallback" for s in self.steps)
+        totals.update(decision_counts(self.steps))
         totals["seconds"] = round(sum(sum(s.get("seconds", {}).values()) for s in self.steps), 4)
         return totals
 
@@ -67,7 +88,9 @@ class LongMTAgent:
                  policy_model: BaseChatModel | None = None, page_sentences: int | None = 10,
                  max_chars: int | None = None, view_k: int = 5, max_query_rounds: int = 2,
                  retries: int = 1, oracle: Oracle | None = None,
-                 adjust_pages: bool = False, fallback: str = "none") -> None:
+                 adjust_pages: bool = False, fallback: str = "none",
+                 decision_max_tokens: int | None = None,
+                 translation_max_tokens: int | None = None) -> None:
         self.model = model
         self.policy = policy if isinstance(policy, Policy) else Policy.parse(policy)
         self.policy_model = policy_model
@@ -79,6 +102,8 @@ class LongMTAgent:
         self.fallback = module_set(fallback)  # what a page gets when the model's decision is unusable
         self.oracle = oracle
         self.adjust_pages = adjust_pages  # the policy model moves page breaks after paging
+        self.decision_max_tokens = decision_max_tokens  # per call; None: the model's own
+        self.translation_max_tokens = translation_max_tokens  # caps the page-sized limit
 
     def paginate(self, lines: Sequence[str], src: str) -> Document:
         return paginate(lines, src, page_sentences=self.page_sentences, max_chars=self.max_chars)
@@ -87,7 +112,9 @@ class LongMTAgent:
         return PageSteps(model=self.model, document=document, src=src, tgt=tgt,
                          policy=self.policy, policy_model=self.policy_model, oracle=self.oracle,
                          view_k=self.view_k, max_query_rounds=self.max_query_rounds,
-                         retries=self.retries, fallback=self.fallback)
+                         retries=self.retries, fallback=self.fallback,
+                         decision_max_tokens=self.decision_max_tokens,
+                         translation_max_tokens=self.translation_max_tokens)
 
     def translate(self, source: Sequence[str] | str | Document, *, src: str, tgt: str,
                   doc_id: str = "doc",

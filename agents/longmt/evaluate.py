@@ -15,6 +15,9 @@ from typing import Any
 from stepwise.scoring import corpus_bleu, corpus_chrf, document_bleu
 
 METRICS = ("bleu", "d_bleu", "chrf", "context_tokens", "module_calls", "tokens")
+# How model decisions were made (``decision_counts``), summed over a policy's documents.
+DECISION_COUNTS = ("decisions_by_tool_call", "decisions_by_text", "turns_with_tools",
+                   "tool_calls")
 
 
 @dataclass
@@ -53,6 +56,9 @@ def policy_scores(docs: Sequence[DocOutcome]) -> dict[str, Any]:
         "documents": len(docs),
         "fallbacks": sum(d.totals.get("fallbacks", 0) for d in docs),
     }
+    for key in DECISION_COUNTS:  # only where a model decided
+        if any(key in d.totals for d in docs):
+            row[key] = sum(d.totals.get(key, 0) for d in docs)
     scored = [d for d in docs if d.ref is not None]
     if scored:
         row["d_bleu"] = document_bleu([d.lines for d in scored], [d.ref for d in scored],

@@ -39,6 +39,7 @@ from stepwise.agents.longmt.prompts import (
 from stepwise.agents.longmt.state import LongMTState, ModuleCall, PageStep
 from stepwise.documents.pages import Document, Page
 from stepwise.llm.messages import token_usage
+from stepwise.llm.token_data import with_purpose
 from stepwise.memory.translation import PageRecord, TranslationMemory
 from stepwise.tools.executor import is_error, run_tool_calls
 from stepwise.tools.longmt.formats import NOTHING_FOUND
@@ -47,6 +48,13 @@ from stepwise.tools.longmt.updates import update_entities, update_summaries
 from stepwise.tools.think.tokens import estimate_tokens
 
 NO_MODULES = "This page needs no memory; translating now."
+
+
+def page_tokens(lines: Sequence[str]) -> int:
+    """Tokens a page's translation may need: 4/3 of its characters (a target language can
+    take more tokens than the source has characters, as zh -> en does), the line numbers,
+    and a margin."""
+    return 4 * sum(len(line) for line in lines) // 3 + 4 * len(lines) + 64
 
 
 def with_unique_ids(message: AIMessage, prefix: str) -> AIMessage:
@@ -88,6 +96,7 @@ class TranslatedLines:
     unaligned: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    calls: list[dict] = field(default_factory=list)  # token records (``with_purpose``)
 
 
 @dataclass
@@ -106,6 +115,10 @@ class PageSteps:
     retries: int = 1
     update_memory: bool = True
     fallback: tuple[str, ...] = ()  # the modules of a page whose model decision is unusable
+    # Per-call token limits (None: the model's own). A decision is a few tool calls; a
+    # translation is sized to its page (``page_tokens``), at most ``translation_max_tokens``.
+    decision_max_tokens: int | None = None
+    translation_max_tokens: int | None = None
     pages: list[Page] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -149,6 +162,7 @@ class PageSteps:
             messages += [turn, *run_tool_calls(turn, tools)]
         else:
             step["decided_by"] = "model"
+            step["model_turns"] = step["model_tool_calls"] = 0
             messages = self._model_decides(page, messages, view, tools, step)
         context = self._record_calls(messages, step)
         step["context_tokens"] = sum(estimate_tokens(body) for _, body in context)
@@ -181,11 +195,16 @@ class PageSteps:
     def _model_rounds(self, page: int, messages: list[AnyMessage], tools: dict,
                       step: PageStep) -> list[AnyMessage]:
         model = (self.policy_model or self.model).bind_tools(list(tools.values()))
+        limit = {"max_tokens": self.decision_max_tokens} if self.decision_max_tokens else {}
         for round_ in range(self.max_query_rounds):
-            answer = model.invoke(messages)
+            answer = model.invoke(messages, **limit)
             tokens_in, tokens_out = token_usage(answer)
             step["tokens_in"] += tokens_in
             step["tokens_out"] += tokens_out
+            step["model_turns"] += 1  # turns with the memory tools bound, and calls made
+            step["model_tool_calls"] += len(answer.tool_calls) + len(answer.invalid_tool_calls)
+            if (record := with_purpose("decision", answer)) is not None:
+                step.setdefault("model_calls", []).append(record)
             answer = with_unique_ids(answer, f"call_{page}_{round_}")
             messages.append(answer)
             if not answer.tool_calls and not answer.invalid_tool_calls:
@@ -225,6 +244,8 @@ class PageSteps:
                     splits=done.splits, unaligned=done.unaligned,
                     tokens_in=step["tokens_in"] + done.tokens_in,
                     tokens_out=step["tokens_out"] + done.tokens_out)
+        if done.calls:
+            step["model_calls"] = [*step.get("model_calls", []), *done.calls]
         step["seconds"] = {**step["seconds"], "translate": time.perf_counter() - started}
         return {"current": step}
 
@@ -235,12 +256,16 @@ class PageSteps:
         messages: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT), HumanMessage(prompt)]
         done = TranslatedLines(lines=[])
         parsed: list[str] = []
+        cap = self.translation_max_tokens
+        limit = {"max_tokens": min(page_tokens(lines), cap)} if cap else {}
         for attempt in range(1 + self.retries):
-            answer = self.model.invoke(messages)
+            answer = self.model.invoke(messages, **limit)
             tokens_in, tokens_out = token_usage(answer)
             done.attempts += 1
             done.tokens_in += tokens_in
             done.tokens_out += tokens_out
+            if (record := with_purpose("translate", answer)) is not None:
+                done.calls.append(record)
             parsed = numbered_lines(answer.text)
             if len(parsed) == len(lines):
                 done.lines = parsed
@@ -258,6 +283,7 @@ class PageSteps:
             done.lines += sub.lines
             for name in ("attempts", "splits", "unaligned", "tokens_in", "tokens_out"):
                 setattr(done, name, getattr(done, name) + getattr(sub, name))
+            done.calls += sub.calls
         return done
 
     # -- update -----------------------------------------------------------------------

@@ -32,6 +32,8 @@ class PageStep(TypedDict, total=False):
     policy: str
     decided_by: str  # rule | model | fallback | first page | given
     fallback_reason: str  # why the model's decision could not be used
+    model_turns: int  # decision turns a model took with the memory tools bound
+    model_tool_calls: int  # tool calls (well-formed or not) it made in them
     modules: list[ModuleCall]
     decision_errors: int
     context_tokens: int
@@ -43,6 +45,9 @@ class PageStep(TypedDict, total=False):
     updates: list[dict[str, Any]]
     tokens_in: int
     tokens_out: int
+    # The page's model calls (decision, translate) as the model saw and wrote them, when
+    # the backend recorded tokens: purpose, prompt/completion token ids, logprobs, model.
+    model_calls: list[dict[str, Any]]
     seconds: dict[str, float]
 
 

@@ -3,6 +3,9 @@
 pass^k (tau-bench) is the chance that all of k independent trials of a task succeed,
 estimated per task from n trials with c successes as C(c, k) / C(n, k) and averaged over
 tasks. It falls with k when an agent is right only some of the time.
+
+A trial whose run raises (a server that times out, say) is one failed trial with its error
+line, counted as unsuccessful; the other trials go on.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class TaskOutcome(BaseModel):
     status: str
     differences: list[str] = Field(default_factory=list)
     metrics: dict[str, int | float]
+    error: str | None = None  # why the run failed (status "error"); None when it ran
 
 
 class EvalReport(BaseModel):
@@ -39,6 +43,8 @@ class EvalReport(BaseModel):
     pass_hat_k: dict[int, float]
     think_rate: float
     metrics: dict[str, int | float]
+    errors: int = 0  # trials whose run failed (their outcomes say why)
+    warnings: list[str] = Field(default_factory=list)  # e.g. tools bound but never called
     outcomes: list[TaskOutcome]
 
 
@@ -60,13 +66,18 @@ def evaluate(model: BaseChatModel, options: ThinkOptions, *, world: str = "airli
         for trial in range(trials):
             episode = open_episode(world, task, options.tools)
             agent = options.build(model, episode.tools, episode.policy, think_model=think_model)
-            run = agent.run(episode.request, thread_id=f"{task}-{trial}")
-            check = episode.check() or {"success": False, "differences": []}
-            outcome = TaskOutcome(task=task, trial=trial, success=check["success"],
-                                  status=run.status, differences=check["differences"],
-                                  metrics=run.metrics.as_dict())
+            try:
+                run = agent.run(episode.request, thread_id=f"{task}-{trial}")
+            except Exception as exc:  # noqa: BLE001 -- one failed trial, not the evaluation
+                outcome = TaskOutcome(task=task, trial=trial, success=False, status="error",
+                                      metrics=RunMetrics().as_dict(), error=error_line(exc))
+            else:
+                check = episode.check() or {"success": False, "differences": []}
+                outcome = TaskOutcome(task=task, trial=trial, success=check["success"],
+                                      status=run.status, differences=check["differences"],
+                                      metrics=run.metrics.as_dict())
+                run_metrics.append(run.metrics)
             outcomes.append(outcome)
-            run_metrics.append(run.metrics)
             if on_done is not None:
                 on_done(outcome)
     per_task = [(trials, sum(o.success for o in outcomes if o.task == t)) for t in chosen]
@@ -75,4 +86,12 @@ def evaluate(model: BaseChatModel, options: ThinkOptions, *, world: str = "airli
         world=world, model=model_label, tasks=len(chosen), trials=trials,
         success_rate=sum(o.success for o in outcomes) / len(outcomes) if outcomes else 0.0,
         pass_hat_k={k: round(pass_hat_k(per_task, k), 4) for k in range(1, trials + 1)},
-        think_rate=round(total.think_rate, 4), metrics=total.as_dict(), outcomes=outcomes)
+        think_rate=round(total.think_rate, 4), metrics=total.as_dict(),
+        errors=sum(o.error is not None for o in outcomes),
+        warnings=[w for w in [total.no_tool_calls_warning()] if w], outcomes=outcomes)
+
+
+def error_line(exc: BaseException) -> str:
+    """The first line of an exception, with its type: what a report keeps of a failure."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")[:300]

@@ -94,7 +94,8 @@ class ThinkLoop:
             "messages": [message],
             "thoughts": thoughts,
             "counts": Counters(
-                turns=1, think_turns=int(bool(called & set(self.think_tools))),
+                turns=1, turns_with_tools=int(bool(tools)),
+                think_turns=int(bool(called & set(self.think_tools))),
                 tokens_in=usage.get("input_tokens", 0), tokens_out=usage.get("output_tokens", 0),
                 native_reasoning_tokens=sum(t["tokens"] for t in thoughts)),
         }

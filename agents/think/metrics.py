@@ -13,6 +13,7 @@ class RunMetrics(BaseModel):
     """Totals of one run (or of many, summed with ``combine``)."""
 
     turns: int = 0
+    turns_with_tools: int = 0  # model turns with tools bound: with none called, see below
     think_turns: int = 0
     think_calls: int = 0
     think_tokens: int = 0
@@ -38,6 +39,19 @@ class RunMetrics(BaseModel):
             for name in cls.model_fields:
                 setattr(total, name, getattr(total, name) + getattr(run, name))
         return total
+
+    @property
+    def never_called_tools(self) -> bool:
+        """Tools were bound and the model never called one: likely its chat template or
+        server does not pass tool schemas, so the run measures prose, not tool use."""
+        return self.turns_with_tools > 0 and self.tool_calls == 0
+
+    def no_tool_calls_warning(self) -> str | None:
+        """The line a run ends with when ``never_called_tools``; None otherwise."""
+        if not self.never_called_tools:
+            return None
+        return (f"the model made no tool calls in {self.turns_with_tools} turns with tools "
+                "bound: its chat template or server may not be passing tool schemas")
 
     def as_dict(self) -> dict[str, float]:
         return {**self.model_dump(), "think_rate": round(self.think_rate, 4)}

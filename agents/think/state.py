@@ -29,6 +29,7 @@ class Counters(TypedDict, total=False):
     """Running totals a node adds to; the metrics are computed from them."""
 
     turns: int
+    turns_with_tools: int  # model turns with at least one tool bound
     think_turns: int
     think_calls: int
     think_tokens: int

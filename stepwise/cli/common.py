@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import typer
@@ -84,9 +85,154 @@ ModelNameOpt = Annotated[str | None, typer.Option(
     "--model-name", help="Model name on an OpenAI-compatible server (openai: URIs).")]
 
 
-def model_from_uri(uri: str, model_name: str | None, **kwargs: Any):
+def max_tokens_option(default: int, why: str) -> Any:
+    """``--max-tokens`` for a command whose calls default to ``default`` tokens, for ``why``."""
+    return Annotated[int | None, typer.Option(
+        "--max-tokens", min=1, help=f"Most tokens one model call may generate (default: "
+        f"{default}, {why}). Unbounded generation on a server runs to its context length "
+        "and blocks every later request.", show_default=False)]
+
+
+TimeoutOpt = Annotated[float | None, typer.Option(
+    "--timeout", min=0.1, help="Seconds one model call may take before it is given up "
+    "(default: the backend's own, 60 s for openai: servers; none for hf: models).",
+    show_default=False)]
+TemperatureOpt = Annotated[float | None, typer.Option(
+    "--temperature", min=0.0, help="Sampling temperature; 0 is greedy (default: the "
+    "backend's own).", show_default=False)]
+SeedOpt = Annotated[int | None, typer.Option(
+    "--seed", help="Seed of the model's sampling, so sampled answers repeat (default: "
+    "none).", show_default=False)]
+RepetitionPenaltyOpt = Annotated[float | None, typer.Option(
+    "--repetition-penalty", min=0.01, help="Above 1 discourages repeating tokens, which "
+    "keeps small models out of loops (hf: models; sent as repetition_penalty to openai: "
+    "servers such as vLLM; default: none).", show_default=False)]
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """How every model call of a command is bounded and sampled.
+
+    ``max_tokens`` is the command's default unless the user gave ``--max-tokens``; the
+    other options are None unless given, so a backend keeps its own default for them.
+    """
+
+    max_tokens: int | None = None
+    timeout: float | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    repetition_penalty: float | None = None
+    given: frozenset[str] = frozenset()  # the options the user set on the command line
+
+    @classmethod
+    def from_cli(cls, default_max_tokens: int, max_tokens: int | None, timeout: float | None,
+                 temperature: float | None, seed: int | None,
+                 repetition_penalty: float | None) -> CallOptions:
+        given = {"max_tokens": max_tokens, "timeout": timeout, "temperature": temperature,
+                 "seed": seed, "repetition_penalty": repetition_penalty}
+        return cls(max_tokens=max_tokens or default_max_tokens, timeout=timeout,
+                   temperature=temperature, seed=seed, repetition_penalty=repetition_penalty,
+                   given=frozenset(k for k, v in given.items() if v is not None))
+
+    def capped(self, max_tokens: int) -> CallOptions:
+        """These options with a lower default token limit (``--max-tokens`` still wins)."""
+        if "max_tokens" in self.given:
+            return self
+        return replace(self, max_tokens=min(max_tokens, self.max_tokens or max_tokens))
+
+    def values(self) -> dict[str, Any]:
+        names = ("max_tokens", "timeout", "temperature", "seed", "repetition_penalty")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+    def model_kwargs(self, fields: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+        """Constructor kwargs for a backend with these pydantic fields, and the options
+        the user gave that it cannot take (defaults a backend lacks are simply left out)."""
+        fields = set(fields)
+        kwargs: dict[str, Any] = {}
+        dropped: list[str] = []
+        for name, value in self.values().items():
+            if name in fields:
+                kwargs[name] = value
+            elif name == "repetition_penalty" and "extra_body" in fields:
+                kwargs["extra_body"] = {"repetition_penalty": value}  # vLLM, SGLang, TGI
+            elif name in self.given:
+                dropped += options_named([name])
+        return kwargs, dropped
+
+
+def model_from_uri(uri: str, model_name: str | None, options: CallOptions | None = None,
+                   **kwargs: Any):
+    """The model a URI names, its calls bounded by ``options`` where the backend has them.
+
+    A ``replay:`` model answers as recorded (the options shaped the recording, and they
+    would change its request keys); a simulated one takes only the options it has fields
+    for. Options the user gave that a backend cannot take are named in one warning line.
+    """
     from stepwise.llm import from_uri
 
     if model_name:
         kwargs["model_name"] = model_name
-    return from_uri(uri, **kwargs)
+    model = from_uri(uri, **kwargs)
+    if options is None:
+        return model
+    if uri.startswith("replay:"):
+        if options.given:
+            warn(f"{uri} answers as recorded; "
+                 f"{', '.join(sorted(options_named(options.given)))} do not apply")
+        return model
+    extra, dropped = options.model_kwargs(type(model).model_fields)
+    if dropped:
+        warn(f"{uri} takes no {', '.join(dropped)}; ignored")
+    return from_uri(uri, **kwargs, **extra) if extra else model
+
+
+def options_named(names: Iterable[str]) -> list[str]:
+    """Option names as the command line spells them."""
+    return ["--" + name.replace("_", "-") for name in names]
+
+
+def generates(model: Any) -> bool:
+    """Whether per-call token limits reach a model: a generating backend, not a replay."""
+    from stepwise.llm.replay import CassetteChatModel
+
+    return not isinstance(model, CassetteChatModel) and "max_tokens" in type(model).model_fields
+
+
+def warn(line: str) -> None:
+    """One warning line on stderr (also under --quiet: it says a result may mislead)."""
+    err.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+
+
+class TaskFailures:
+    """Tasks that failed while the others went on: one line each, and the exit status."""
+
+    def __init__(self, noun: str = "tasks") -> None:
+        self.noun = noun
+        self.errors: dict[str, str] = {}
+
+    def record(self, task: str, exc: BaseException) -> str:
+        """Keep a task's failure as one line (its first); returns that line."""
+        if state["verbose"]:
+            err.print_exception()
+        return self.add(task, error_line(exc))
+
+    def add(self, task: str, line: str) -> str:
+        self.errors[task] = line
+        err.print(f"[red]failed:[/red] {task}: {line}", highlight=False, soft_wrap=True)
+        return line
+
+    def exit_if_any(self, total: int,
+                    rerun: str = "rerun the same command to redo only those") -> None:
+        """Exit 1 with a closing line when some tasks failed (the finished ones are kept)."""
+        if not self.errors:
+            return
+        names = ", ".join(list(self.errors)[:5]) + (", ..." if len(self.errors) > 5 else "")
+        err.print(f"{len(self.errors)} of {total} {self.noun} failed: {names} ({rerun})",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def error_line(exc: BaseException) -> str:
+    """An exception as the one line a report keeps of it."""
+    text = str(exc) if isinstance(exc, StepwiseError) else f"{type(exc).__name__}: {exc}"
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:300]

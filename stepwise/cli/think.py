@@ -13,10 +13,30 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from stepwise.checkpoints import DEFAULT_CHECKPOINTS
-from stepwise.cli.common import ModelNameOpt, app, cli_errors, err, model_from_uri, out, state
+from stepwise.cli.common import (
+    CallOptions,
+    ModelNameOpt,
+    RepetitionPenaltyOpt,
+    SeedOpt,
+    TaskFailures,
+    TemperatureOpt,
+    TimeoutOpt,
+    app,
+    cli_errors,
+    err,
+    max_tokens_option,
+    model_from_uri,
+    out,
+    state,
+    warn,
+)
 from stepwise.errors import ConfigError, StepwiseError
 
 SIMULATED = "[yellow](simulated world)[/yellow]"
+MAX_TOKENS = 512  # an agent turn: a tool call or a short answer
+THINK_TOKENS = 384  # a thought from a --think-model
+MaxTokensOpt = max_tokens_option(MAX_TOKENS, f"an agent turn is a tool call or a short answer; "
+                                 f"a --think-model's thoughts get {THINK_TOKENS}")
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -99,6 +119,11 @@ def think(
     record_to: Annotated[Path | None, typer.Option(
         "--record", help="Write every model answer to this cassette, to replay later with "
         "--model replay:FILE (think tools using the agent's model included).")] = None,
+    max_tokens: MaxTokensOpt = None,
+    timeout: TimeoutOpt = None,
+    temperature: TemperatureOpt = None,
+    seed: SeedOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
 ) -> None:
     """Run the think-as-tool agent: thinking is a set of tools the model calls when it decides to.
 
@@ -112,6 +137,8 @@ def think(
       [bold]stepwise think --eval --world airline --model tiny --trials 2 --json[/bold]
 
     Runs keep checkpoints in an SQLite file; a killed run goes on with --resume THREAD.
+    With --eval, a task whose run fails (a server timing out, say) is reported and the
+    others go on; the exit status is then 1.
     """
     from stepwise.agents.think.options import ThinkOptions
 
@@ -135,8 +162,11 @@ def think(
         raise ConfigError("--resume goes on with a run; leave out the request and --task")
     if not (evaluate or resume or request or task):
         raise ConfigError("give a request, --task ID (with --world), --resume THREAD or --eval")
-    session = Session(model_from_uri(model, model_name),
-                      model_from_uri(think_model, model_name) if think_model else None,
+    calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, seed,
+                                 repetition_penalty)
+    session = Session(model_from_uri(model, model_name, calls),
+                      model_from_uri(think_model, model_name, calls.capped(THINK_TOKENS))
+                      if think_model else None,
                       checkpoints, must_exist=bool(resume))
     if record_to is not None:
         session.record(record_to, model)
@@ -244,6 +274,9 @@ def _report(run, episode, checkpoints, as_json: bool) -> None:
             err.print(f"task {episode.task.id}: {verdict} {SIMULATED}")
             for line in check["differences"]:
                 err.print(f"  {line}", highlight=False)
+    warning = run.metrics.no_tool_calls_warning() if final else None
+    if warning:
+        warn(warning)
     failed = run.status in ("too_many_errors", "turn_limit") or (check and not check["success"]
                                                                  and run.status == "answered")
     if failed:
@@ -263,11 +296,22 @@ def _evaluate(session, options, world, trials, tasks, label, as_json) -> None:
                   MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                   disable=as_json or state["quiet"]) as progress:
         bar = progress.add_task(f"{world} tasks (simulated)", total=len(chosen) * trials)
+        failures = TaskFailures("task trials")
+
+        def done(outcome) -> None:
+            if outcome.error is not None:
+                failures.add(f"{outcome.task} (trial {outcome.trial})", outcome.error)
+            progress.advance(bar)
+
         report = evaluate(session.chat, options, world=world, trials=trials, tasks=chosen,
-                          model_label=label, think_model=session.thinker,
-                          on_done=lambda outcome: progress.advance(bar))
+                          model_label=label, think_model=session.thinker, on_done=done)
+    for line in report.warnings:
+        warn(line)
+    failed_tasks = sorted({o.task for o in report.outcomes if o.error is not None})
+    rerun = f"rerun them with --tasks {','.join(failed_tasks)}"
     if as_json:
         out.print_json(report.model_dump_json())
+        failures.exit_if_any(len(report.outcomes), rerun)
         return
     table = Table(title=f"{world} tasks, {trials} trial(s) each, model {label} {SIMULATED}",
                   title_justify="left")
@@ -285,5 +329,8 @@ def _evaluate(session, options, world, trials, tasks, label, as_json) -> None:
     out.print(table)
     passes = "  ".join(f"pass^{k} {v:.3f}" for k, v in report.pass_hat_k.items())
     out.print(f"success rate {report.success_rate:.3f}  {passes}  think rate "
-              f"{report.think_rate:.3f}  tokens {int(report.metrics['tokens_in'])} in, "
-              f"{int(report.metrics['tokens_out'])} out  {SIMULATED}")
+              f"{report.think_rate:.3f}  tool calls {int(report.metrics['tool_calls'])} in "
+              f"{int(report.metrics['turns_with_tools'])} turns with tools  tokens "
+              f"{int(report.metrics['tokens_in'])} in, {int(report.metrics['tokens_out'])} out"
+              f"  {SIMULATED}")
+    failures.exit_if_any(len(report.outcomes), rerun)

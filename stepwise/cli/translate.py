@@ -18,12 +18,35 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stepwise.cli.common import ModelNameOpt, ModelOpt, app, cli_errors, err, model_from_uri, out
+from stepwise.cli.common import (
+    CallOptions,
+    ModelNameOpt,
+    ModelOpt,
+    RepetitionPenaltyOpt,
+    SeedOpt,
+    TaskFailures,
+    TemperatureOpt,
+    TimeoutOpt,
+    app,
+    cli_errors,
+    err,
+    generates,
+    max_tokens_option,
+    model_from_uri,
+    out,
+    warn,
+)
 from stepwise.errors import StepwiseError
 
 SIMULATED_NOTE = ("simulated: a synthetic world's translator, not a language model; these "
                   "figures show the agent's plumbing, not translation quality")
 AUTO_POLICY_MODEL = "auto@policy-model"  # the row of auto decided by --policy-model
+MAX_TOKENS = 2048  # the cap; each page's translation asks for about its own length
+DECISION_TOKENS = 128  # a module decision is a few short tool calls
+
+MaxTokensOpt = max_tokens_option(MAX_TOKENS, "a cap: each page's translation asks for 4/3 of "
+                                 "its characters + 64, each module decision for "
+                                 f"{DECISION_TOKENS}")
 
 
 def policy_folder(policy: str) -> str:
@@ -78,6 +101,8 @@ def _table(rows: dict[str, dict], simulated: bool) -> Table:
                                 "tokens")
     if any(row.get("fallbacks") for row in rows.values()):
         columns += ("fallbacks",)
+    if any("decisions_by_tool_call" in row for row in rows.values()):
+        columns += ("decisions_by_tool_call", "decisions_by_text")
     for column in columns:
         table.add_column(column.replace("_", " "), justify="right")
     for policy, row in rows.items():
@@ -126,11 +151,18 @@ def translate(
     fresh: Annotated[bool, typer.Option(help="Redo documents already finished in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object "
                                           "{policy: {metric: value}}.")] = False,
+    max_tokens: MaxTokensOpt = None,
+    timeout: TimeoutOpt = None,
+    temperature: TemperatureOpt = None,
+    seed: SeedOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
 ) -> None:
     """Translate page by page with summary, page and entity memory (LongMT).
 
     Per page the policy decides which memory modules to call (view_summaries, view_pages,
-    lookup_entities); then the page is translated and memory updated.
+    lookup_entities); then the page is translated and memory updated. A document that
+    fails (a server timing out, say) is reported and the others go on; the exit status is
+    then 1, and a rerun redoes only the failed ones.
 
     Examples:
       [bold]stepwise sim make --world translation --docs 6 --seed 0 --out synth[/bold]
@@ -159,15 +191,21 @@ def translate(
     if any(p.kind == "oracle" for p in policies) and not all(d.world for d in docs):
         raise StepwiseError("the oracle policy needs a world that knows each page's best "
                             "modules: use a dataset from stepwise sim make")
-    translator = model_from_uri(model, model_name)
-    decider = model_from_uri(policy_model, model_name) if policy_model else None
+    calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, seed,
+                                 repetition_penalty)
+    translator = model_from_uri(model, model_name, calls)
+    decider = model_from_uri(policy_model, model_name, calls) if policy_model else None
     simulated = model.startswith("sim:")
+    decision_tokens = calls.capped(DECISION_TOKENS).max_tokens
 
-    agents = {label: LongMTAgent(translator, policy=text,
-                                 policy_model=decider if label == AUTO_POLICY_MODEL else None,
-                                 page_sentences=page_sentences, max_chars=max_chars,
-                                 adjust_pages=adjust_pages, fallback=policy_fallback)
-              for label, text in labels.items()}
+    agents = {label: LongMTAgent(
+        translator, policy=text, policy_model=decider if label == AUTO_POLICY_MODEL else None,
+        page_sentences=page_sentences, max_chars=max_chars, adjust_pages=adjust_pages,
+        fallback=policy_fallback,
+        decision_max_tokens=decision_tokens if generates(
+            decider if label == AUTO_POLICY_MODEL else translator) else None,
+        translation_max_tokens=calls.max_tokens if generates(translator) else None)
+        for label, text in labels.items()}
     first = next(iter(agents.values()))
     paged = {}
     for doc in docs:
@@ -179,6 +217,7 @@ def translate(
 
     rows: dict[str, dict] = {}
     report: dict[str, Any] = {}
+    failures = TaskFailures("documents")
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TextColumn("pages"), TimeElapsedColumn(),
                   console=err, transient=True, disable=as_json) as progress:
@@ -187,16 +226,29 @@ def translate(
             settings = {"model": model, "model_name": model_name, "policy": agent.policy.text,
                         "policy_model": policy_model if agent.policy_model else None,
                         "policy_fallback": policy_fallback, "page_sentences": page_sentences,
-                        "max_chars": max_chars, "adjust_pages": adjust_pages}
+                        "max_chars": max_chars, "adjust_pages": adjust_pages,
+                        # what changes the answers (a timeout does not)
+                        "calls": {k: v for k, v in calls.values().items() if k != "timeout"}}
             folder = RunFolder(out_dir, label, settings)
-            outcomes, per_doc = [], {}
+            outcomes, per_doc, failed = [], {}, {}
             for doc in docs:
                 progress.update(task, description=f"{label} · {doc.id}")
                 record = None if fresh else folder.finished(doc.id)
                 if record is None:
                     agent.oracle = _world_oracle(doc.world)
-                    result = agent.translate(paged[doc.id], src=doc.src_lang, tgt=doc.tgt_lang,
-                                             doc_id=doc.id, on_page=lambda _: progress.advance(task))
+                    pages_done = [0]
+
+                    def advance(_step: Any, pages_done: list[int] = pages_done) -> None:
+                        pages_done[0] += 1
+                        progress.advance(task)
+
+                    try:
+                        result = agent.translate(paged[doc.id], src=doc.src_lang,
+                                                 tgt=doc.tgt_lang, doc_id=doc.id, on_page=advance)
+                    except Exception as exc:  # noqa: BLE001 -- one document, not the run
+                        failed[doc.id] = failures.record(f"{label} · {doc.id}", exc)
+                        progress.advance(task, len(paged[doc.id].pages) - pages_done[0])
+                        continue
                     outcome = DocOutcome(doc.id, doc.tgt_lang, result.lines, result.totals(), doc.ref)
                     record = folder.write(result, document_scores(outcome))
                 else:
@@ -205,17 +257,25 @@ def translate(
                                            record["totals"], doc.ref))
                 per_doc[doc.id] = {**record["scores"], **record["totals"]}
             rows[label] = policy_scores(outcomes) | ({"simulated": True} if simulated else {})
-            report[label] = {"overall": rows[label], "documents": per_doc}
+            if failed:
+                rows[label]["failed_documents"] = failed
+            report[label] = {"overall": rows[label], "documents": per_doc, "failed": failed}
     from stepwise.files import write_atomic
 
     write_atomic(out_dir / "scores.json", json.dumps(report, ensure_ascii=False, indent=1))
+    for label, row in rows.items():
+        if row.get("turns_with_tools") and not row.get("tool_calls"):
+            warn(f"{label}: the model made no tool calls in {row['turns_with_tools']} decision "
+                 "turns with the memory tools bound (every page was decided by prose or "
+                 "fallback): its chat template or server may not be passing tool schemas")
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
-        return
-    out.print(_table(rows, simulated))
-    if simulated:
-        out.print(f"[yellow]{SIMULATED_NOTE}[/yellow]")
-    out.print(f"translations, step traces and memory in {out_dir}/")
+    else:
+        out.print(_table(rows, simulated))
+        if simulated:
+            out.print(f"[yellow]{SIMULATED_NOTE}[/yellow]")
+        out.print(f"translations, step traces and memory in {out_dir}/")
+    failures.exit_if_any(len(docs) * len(agents))
 
 
 def _world_oracle(world: str | None):

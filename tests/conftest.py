@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Where `stepwise models get smollm2` put the real model: read before the override below.
+USER_CACHE = Path(os.environ.get("STEPWISE_CACHE")
+                  or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stepwise")
 # Before anything builds a tiny model: keep the test session's copy out of the user's cache.
 os.environ.setdefault("STEPWISE_CACHE", tempfile.mkdtemp(prefix="stepwise-test-cache-"))
 
@@ -23,6 +26,15 @@ def tiny_path() -> Path:
     from stepwise.llm.tiny import tiny_model_path
 
     return tiny_model_path(0)
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The real SmolLM2-135M-Instruct folder; tests using it are marked ``real_model``."""
+    path = USER_CACHE / "models" / "smollm2"
+    if not (path / "stepwise-model.json").exists():
+        pytest.skip("the real model is not cached: run `stepwise models get smollm2`")
+    return path
 
 
 @pytest.fixture()

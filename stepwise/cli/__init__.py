@@ -10,6 +10,7 @@ from stepwise.cli import (  # noqa: F401 -- registers the commands
     explore,
     generative,
     loop,
+    models,
     scenarios,
     score,
     sim,

@@ -5,6 +5,13 @@ The model's own chat template renders messages and tool schemas; Hermes/Qwen-sty
 ones ``invalid_tool_calls``). ``batch`` runs one padded ``generate`` for all inputs,
 ``n`` samples come from ``num_return_sequences``, and a ``seed`` makes sampling
 repeatable without touching the caller's global RNG state.
+
+A template that renders no tools (plain ChatML, as SmolLM2's) gets the schemas and the
+call format in the system prompt and past calls as ``<tool_call>`` text
+(``stepwise.llm.tool_prompt``). Every answer keeps its prompt and completion token ids and
+the model's log-probability of each completion token in ``response_metadata``
+(``prompt_token_ids``, ``completion_token_ids``, ``completion_logprobs``), so a step that
+is trained on later need not be tokenised again.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from pydantic import ConfigDict, PrivateAttr
 
 from stepwise.errors import ModelURIError
 from stepwise.llm.base import ToolCallingMixin, tracing_params
+from stepwise.llm.constrained import CALL_CLOSE, CALL_OPEN, call_constraint, forced_tool_name
 from stepwise.llm.messages import to_chat_dicts
 from stepwise.llm.tool_calls import parse_hermes_tool_calls
+from stepwise.llm.tool_prompt import render_chat
 
 # Parameters the chat template sees rather than the sampler.
 TEMPLATE_PARAMS = ("tools", "chat_template_kwargs")
@@ -58,6 +67,18 @@ def load_hf(path: str | Path, device: str = "cpu", dtype: str = "auto"):
     return model, tokenizer
 
 
+def _token_logprobs(logits: Any, completions: Any) -> list[list[float]]:
+    """The model's log-probability of each generated token (raw logits, before sampling
+    settings reshape them), one list per returned sequence."""
+    import torch
+
+    if not logits:
+        return [[] for _ in range(completions.shape[0])]
+    steps = torch.stack(logits, dim=1).float().log_softmax(dim=-1)  # (rows, steps, vocab)
+    chosen = steps.gather(2, completions[:, :steps.shape[1], None]).squeeze(2)
+    return [[round(value, 5) for value in row] for row in chosen.tolist()]
+
+
 class HFChatModel(ToolCallingMixin, BaseChatModel):
     """Chat model over a local transformers causal LM (``hf:<path>`` and ``tiny`` URIs).
 
@@ -75,6 +96,9 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = 256
+    repetition_penalty: float | None = None  # > 1 discourages the loops small models fall into
+    timeout: float | None = None  # seconds of generation before the answer is cut (max_time)
+    tool_choice: str | None = None  # with tools bound: None/"auto", "required" or a tool name
     n: int = 1
     seed: int | None = None
     stop: list[str] | None = None
@@ -98,7 +122,8 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.model_name, "temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_tokens, "n": self.n, "seed": self.seed}
+                "max_tokens": self.max_tokens, "n": self.n, "seed": self.seed,
+                "repetition_penalty": self.repetition_penalty}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return tracing_params(
@@ -120,13 +145,9 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
     def _prompt(self, messages: Sequence[BaseMessage], options: dict[str, Any]) -> str:
         template_kwargs = {**(self.chat_template_kwargs or {}),
                            **(options.get("chat_template_kwargs") or {})}
-        return self.tokenizer.apply_chat_template(
-            to_chat_dicts(messages, arguments_as="dict"),
-            tools=options.get("tools") or None,
-            add_generation_prompt=True,
-            tokenize=False,
-            **template_kwargs,
-        )
+        return render_chat(self.tokenizer, to_chat_dicts(messages, arguments_as="dict"),
+                           options.get("tools") or None, add_generation_prompt=True,
+                           **template_kwargs)
 
     def generate_many(
         self, conversations: Sequence[Sequence[BaseMessage]], **kwargs: Any
@@ -137,13 +158,21 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
         self._ensure_loaded()
         options = {"temperature": self.temperature, "top_p": self.top_p,
                    "max_tokens": self.max_tokens, "n": self.n, "seed": self.seed,
-                   "stop": self.stop, **{k: v for k, v in kwargs.items() if v is not None}}
+                   "stop": self.stop, "repetition_penalty": self.repetition_penalty,
+                   "timeout": self.timeout, "tool_choice": self.tool_choice, **{k: v for k, v in kwargs.items() if v is not None}}
         unknown = set(options) - {"temperature", "top_p", "max_tokens", "n", "seed", "stop",
                                   "tools", "tool_choice", "chat_template_kwargs",
-                                  "response_format", "model", "timeout", "max_retries"}
+                                  "response_format", "model", "timeout", "max_retries",
+                                  "repetition_penalty"}
         if unknown:
             raise ValueError(f"HFChatModel does not take {sorted(unknown)}")
         prompts = [self._prompt(conv, options) for conv in conversations]
+        # tool_choice "required" or a tool's name: the answer opens a call, decoded under
+        # the call's JSON schema, as servers do with a grammar.
+        forced = forced_tool_name(options.get("tool_choice"), options.get("tools"))
+        if forced is not None:
+            prompts = [prompt + CALL_OPEN for prompt in prompts]
+        options["forced_call"] = forced is not None
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True,
                                add_special_tokens=False).to(self.hf_model.device)
         n = int(options["n"] or 1)
@@ -154,7 +183,16 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
             "do_sample": sample,
             "num_return_sequences": n,
             "pad_token_id": self.tokenizer.pad_token_id,
+            "return_dict_in_generate": True,
+            "output_logits": True,
         }
+        if options["repetition_penalty"] is not None:
+            generate_args["repetition_penalty"] = float(options["repetition_penalty"])
+        if options["timeout"] is not None:
+            generate_args["max_time"] = float(options["timeout"])
+        if forced is not None:
+            generate_args["prefix_allowed_tokens_fn"] = call_constraint(
+                self.tokenizer, options["tools"], forced)
         if sample:
             generate_args["temperature"] = float(temperature or 1.0)
             if options["top_p"] is not None:
@@ -169,41 +207,51 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
                 torch.manual_seed(int(options["seed"]))
             output = self.hf_model.generate(**batch, **generate_args)
         prompt_width = batch["input_ids"].shape[1]
-        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+        completions = output.sequences[:, prompt_width:]
+        logprobs = _token_logprobs(output.logits, completions)
         results = []
         for i in range(len(prompts)):
+            mask = batch["attention_mask"][i].bool()
+            prompt_ids = batch["input_ids"][i][mask].tolist()
             generations = []
             for j in range(n):
-                row = output[i * n + j, prompt_width:]
-                generations.append(self._generation(row, int(prompt_lengths[i]), options,
-                                                    first=j == 0))
+                row = i * n + j
+                generations.append(self._generation(completions[row], logprobs[row], prompt_ids,
+                                                    options, first=j == 0))
             results.append(ChatResult(generations=generations,
                                       llm_output={"model_name": self.model_name}))
         return results
 
-    def _generation(self, tokens: Any, prompt_tokens: int, options: dict, first: bool
-                    ) -> ChatGeneration:
+    def _generation(self, tokens: Any, logprobs: list[float], prompt_ids: list[int],
+                    options: dict, first: bool) -> ChatGeneration:
         eos_ids = set(self._eos_ids())
         kept = []
         finish = "length"
         for token in tokens.tolist():
             if token in eos_ids:
                 finish = "stop"
+                kept.append(token)  # the end-of-turn token is part of the step's tokens
                 break
             kept.append(token)
+        ids, kept = kept, kept[:-1] if finish == "stop" else kept
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
         for stop in options["stop"] or []:
             if stop in text:
                 text, finish = text.split(stop, 1)[0], "stop"
+        if options.get("forced_call"):
+            text = CALL_OPEN + text + (CALL_CLOSE if finish == "stop" else "")
         content, calls, invalid = parse_hermes_tool_calls(text)
         if calls:
             finish = "tool_calls"
+        prompt_tokens = len(prompt_ids)
         usage = UsageMetadata(input_tokens=prompt_tokens, output_tokens=len(kept),
                               total_tokens=prompt_tokens + len(kept))
         message = AIMessage(
             content=content, tool_calls=calls, invalid_tool_calls=invalid,
             usage_metadata=usage if first else None,
-            response_metadata={"model_name": self.model_name, "finish_reason": finish},
+            response_metadata={"model_name": self.model_name, "finish_reason": finish,
+                               "prompt_token_ids": prompt_ids, "completion_token_ids": ids,
+                               "completion_logprobs": logprobs[:len(ids)]},
         )
         return ChatGeneration(message=message, generation_info={"finish_reason": finish})
 

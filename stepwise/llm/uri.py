@@ -1,7 +1,8 @@
 """Model URIs: the one string that names a chat model on the command line and in scenarios.
 
 ``sim:<world>``, ``replay:<cassette>``, ``openai:<base_url>`` (with ``model_name=``),
-``hf:<local path>``, ``tiny`` (or ``tiny:<seed>``).
+``hf:<local path>`` or ``hf:<name>`` (a real model fetched on first use, e.g. ``hf:smollm2``),
+``tiny`` (or ``tiny:<seed>``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from langchain_core.language_models import BaseChatModel
 
 from stepwise.errors import ModelURIError
 
-SCHEMES = ("sim:<world>", "replay:<cassette>", "openai:<base_url>", "hf:<path>", "tiny")
+SCHEMES = ("sim:<world>", "replay:<cassette>", "openai:<base_url>", "hf:<path>",
+           "hf:smollm2", "tiny")
 
 
 def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
@@ -58,8 +60,9 @@ def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
         return OpenAICompatChatModel(base_url=rest, model=name, **kwargs)
     if scheme == "hf":
         from stepwise.llm.hf import HFChatModel, check_model_dir
+        from stepwise.llm.named_models import resolve_hf_path
 
-        path = check_model_dir(rest)  # fail now, with the reason, rather than on the first call
+        path = check_model_dir(resolve_hf_path(rest))  # fail now, with the reason, rather than on the first call
         kwargs.setdefault("model_label", uri)
         return HFChatModel(model_path=str(path), **kwargs)
     raise ModelURIError(f"unknown model URI scheme {scheme!r} in {uri!r}; "

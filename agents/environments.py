@@ -6,6 +6,7 @@ model) both start from an ``EnvSpec``; search code receives only the factory it 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,12 @@ class EnvSpec(BaseModel):
     max_concurrent: int | None = None
     rollout: str = "random"  # longmt rollouts: random modules, or auto (a model decides)
     policy_model: str | None = None  # longmt: the model that decides under auto rollouts
+    # Constructor kwargs (JSON, so the spec stays hashable) that bound each model's calls:
+    # max_tokens, timeout, sampling; and longmt's per-call limits (None: the model's own).
+    model_kwargs: str = "{}"
+    policy_model_kwargs: str = "{}"
+    decision_max_tokens: int | None = None
+    translation_max_tokens: int | None = None
 
     def check(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -66,10 +73,12 @@ class EnvSpec(BaseModel):
         from stepwise.llm.cache import CachingChatModel
 
         kwargs = {"model_name": self.model_name} if self.model_name else {}
-        model = CachingChatModel(model=from_uri(self.model, **kwargs),
+        model = CachingChatModel(model=from_uri(self.model, **kwargs,
+                                                **json.loads(self.model_kwargs)),
                                  max_concurrent=self.max_concurrent)
         if self.env == "longmt":
-            decider = (CachingChatModel(model=from_uri(self.policy_model, **kwargs))
+            decider = (CachingChatModel(model=from_uri(
+                self.policy_model, **kwargs, **json.loads(self.policy_model_kwargs)))
                        if self.policy_model else None)
             return self._longmt(model, decider), model
         return self._think(model), model
@@ -88,7 +97,9 @@ class EnvSpec(BaseModel):
             document = paginate(doc.src, doc.src_lang, page_sentences=self.page_sentences)
             return LongMTEnvironment(task_id, document, doc.ref, model, src=doc.src_lang,
                                      tgt=doc.tgt_lang, oracle=oracle,
-                                     rollout_policy=self.rollout, policy_model=decider)
+                                     rollout_policy=self.rollout, policy_model=decider,
+                                     decision_max_tokens=self.decision_max_tokens,
+                                     translation_max_tokens=self.translation_max_tokens)
 
         return make_env
 

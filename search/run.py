@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepwise.errors import StepwiseError
+from stepwise.errors import StepwiseError, error_line
 from stepwise.files import write_atomic
 from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
@@ -44,6 +44,7 @@ class RunReport:
     pair_stats: dict[str, Any] = field(default_factory=dict)
     optimal_rates: dict[str, Any] = field(default_factory=dict)
     model_calls: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # task -> its error line
 
 
 def safe_name(task_id: str) -> str:
@@ -85,8 +86,14 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
                   pair_options: PairOptions | None = None,
                   on_iteration: Callable[[str, int], None] | None = None,
                   model_counts: Callable[[], dict[str, int]] | None = None,
-                  simulated: bool = False) -> RunReport:
-    """Search every task (finished ones are kept), then write pairs and the summary."""
+                  simulated: bool = False,
+                  on_failure: Callable[[str, str], None] | None = None) -> RunReport:
+    """Search every task (finished ones are kept), then write pairs and the summary.
+
+    A task that fails (its model times out, say) is recorded in ``report.failed`` with its
+    error line, and ``on_failure(task, line)`` is told; the other tasks go on. Its event log
+    is kept, so a resumed run redoes only the failed tasks, from where they stopped.
+    """
     started = time.perf_counter()
     pair_options = pair_options or PairOptions()
     report = RunReport(tasks=len(task_ids))
@@ -95,12 +102,18 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
         tree_path = out / "trees" / f"{safe_name(task_id)}.json"
         if tree_path.is_file():
             return 0
-        explorer = Explorer(make_env(task_id), options,
-                            EventLog(out / "events" / f"{safe_name(task_id)}.jsonl"),
-                            env_name=env_name, simulated=simulated,
-                            on_iteration=(lambda i: on_iteration(task_id, i))
-                            if on_iteration else None)
-        tree = explorer.run()
+        try:
+            explorer = Explorer(make_env(task_id), options,
+                                EventLog(out / "events" / f"{safe_name(task_id)}.jsonl"),
+                                env_name=env_name, simulated=simulated,
+                                on_iteration=(lambda i: on_iteration(task_id, i))
+                                if on_iteration else None)
+            tree = explorer.run()
+        except Exception as exc:  # noqa: BLE001 -- one failed task; its event log is kept
+            report.failed[task_id] = error_line(exc)
+            if on_failure is not None:
+                on_failure(task_id, report.failed[task_id])
+            return 0
         write_atomic(tree_path, tree.to_json())
         return tree.root.visits
 
@@ -113,10 +126,14 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
 def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, report: RunReport,
                started: float, model_counts: Callable[[], dict[str, int]] | None = None
                ) -> RunReport:
-    """Pairs from every finished tree, in task order, then the summary (both atomic)."""
+    """Pairs from every finished tree, in task order, then the summary (both atomic).
+
+    Tasks without a tree (they failed) are left out; ``report.failed`` says why.
+    """
     rows: list[dict] = []
     stats: dict[str, int] = {}
-    for task_id in task_ids:  # task order, whatever order the tasks finished in
+    finished = [t for t in task_ids if (out / "trees" / f"{safe_name(t)}.json").is_file()]
+    for task_id in finished:  # task order, whatever order the tasks finished in
         tree_rows, task_stats = extract_pairs(
             load_tree(out / "trees" / f"{safe_name(task_id)}.json"),
             min_visits=pair_options.min_visits, min_delta_q=pair_options.min_delta_q,
@@ -130,7 +147,7 @@ def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, re
         for key, value in asdict(task_stats).items():
             stats[key] = stats.get(key, 0) + value
     write_pairs(rows, out / "pairs.jsonl")
-    report.finished = len(task_ids)
+    report.finished = len(finished)
     report.pairs = len(rows)
     report.pair_stats = stats
     report.optimal_rates = optimal_rates(rows)

@@ -23,3 +23,10 @@ class ScenarioError(StepwiseError):
 
 class ConfigError(StepwiseError):
     """An agent configuration naming unknown tools, or a prompt file that cannot be used."""
+
+
+def error_line(exc: BaseException) -> str:
+    """An error as the one line a report keeps of a failed task: a ``StepwiseError``'s own
+    message, anything else with its type name (its first line, at most 300 characters)."""
+    text = str(exc).strip() if isinstance(exc, StepwiseError) else f"{type(exc).__name__}: {exc}"
+    return (text.splitlines() or [type(exc).__name__])[0][:300]

@@ -44,7 +44,8 @@ class LongMTEnvironment:
     def __init__(self, task_id: str, document: Document, ref: Sequence[str], model: BaseChatModel,
                  *, src: str, tgt: str, oracle: Oracle | None = None,
                  rollout_policy: str = "random", policy_model: BaseChatModel | None = None,
-                 view_k: int = 5) -> None:
+                 view_k: int = 5, decision_max_tokens: int | None = None,
+                 translation_max_tokens: int | None = None) -> None:
         if len(ref) != len(document.lines):
             raise StepwiseError(f"{task_id}: the reference has {len(ref)} lines for "
                                 f"{len(document.lines)} source lines; exploring needs them aligned")
@@ -56,7 +57,9 @@ class LongMTEnvironment:
         self.rollout_policy = rollout_policy
         self.steps = PageSteps(model=model, document=document, src=src, tgt=tgt,
                                policy=Policy.parse("auto"), policy_model=policy_model,
-                               oracle=oracle, view_k=view_k)
+                               oracle=oracle, view_k=view_k,
+                               decision_max_tokens=decision_max_tokens,
+                               translation_max_tokens=translation_max_tokens)
         self.scorer = IncrementalScorer(tgt)
         self._finished_on = self._lines_finished_on()
 

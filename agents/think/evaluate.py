@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from stepwise.agents.think.metrics import RunMetrics
 from stepwise.agents.think.options import ThinkOptions
 from stepwise.agents.think.worlds import open_episode, task_ids
+from stepwise.errors import error_line
 
 
 class TaskOutcome(BaseModel):
@@ -90,8 +91,3 @@ def evaluate(model: BaseChatModel, options: ThinkOptions, *, world: str = "airli
         errors=sum(o.error is not None for o in outcomes),
         warnings=[w for w in [total.no_tool_calls_warning()] if w], outcomes=outcomes)
 
-
-def error_line(exc: BaseException) -> str:
-    """The first line of an exception, with its type: what a report keeps of a failure."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")[:300]

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from stepwise import __version__
-from stepwise.errors import StepwiseError
+from stepwise.errors import StepwiseError, error_line
 
 app = typer.Typer(
     name="stepwise",
@@ -162,28 +162,32 @@ class CallOptions:
 
 def model_from_uri(uri: str, model_name: str | None, options: CallOptions | None = None,
                    **kwargs: Any):
-    """The model a URI names, its calls bounded by ``options`` where the backend has them.
-
-    A ``replay:`` model answers as recorded (the options shaped the recording, and they
-    would change its request keys); a simulated one takes only the options it has fields
-    for. Options the user gave that a backend cannot take are named in one warning line.
-    """
+    """The model a URI names, its calls bounded by ``options`` where the backend has them."""
     from stepwise.llm import from_uri
 
     if model_name:
         kwargs["model_name"] = model_name
     model = from_uri(uri, **kwargs)
-    if options is None:
-        return model
+    extra = call_kwargs(uri, model, options) if options is not None else {}
+    return from_uri(uri, **kwargs, **extra) if extra else model
+
+
+def call_kwargs(uri: str, model: Any, options: CallOptions) -> dict[str, Any]:
+    """The constructor kwargs that bound ``model``'s calls (``model`` built from ``uri``).
+
+    A ``replay:`` model answers as recorded (the options shaped the recording, and they
+    would change its request keys); a simulated one takes only the options it has fields
+    for. Options the user gave that a backend cannot take are named in one warning line.
+    """
     if uri.startswith("replay:"):
         if options.given:
             warn(f"{uri} answers as recorded; "
                  f"{', '.join(sorted(options_named(options.given)))} do not apply")
-        return model
+        return {}
     extra, dropped = options.model_kwargs(type(model).model_fields)
     if dropped:
         warn(f"{uri} takes no {', '.join(dropped)}; ignored")
-    return from_uri(uri, **kwargs, **extra) if extra else model
+    return extra
 
 
 def options_named(names: Iterable[str]) -> list[str]:
@@ -231,8 +235,3 @@ class TaskFailures:
                   highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
-
-def error_line(exc: BaseException) -> str:
-    """An exception as the one line a report keeps of it."""
-    text = str(exc) if isinstance(exc, StepwiseError) else f"{type(exc).__name__}: {exc}"
-    return (text.strip().splitlines() or [type(exc).__name__])[0][:300]

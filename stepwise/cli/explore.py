@@ -15,8 +15,27 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from stepwise.cli.common import ModelNameOpt, ModelOpt, app, cli_errors, err, out
+from stepwise.cli.common import (
+    CallOptions,
+    ModelNameOpt,
+    ModelOpt,
+    RepetitionPenaltyOpt,
+    TaskFailures,
+    TemperatureOpt,
+    TimeoutOpt,
+    app,
+    call_kwargs,
+    cli_errors,
+    err,
+    max_tokens_option,
+    out,
+)
 from stepwise.errors import StepwiseError
+
+THINK_MAX_TOKENS = 512  # --env think: an agent turn is a tool call or a short answer
+MaxTokensOpt = max_tokens_option(2048, "longmt, a cap: each page's translation asks for 4/3 of "
+                                 "its characters + 64, each module decision for 128; "
+                                 f"{THINK_MAX_TOKENS} for --env think, an agent turn")
 
 
 @app.command()
@@ -36,8 +55,8 @@ def explore(
                                              "times as sibling actions (one n > 1 request "
                                              "where the backend supports it).")] = 1,
     simulations: Annotated[int, typer.Option(help="MCTS iterations per task.")] = 32,
-    seed: Annotated[int, typer.Option(help="Seeds every random choice: same seed, same "
-                                      "trees and pairs.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seeds every random choice, sampled model calls "
+                                      "included: same seed, same trees and pairs.")] = 0,
     c: Annotated[float, typer.Option("--c", help="UCB1 exploration constant.")] = 1.4,
     width: Annotated[int | None, typer.Option(help="Actions expanded per node, sampled "
                                               "(default: all).")] = None,
@@ -79,12 +98,18 @@ def explore(
         "a running one, or a Ray address. The run folder must be on a filesystem every "
         "worker sees (needs the distributed extra).")] = None,
     model_name: ModelNameOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    timeout: TimeoutOpt = None,
+    temperature: TemperatureOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
 ) -> None:
     """Search an agent's step-level choices with MCTS and export step-level DPO pairs.
 
     Per task: select (UCB1) -> expand (every allowed action) -> simulate (rollout to the
     end, scored) -> backpropagate (wins / visits = Q). Per parent, the max-Q child is
-    chosen and the min-Q child rejected.
+    chosen and the min-Q child rejected. A task that fails (a server timing out, say) is
+    reported and the others go on; the exit status is then 1, and --resume redoes only the
+    failed tasks, from where their event logs stopped.
 
     Example:
       [bold]stepwise sim make --world translation --docs 4 --out synth[/bold]
@@ -104,16 +129,30 @@ def explore(
                              rollout=rollout,  # type: ignore[arg-type]
                              reward=reward, q=q, early_stop=early_stop,  # type: ignore[arg-type]
                              seed=seed, parallel=parallel)
+    from stepwise.cli.translate import DECISION_TOKENS, MAX_TOKENS
+
+    calls = CallOptions.from_cli(MAX_TOKENS if env == "longmt" else THINK_MAX_TOKENS,
+                                 max_tokens, timeout, temperature, None, repetition_penalty)
+    model_kwargs = _kwargs_for(model, model_name, calls)
+    decider_kwargs = _kwargs_for(policy_model, model_name, calls) if policy_model else {}
     spec = EnvSpec(env=env, dataset=str(dataset), model=model, model_name=model_name,
                    page_sentences=page_sentences,
                    think_tools=tuple(t.strip() for t in think_tools.split(",")),
                    act_samples=act_samples,
                    src=src, tgt=tgt, max_concurrent=max_concurrent, rollout=rollout,
-                   policy_model=policy_model)
+                   policy_model=policy_model, model_kwargs=json.dumps(model_kwargs),
+                   policy_model_kwargs=json.dumps(decider_kwargs),
+                   decision_max_tokens=calls.capped(DECISION_TOKENS).max_tokens
+                   if "max_tokens" in (decider_kwargs if policy_model else model_kwargs)
+                   else None,
+                   translation_max_tokens=calls.max_tokens if "max_tokens" in model_kwargs
+                   else None)
     task_ids = spec.task_ids()
     settings = {"dataset": str(dataset), "env": env, "model": model, "model_name": model_name,
                 "page_sentences": page_sentences, "think_tools": think_tools,
                 "act_samples": act_samples, "policy_model": policy_model,
+                # what changes the answers (a timeout does not)
+                "calls": {k: v for k, v in calls.values().items() if k != "timeout"},
                 "options": options.model_dump(),
                 "pairs": {"min_visits": min_visits, "min_delta_q": min_delta_q,
                           "scope": "all" if all_parents else "best_path",
@@ -143,8 +182,19 @@ def explore(
     if model.startswith("sim:"):
         out.print("[yellow]simulated: scores and Q-values come from a synthetic world[/yellow]")
     out.print(f"{report.pairs} pairs in {out_dir / 'pairs.jsonl'}; trees in {out_dir / 'trees'}/")
+    failures = TaskFailures()
+    failures.errors.update(report.failed)
+    failures.exit_if_any(len(task_ids), "rerun the same command with --resume to redo only "
+                                        "those")
 
 
+def _kwargs_for(uri: str, model_name: str | None, calls: CallOptions) -> dict:
+    """The constructor kwargs that bound this model's calls (built once here to see which
+    options its backend takes; every worker builds its own from the spec)."""
+    from stepwise.llm import from_uri
+
+    return call_kwargs(uri, from_uri(uri, **({"model_name": model_name} if model_name else {})),
+                       calls)
 
 
 def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simulated):
@@ -169,10 +219,14 @@ def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simul
                                 rate=f"{rate:.1f} sim/s · calls {counts['calls']} · "
                                      f"saved {counts['saved']}")
 
+        def on_failure(task_id: str, line: str) -> None:
+            progress.console.print(f"[red]failed:[/red] {task_id}: {line}", highlight=False,
+                                   soft_wrap=True)
+
         return explore_tasks(task_ids, make_env, options, out_dir, env_name=spec.env,
                              workers=workers, on_iteration=on_iteration,
                              pair_options=pair_options, model_counts=lambda: cached.counts,
-                             simulated=simulated)
+                             simulated=simulated, on_failure=on_failure)
 
 
 def _explore_on_ray(spec, task_ids, options, out_dir, address, pair_options, simulated):

@@ -18,10 +18,27 @@ from langchain_core.embeddings import Embeddings
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stepwise.cli.common import ModelNameOpt, app, cli_errors, err, model_from_uri, out, state
+from stepwise.cli.common import (
+    CallOptions,
+    ModelNameOpt,
+    RepetitionPenaltyOpt,
+    SeedOpt,
+    TemperatureOpt,
+    TimeoutOpt,
+    app,
+    cli_errors,
+    err,
+    max_tokens_option,
+    model_from_uri,
+    out,
+    state,
+)
 from stepwise.errors import StepwiseError
 
 DEFAULT_MODEL = "sim:townsfolk"
+MAX_TOKENS = 256  # a plan, a reflection or an utterance is a few sentences
+MaxTokensOpt = max_tokens_option(MAX_TOKENS, "a plan, a reflection or an utterance is a few "
+                                 "sentences")
 EMBEDDINGS: Embeddings | None = None  # the bundled MiniLM; tests put cheaper vectors here
 SIMULATED_NOTE = "a simulated world: its agents, places and events are fictional"
 
@@ -77,6 +94,11 @@ def simulate(
                                            "(new runs).")] = 6,
     threshold: Annotated[int, typer.Option(min=1, help="Summed importance that triggers "
                                            "reflection (new runs; 150 in the paper).")] = 150,
+    max_tokens: MaxTokensOpt = None,
+    timeout: TimeoutOpt = None,
+    temperature: TemperatureOpt = None,
+    seed: SeedOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
 ) -> None:
     """Run generative agents in a simulated sandbox world for --steps steps.
 
@@ -88,7 +110,8 @@ def simulate(
 
     path = world_file(world)
     spec = load_world(path).spec  # a bad world file fails here, before anything is written
-    chat = model_from_uri(model, model_name)
+    chat = model_from_uri(model, model_name, CallOptions.from_cli(
+        MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty))
     if resume and (run_dir / RUN_DB).exists():
         run = Simulation.open(run_dir, chat, embeddings=run_embeddings())
         if run.world.spec != spec:
@@ -133,6 +156,11 @@ def interview(
     model: SimModelOpt = DEFAULT_MODEL,
     model_name: ModelNameOpt = None,
     k: KOpt = 10,
+    max_tokens: MaxTokensOpt = None,
+    timeout: TimeoutOpt = None,
+    temperature: TemperatureOpt = None,
+    seed: SeedOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
 ) -> None:
     """Ask an agent of a run a question; it answers from the memories it retrieves for it.
 
@@ -145,7 +173,8 @@ def interview(
 
     if not question.strip():
         raise StepwiseError("the question is empty")
-    chat = model_from_uri(model, model_name)
+    chat = model_from_uri(model, model_name, CallOptions.from_cli(
+        MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty))
     with Simulation.open(run_dir, chat, embeddings=run_embeddings()) as run:
         mind = run.agent(agent)
         with run.inspection():

@@ -8,14 +8,29 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from stepwise.cli.common import ModelOpt, app, cli_errors, err, out
+from stepwise.cli.common import (
+    CallOptions,
+    ModelOpt,
+    RepetitionPenaltyOpt,
+    TemperatureOpt,
+    TimeoutOpt,
+    app,
+    call_kwargs,
+    cli_errors,
+    err,
+    max_tokens_option,
+    out,
+)
 from stepwise.cli.train import training_progress
 
 ROUND_COLUMNS = (("pairs", "pairs"), ("chosen_is_best", "chosen = best"),
                  ("reward_accuracy_before", "reward acc before"),
                  ("reward_accuracy_after", "reward acc after"), ("train_fit", "train fit"),
                  ("bleu", "bleu"), ("module_calls", "module calls"),
-                 ("fallbacks", "fallbacks"), ("oracle_agreement", "= oracle"))
+                 ("fallbacks", "fallbacks"), ("oracle_agreement", "= oracle"),
+                 ("failed_documents", "failed docs"))
+MaxTokensOpt = max_tokens_option(2048, "a cap: each page's translation asks for 4/3 of its "
+                                 "characters + 64, each module decision for 128")
 
 
 def rounds_table(rows: list[dict[str, Any]], simulated: bool) -> Table:
@@ -53,37 +68,66 @@ def loop(
     sft_weight: Annotated[float, typer.Option(help="α of the SFT term.")] = 0.2,
     lora: Annotated[int | None, typer.Option(help="LoRA rank (default: all weights).")] = None,
     eval_frac: Annotated[float, typer.Option(help="Pairs held out per round.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seeds search and training.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seeds search (sampled model calls included) and "
+                                      "training.")] = 0,
+    max_tokens: MaxTokensOpt = None,
+    timeout: TimeoutOpt = None,
+    temperature: TemperatureOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
 ) -> None:
     """Iterative preference training on the LongMT module decisions.
 
     Each round: explore the dataset (round 1 with random rollouts, later rounds with the
     last trained model deciding in rollouts) -> step-level pairs -> DPO + SFT from the
     last model -> that model decides the modules while --model translates. Finished
-    stages are kept: run the same command again to resume.
+    stages are kept: run the same command again to resume. A document whose search fails
+    is left out of that round's pairs; a stage that fails as a whole stops the loop (exit
+    1) with the rounds before it kept.
 
     Example:
       [bold]stepwise sim make --world translation --docs 4 --out synth[/bold]
       [bold]stepwise loop synth/dataset.jsonl --rounds 2 --out loop1[/bold]
     """
+    from stepwise.cli.translate import DECISION_TOKENS, MAX_TOKENS
+    from stepwise.llm import from_uri
     from stepwise.train.dpo import DPOSettings
-    from stepwise.train.loop import LoopSettings, run_loop
+    from stepwise.train.loop import LoopSettings, StageFailed, run_loop
 
+    calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, None,
+                                 repetition_penalty)
+    model_kwargs = call_kwargs(model, from_uri(model), calls)
+    policy_kwargs = call_kwargs(start, from_uri(start), calls)  # later rounds: hf: like it
     settings = LoopSettings(
         dataset=str(dataset), model=model, start=start, rounds=rounds,
         simulations=simulations, page_sentences=page_sentences, seed=seed,
         dpo=DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
-                        eval_frac=eval_frac, seed=seed))
+                        eval_frac=eval_frac, seed=seed),
+        model_kwargs=model_kwargs, policy_kwargs=policy_kwargs,
+        decision_max_tokens=calls.capped(DECISION_TOKENS).max_tokens
+        if "max_tokens" in policy_kwargs else None,
+        translation_max_tokens=calls.max_tokens if "max_tokens" in model_kwargs else None)
+    simulated = model.startswith("sim:")
     with training_progress(False) as progress:
         bar = progress.add_task("round 1 · explore", total=max_steps)
 
         def on_stage(round_: int, stage: str) -> None:
             progress.update(bar, description=f"round {round_} · {stage}", completed=0)
 
-        rows = run_loop(settings, out_dir, on_stage=on_stage,
-                        on_step=lambda step, _: progress.update(bar, completed=step))
-    simulated = model.startswith("sim:")
-    out.print(rounds_table(rows, simulated))
+        try:
+            rows = run_loop(settings, out_dir, on_stage=on_stage,
+                            on_step=lambda step, _: progress.update(bar, completed=step))
+        except StageFailed as failed:
+            stopped: StageFailed | None = failed
+            rows = failed.rows
+        else:
+            stopped = None
+    if rows:
+        out.print(rounds_table(rows, simulated))
+    if stopped is not None:
+        err.print(f"[red]error:[/red] {stopped} (rounds before it are kept in "
+                  f"{out_dir}/rounds.json; run the same command again to resume)",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     if simulated:
         err.print("[yellow]simulated: pairs, scores and agreement come from a synthetic "
                   "world, not real translation quality[/yellow]")

@@ -10,16 +10,28 @@ import typer
 from rich.table import Table
 
 from stepwise.cli.common import (
+    CallOptions,
     ModelNameOpt,
     ModelOpt,
+    RepetitionPenaltyOpt,
+    SeedOpt,
+    TemperatureOpt,
+    TimeoutOpt,
     app,
     cli_errors,
     err,
+    max_tokens_option,
     model_from_uri,
     out,
     state,
 )
 from stepwise.errors import StepwiseError
+
+ASK_MAX_TOKENS = 512  # a quick check of a backend, not an essay
+RECORD_MAX_TOKENS = 512  # a scenario's turns are tool calls and short answers
+AskMaxTokensOpt = max_tokens_option(ASK_MAX_TOKENS, "enough for a quick check of a backend")
+RecordMaxTokensOpt = max_tokens_option(RECORD_MAX_TOKENS, "a scenario's turns are tool calls "
+                                       "and short answers")
 
 
 def _outcome_table(outcomes: list, title: str) -> Table:
@@ -79,6 +91,11 @@ def record_command(
     scenario: Annotated[Path, typer.Argument(help="The scenario file to record.")],
     model: ModelOpt,
     model_name: ModelNameOpt = None,
+    max_tokens: RecordMaxTokensOpt = None,
+    timeout: TimeoutOpt = None,
+    temperature: TemperatureOpt = None,
+    seed: SeedOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
 ) -> None:
     """Run a scenario against a real model and write its cassette (replacing the old one).
 
@@ -86,7 +103,9 @@ def record_command(
     """
     from stepwise.scenario.runner import record_file
 
-    outcome = record_file(str(scenario), model_from_uri(model, model_name), source=model)
+    calls = CallOptions.from_cli(RECORD_MAX_TOKENS, max_tokens, timeout, temperature, seed,
+                                 repetition_penalty)
+    outcome = record_file(str(scenario), model_from_uri(model, model_name, calls), source=model)
     if outcome.error:
         raise StepwiseError(outcome.error)
     out.print(_outcome_table([outcome], f"recorded {scenario}"))
@@ -102,19 +121,22 @@ def ask(
     model: ModelOpt = "sim:echo",
     model_name: ModelNameOpt = None,
     system: Annotated[str | None, typer.Option(help="A system message.")] = None,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Most tokens to generate.")] = None,
+    max_tokens: AskMaxTokensOpt = None,
+    timeout: TimeoutOpt = None,
+    temperature: TemperatureOpt = None,
+    seed: SeedOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
 ) -> None:
     """Send one prompt to a model and print its answer: a quick check that a backend works.
 
     Example: [bold]stepwise ask "Hello" --model openai:http://localhost:8000/v1
     --model-name Qwen/Qwen3-8B[/bold]
     """
-    chat = model_from_uri(model, model_name)
+    calls = CallOptions.from_cli(ASK_MAX_TOKENS, max_tokens, timeout, temperature, seed,
+                                 repetition_penalty)
+    chat = model_from_uri(model, model_name, calls)
     messages = ([("system", system)] if system else []) + [("user", prompt)]
-    params = {k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens}.items()
-              if v is not None}
-    answer = chat.invoke(messages, **params)
+    answer = chat.invoke(messages)
     reasoning = answer.additional_kwargs.get("reasoning_content")
     if reasoning and not state["quiet"]:
         err.print(f"[dim]{reasoning}[/dim]")

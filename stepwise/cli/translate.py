@@ -249,7 +249,8 @@ def translate(
                         failed[doc.id] = failures.record(f"{label} · {doc.id}", exc)
                         progress.advance(task, len(paged[doc.id].pages) - pages_done[0])
                         continue
-                    outcome = DocOutcome(doc.id, doc.tgt_lang, result.lines, result.totals(), doc.ref)
+                    outcome = DocOutcome(doc.id, doc.tgt_lang, result.lines, result.totals(),
+                                         doc.ref)
                     record = folder.write(result, document_scores(outcome))
                 else:
                     progress.advance(task, len(paged[doc.id].pages))

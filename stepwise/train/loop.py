@@ -5,6 +5,10 @@ the previous round's trained model deciding the modules in rollouts), extracts p
 trains from the previous round's model (which is also DPO's reference, as in iterative
 DPO: APT, MCTS-DPO) and measures the new model as the LongMT module policy. Each stage
 leaves a marker, so a killed loop resumes at the stage it was in.
+
+A document whose search fails is left out of its round's pairs (and counted in the row);
+a stage that fails as a whole stops the loop with ``StageFailed``, the rounds before it
+kept in rounds.json, and a rerun resumes at that stage.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from stepwise.errors import StepwiseError
+from stepwise.errors import StepwiseError, error_line
 from stepwise.files import write_atomic
 from stepwise.train.dpo import DPOSettings, train_dpo
 
@@ -31,6 +35,20 @@ class LoopSettings(BaseModel):
     rollout: str = "random"  # round 1's rollouts; later rounds roll out with the trained policy
     seed: int = 0
     dpo: DPOSettings = Field(default_factory=DPOSettings)
+    # Constructor kwargs that bound the calls of the translating model and of the policy
+    # models (max_tokens, timeout, sampling), and LongMT's per-call limits (None: none).
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+    decision_max_tokens: int | None = None
+    translation_max_tokens: int | None = None
+
+
+class StageFailed(StepwiseError):
+    """A loop stage that failed as a whole; ``rows`` are the rounds finished before it."""
+
+    def __init__(self, message: str, rows: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.rows = rows
 
 
 def _done(path: Path) -> dict | None:
@@ -47,7 +65,10 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
     rollout = "auto" if policy_model else settings.rollout
     spec = EnvSpec(env="longmt", dataset=settings.dataset, model=settings.model,
                    page_sentences=settings.page_sentences, rollout=rollout,
-                   policy_model=policy_model)
+                   policy_model=policy_model, model_kwargs=json.dumps(settings.model_kwargs),
+                   policy_model_kwargs=json.dumps(settings.policy_kwargs),
+                   decision_max_tokens=settings.decision_max_tokens,
+                   translation_max_tokens=settings.translation_max_tokens)
     make_env, cached = spec.factory()
     options = ExploreOptions(simulations=settings.simulations,
                              rollout=rollout,  # type: ignore[arg-type]
@@ -55,7 +76,11 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
     report = explore_tasks(spec.task_ids(), make_env, options, folder, env_name="longmt",
                            model_counts=lambda: cached.counts,
                            simulated=settings.model.startswith("sim:"))
-    return {"pairs": report.pairs, "rollout": rollout, **report.optimal_rates}
+    if not report.finished:
+        first = next(iter(report.failed.items()), ("", "no documents"))
+        raise StepwiseError(f"every document failed ({first[0]}: {first[1]})")
+    return {"pairs": report.pairs, "rollout": rollout, **report.optimal_rates,
+            "failed_documents": report.failed}
 
 
 def evaluate_policy(settings: LoopSettings, policy_model: str) -> dict[str, Any]:
@@ -66,9 +91,11 @@ def evaluate_policy(settings: LoopSettings, policy_model: str) -> dict[str, Any]
     from stepwise.llm import from_uri
     from stepwise.sim.translation.language import oracle_modules
 
-    agent = LongMTAgent(from_uri(settings.model), policy="auto",
-                        policy_model=from_uri(policy_model),
-                        page_sentences=settings.page_sentences)
+    agent = LongMTAgent(from_uri(settings.model, **settings.model_kwargs), policy="auto",
+                        policy_model=from_uri(policy_model, **settings.policy_kwargs),
+                        page_sentences=settings.page_sentences,
+                        decision_max_tokens=settings.decision_max_tokens,
+                        translation_max_tokens=settings.translation_max_tokens)
     outcomes, agree, decided = [], 0, 0
     for doc in load_documents(Path(settings.dataset)):
         result = agent.translate(doc.src, src=doc.src_lang, tgt=doc.tgt_lang, doc_id=doc.id)
@@ -82,6 +109,17 @@ def evaluate_policy(settings: LoopSettings, policy_model: str) -> dict[str, Any]
     if decided:
         row["oracle_agreement"] = agree / decided
     return row
+
+
+def _train(settings: LoopSettings, folder: Path, start: str, round_: int,
+           on_step: Callable[[int, int], None] | None) -> dict[str, Any]:
+    dpo = settings.dpo.model_copy(update={"seed": settings.dpo.seed + round_})
+    result = train_dpo(folder / "explore" / "pairs.jsonl", start, folder / "model", dpo,
+                       on_step=on_step)
+    return {"reward_accuracy_before": result.before.get("reward_accuracy"),
+            "reward_accuracy_after": result.after.get("reward_accuracy"),
+            "train_fit": result.train_fit.get("reward_accuracy"),
+            "steps": result.steps, "seconds": result.seconds}
 
 
 def run_loop(settings: LoopSettings, out: Path,
@@ -99,31 +137,32 @@ def run_loop(settings: LoopSettings, out: Path,
     start = settings.start
     for round_ in range(1, settings.rounds + 1):
         folder = out / f"round-{round_}"
-        if on_stage:
-            on_stage(round_, "explore")
-        explored = _done(folder / "explore.done.json")
-        if explored is None:
-            explored = explore_round(settings, folder / "explore", policy, round_)
-            write_atomic(folder / "explore.done.json", json.dumps(explored))
-        if on_stage:
-            on_stage(round_, "train")
-        trained = _done(folder / "train.done.json")
-        if trained is None:
-            dpo = settings.dpo.model_copy(update={"seed": settings.dpo.seed + round_})
-            result = train_dpo(folder / "explore" / "pairs.jsonl", start, folder / "model",
-                               dpo, on_step=on_step)
-            trained = {"reward_accuracy_before": result.before.get("reward_accuracy"),
-                       "reward_accuracy_after": result.after.get("reward_accuracy"),
-                       "train_fit": result.train_fit.get("reward_accuracy"),
-                       "steps": result.steps, "seconds": result.seconds}
-            write_atomic(folder / "train.done.json", json.dumps(trained))
+
+        def stage(name: str, run: Callable[[], dict[str, Any]],
+                  folder: Path = folder, round_: int = round_) -> dict[str, Any]:
+            """A stage's figures: kept from an earlier run, or computed and kept now."""
+            if on_stage:
+                on_stage(round_, name)
+            done = _done(folder / f"{name}.done.json")
+            if done is not None:
+                return done
+            try:
+                done = run()
+            except StepwiseError as exc:
+                raise StageFailed(f"round {round_} {name} failed: {exc}", rows) from exc
+            except Exception as exc:  # noqa: BLE001 -- stop the loop cleanly, rounds kept
+                raise StageFailed(f"round {round_} {name} failed: {error_line(exc)}",
+                                  rows) from exc
+            write_atomic(folder / f"{name}.done.json", json.dumps(done))
+            return done
+
+        explored = stage("explore", lambda f=folder, p=policy, r=round_:
+                         explore_round(settings, f / "explore", p, r))
+        trained = stage("train", lambda f=folder, s=start, r=round_:
+                        _train(settings, f, s, r, on_step))
         policy = start = f"hf:{folder / 'model'}"
-        if on_stage:
-            on_stage(round_, "evaluate")
-        measured = _done(folder / "evaluate.done.json")
-        if measured is None:
-            measured = evaluate_policy(settings, policy)
-            write_atomic(folder / "evaluate.done.json", json.dumps(measured))
+        measured = stage("evaluate", lambda p=policy: evaluate_policy(settings, p))
+        explored = {**explored, "failed_documents": len(explored.get("failed_documents", {}))}
         rows.append({"round": round_, **explored, **trained,
                      **{k: measured.get(k) for k in ("bleu", "chrf", "module_calls",
                                                      "fallbacks", "oracle_agreement")}})

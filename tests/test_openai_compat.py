@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -10,7 +11,7 @@ from pydantic import BaseModel
 
 from stepwise.errors import ModelBackendError
 from stepwise.llm import OpenAICompatChatModel
-from stepwise.testing.openai_server import Reply
+from stepwise.testing.openai_server import Reply, token_id
 
 
 def add(a: int, b: int) -> int:
@@ -119,15 +120,103 @@ def test_persistent_5xx_is_one_clear_error(server):
     assert len(server.requests) == 2
 
 
-def test_slow_answer_past_the_timeout(server):
-    server.script(Reply(delay=1.0), Reply(delay=1.0))
+def wait_for_hangups(server, count: int) -> list[int]:
+    deadline = time.monotonic() + 2.0
+    while len(server.hangups) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server.hangups
+
+
+def test_a_timeout_is_cancelled_counted_and_not_retried(server):
+    server.script(Reply(delay=3.0), Reply(delay=3.0), Reply(content="never asked"))
+    model = client(server, timeout=0.2, max_retries=2)
+    started = time.monotonic()
+    with pytest.raises(ModelBackendError, match=r"no answer within 0.2s, request cancelled, "
+                                                r"not retried \(timeouts so far: 1\)"):
+        model.invoke("x")
+    assert time.monotonic() - started < 1.5  # gave up at the timeout, did not wait it out
+    assert len(server.requests) == 1  # a busy single-slot server gets no second request
+    assert wait_for_hangups(server, 1) == [0]  # the server saw the connection closed
+    with pytest.raises(ModelBackendError, match=r"timeouts so far: 2"):
+        model.bind_tools([add]).invoke("y")  # a bound model counts on the same model
+    assert model.timeouts == 2 and wait_for_hangups(server, 2) == [0, 1]
+
+
+def test_an_async_timeout_is_cancelled_and_counted(server):
+    server.script(Reply(delay=3.0))
+    model = client(server, timeout=0.2)
+    with pytest.raises(ModelBackendError, match="timeouts so far: 1"):
+        asyncio.run(model.ainvoke("x"))
+    assert len(server.requests) == 1 and wait_for_hangups(server, 1) == [0]
+
+
+def test_a_streamed_timeout_is_counted(server):
+    server.script(Reply(delay=3.0))
+    model = client(server, timeout=0.2)
     with pytest.raises(ModelBackendError, match="no answer within 0.2s"):
-        client(server, timeout=0.2, max_retries=1).invoke("x")
+        list(model.stream("x"))
+    assert model.timeouts == 1 and len(server.requests) == 1
 
 
-def test_one_slow_answer_is_retried(server):
+def test_a_trickling_stream_ends_at_the_timeout(server):
+    server.script(Reply(content=" ".join(["word"] * 40), chunk_delay=0.05))
+    model = client(server, timeout=0.4)
+    started = time.monotonic()
+    pieces = []
+    with pytest.raises(ModelBackendError, match=r"no answer within 0.4s.*timeouts so far: 1"):
+        for chunk in model.stream("x"):
+            pieces.append(chunk.content)
+    assert 0.4 <= time.monotonic() - started < 1.0  # each read was quick; the whole was not
+    assert 3 < len(pieces) < 40 and model.timeouts == 1
+    assert wait_for_hangups(server, 1) == [0]  # the connection was closed, not left open
+
+
+def test_an_abandoned_stream_closes_its_connection(server):
+    server.script(Reply(content=" ".join(["word"] * 40), chunk_delay=0.05))
+    stream = client(server).stream("x")
+    next(stream)
+    stream.close()
+    assert wait_for_hangups(server, 1) == [0]
+
+
+def test_a_slow_stream_within_the_timeout_is_whole(server):
+    server.script(Reply(content="five words arrive in time", chunk_delay=0.02))
+    assert "".join(c.content for c in client(server, timeout=2).stream("x")).split() == [
+        "five", "words", "arrive", "in", "time"]
+    assert server.hangups == []
+
+
+def test_an_async_trickling_stream_ends_at_the_timeout(server):
+    server.script(Reply(content=" ".join(["word"] * 40), chunk_delay=0.05))
+    model = client(server, timeout=0.3)
+
+    async def run():
+        return [chunk.content async for chunk in model.astream("x")]
+
+    with pytest.raises(ModelBackendError, match="timeouts so far: 1"):
+        asyncio.run(run())
+    assert wait_for_hangups(server, 1) == [0]
+
+
+def test_timeouts_are_retried_when_asked(server):
     server.script(Reply(delay=1.0), Reply(content="fast"))
-    assert client(server, timeout=0.3, max_retries=1).invoke("x").content == "fast"
+    model = client(server, timeout=0.3, max_retries=1, retry_timeouts=True)
+    assert model.invoke("x").content == "fast"
+    assert model.timeouts == 1 and len(server.requests) == 2
+
+
+def test_retried_timeouts_still_end(server):
+    server.script(Reply(delay=1.0), Reply(delay=1.0))
+    model = client(server, timeout=0.2, max_retries=1, retry_timeouts=True)
+    with pytest.raises(ModelBackendError, match=r"after 1 retries \(timeouts so far: 2\)"):
+        model.invoke("x")
+
+
+def test_a_client_error_is_not_retried(server):
+    server.script(Reply(status=400), Reply(content="never asked"))
+    with pytest.raises(ModelBackendError, match="HTTP 400 after 0 retries"):
+        client(server, max_retries=2).invoke("x")
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("body", ["<html>oops</html>", '{"unexpected": true}'])
@@ -168,3 +257,51 @@ def test_async_invoke_and_stream(server):
     answer, streamed = asyncio.run(run())
     assert isinstance(answer, AIMessage) and answer.content == "echo: async hello"
     assert streamed.strip() == "echo: streamed"
+
+
+def test_no_token_data_unless_asked(server):
+    answer = client(server).invoke("one two")
+    body = server.requests[-1]
+    assert "logprobs" not in body and "return_token_ids" not in body
+    assert not {"prompt_token_ids", "completion_token_ids", "completion_logprobs"} & set(
+        answer.response_metadata)
+
+
+def test_token_data_from_a_vllm_like_server(server):
+    answer = client(server, return_token_data=True).invoke("one two")
+    body = server.requests[-1]
+    assert body["logprobs"] is True and body["top_logprobs"] == 0
+    assert body["return_token_ids"] is True
+    meta = answer.response_metadata
+    assert meta["prompt_token_ids"] == [token_id("one"), token_id("two")]
+    assert meta["completion_token_ids"] == [token_id(w) for w in ("echo:", "one", "two")]
+    assert meta["completion_logprobs"] == [-0.25, -0.5, -0.75]
+
+
+def test_token_data_from_a_server_without_token_ids(server):
+    server.script(Reply(content="just logprobs", token_ids=False))  # as llama.cpp answers
+    meta = client(server, return_token_data=True).invoke("x").response_metadata
+    assert meta["completion_logprobs"] == [-0.25, -0.5]
+    assert "prompt_token_ids" not in meta and "completion_token_ids" not in meta
+
+
+def test_token_data_per_choice(server):
+    server.script(Reply(contents=["a b", "c"]))
+    result = client(server, n=2, return_token_data=True).generate([[HumanMessage("p q r")]])
+    metas = [g.message.response_metadata for g in result.generations[0]]
+    assert [m["completion_token_ids"] for m in metas] == [[token_id("a"), token_id("b")],
+                                                          [token_id("c")]]
+    assert [m["completion_logprobs"] for m in metas] == [[-0.25, -0.5], [-0.25]]
+    assert all(m["prompt_token_ids"] == [token_id(w) for w in ["p", "q", "r"]] for m in metas)
+
+
+def test_streamed_token_data_adds_up_to_the_whole_answer(server):
+    server.script(Reply(content="three streamed words"))
+    chunks = list(client(server, return_token_data=True).stream("a b"))
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total += chunk
+    meta = total.response_metadata
+    assert meta["prompt_token_ids"] == [token_id("a"), token_id("b")]
+    assert meta["completion_token_ids"] == [token_id(w) for w in ["three", "streamed", "words"]]
+    assert meta["completion_logprobs"] == [-0.25, -0.5, -0.75]

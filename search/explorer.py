@@ -147,13 +147,23 @@ class Explorer:
             parent_state = self.state_of(leaf.id)
             created = {"parent": leaf.id, "prompt": self.env.decision_prompt(parent_state),
                        "optimal": self.env.optimal_action(parent_state),
-                       "children": [{"action": action, "label": self.env.action_label(action),
-                                     "completion": self.env.decision_completion(parent_state,
-                                                                                action)}
+                       "children": [self._child_spec(parent_state, action)
                                     for action in actions]}
             self._create(created)
             batch.append({"simulated": leaf.children[0], "expanded": created})
         return {"batch": batch}
+
+    def _child_spec(self, state: Any, action: Any) -> dict[str, Any]:
+        """What a new child keeps: its action, label, exported step and, when a model call
+        generated that step, the call's tokens (``decision_tokens``, optional in the
+        protocol: an environment whose steps are rule-made has none)."""
+        spec = {"action": action, "label": self.env.action_label(action),
+                "completion": self.env.decision_completion(state, action)}
+        decision_tokens = getattr(self.env, "decision_tokens", None)
+        tokens = decision_tokens(state, action) if decision_tokens is not None else None
+        if tokens:
+            spec["call_tokens"] = tokens
+        return spec
 
     def _create(self, created: dict[str, Any] | None) -> None:
         """Add an expansion's children; it carries prompts, so replaying needs no model."""
@@ -164,6 +174,7 @@ class Explorer:
         for spec in created["children"]:
             child = self.tree.add_child(parent.id, spec["action"], spec["label"])
             child.completion = spec["completion"]
+            child.call_tokens = spec.get("call_tokens")
 
     def simulate(self, state: LoopState) -> LoopState:
         batch = state["batch"]

@@ -16,7 +16,13 @@ take the file as it is, whatever ``datasets`` version infers the Arrow schema:
 - ``tools`` is one JSON string (TRL's trainers ``json.loads`` a string ``tools``): as a
   list, plain Arrow inference merges all tool schemas into one struct and every tool would
   render with the other tools' parameters as nulls. Key order inside it is kept as the
-  environment gave it, since templates render tools with ``tojson``.
+  environment gave it, since templates render tools with ``tojson``;
+- a step a model generated carries its call's token ids and logprobs in
+  ``meta.chosen_tokens`` / ``meta.rejected_tokens`` (``stepwise.llm.token_data``: lists
+  of one type each, and the model's name); a rule-made step has no such key.
+
+``check_prefix`` renders rows through the tool-call rewrite of ``pair_templates``, as
+the trainer does, and drops the ones that would give it no clean signal.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 import networkx as nx
 
 from stepwise.files import write_atomic
+from stepwise.search.pair_templates import template_problem, template_row, tools_list
 
 SCOPES = ("best_path", "all")
 FORMATS = ("preference", "stepwise")
@@ -119,12 +126,6 @@ def tools_json(tools: Sequence[Mapping[str, Any]] | str | None) -> str | None:
     return json.dumps(list(tools), ensure_ascii=False) if tools else None
 
 
-def _tools_list(tools: Any) -> list[dict] | None:
-    if isinstance(tools, str):
-        tools = json.loads(tools)
-    return list(tools) if tools else None
-
-
 # -- extraction ----------------------------------------------------------------------------
 
 
@@ -203,29 +204,33 @@ def extract_pairs(graph: nx.DiGraph, *, min_visits: int = 1, min_delta_q: float 
         if chosen_messages == rejected_messages:
             stats.same_completion += 1
             continue
+        meta = {
+            "task": attrs.get("task"),
+            "seed": attrs.get("seed"),
+            "depth": int(p.get("depth") or 0),
+            "parent_id": int(parent),
+            "chosen_id": int(chosen),
+            "rejected_id": int(rejected),
+            "q_chosen": q_chosen,
+            "q_rejected": q_rejected,
+            "delta_q": delta,
+            "visits_chosen": int(c.get("visits") or 0),
+            "visits_rejected": int(r.get("visits") or 0),
+            "chosen_action": c.get("action"),
+            "rejected_action": r.get("action"),
+            "chosen_label": c.get("label"),
+            "rejected_label": r.get("label"),
+            "optimal_action": p.get("optimal"),
+        }
+        for side, node in (("chosen", c), ("rejected", r)):
+            if node.get("call_tokens"):  # a step a model generated, as it saw and wrote it
+                meta[f"{side}_tokens"] = node["call_tokens"]
         rows.append({
             "prompt": normalize_messages(p["prompt"], arguments_as=arguments_as),
             "chosen": chosen_messages,
             "rejected": rejected_messages,
             "tools": tools,
-            "meta": {
-                "task": attrs.get("task"),
-                "seed": attrs.get("seed"),
-                "depth": int(p.get("depth") or 0),
-                "parent_id": int(parent),
-                "chosen_id": int(chosen),
-                "rejected_id": int(rejected),
-                "q_chosen": q_chosen,
-                "q_rejected": q_rejected,
-                "delta_q": delta,
-                "visits_chosen": int(c.get("visits") or 0),
-                "visits_rejected": int(r.get("visits") or 0),
-                "chosen_action": c.get("action"),
-                "rejected_action": r.get("action"),
-                "chosen_label": c.get("label"),
-                "rejected_label": r.get("label"),
-                "optimal_action": p.get("optimal"),
-            },
+            "meta": meta,
         })
         stats.pairs += 1
     if format == "stepwise":
@@ -258,8 +263,10 @@ def _plain_step(messages: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _rendered(tokenizer: Any, prompt: list[dict], step: list[dict],
-              tools: list[dict] | None) -> tuple[str, str]:
+def _rendered(tokenizer: Any, row: Mapping[str, Any], side: str) -> tuple[str, str]:
+    """The prompt text and the step's text, rendered through the tool-call rewrite."""
+    row = template_row(row, tokenizer)
+    prompt, step, tools = list(row["prompt"]), list(row[side]), tools_list(row.get("tools"))
     alone = tokenizer.apply_chat_template(prompt, tools=tools, add_generation_prompt=True,
                                           tokenize=False)
     whole = tokenizer.apply_chat_template(prompt + step, tools=tools, tokenize=False)
@@ -281,10 +288,10 @@ def to_stepwise(rows: Sequence[Mapping[str, Any]], tokenizer: Any = None) -> lis
     """
     out = []
     for row in rows:
-        tools = _tools_list(row.get("tools"))
+        tools = tools_list(row.get("tools"))
         for side, label in (("chosen", True), ("rejected", False)):
             if tokenizer is not None:
-                prompt, step = _rendered(tokenizer, list(row["prompt"]), list(row[side]), tools)
+                prompt, step = _rendered(tokenizer, row, side)
             else:
                 prompt, step = _plain_prompt(row["prompt"], tools), _plain_step(row[side])
             out.append({"prompt": prompt, "completions": [step], "labels": [label],
@@ -310,43 +317,17 @@ def read_pairs(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def _ids(encoded: Any) -> list[int]:
-    """Token ids from what ``apply_chat_template(tokenize=True)`` returned: a list, a
-    dict/BatchEncoding (transformers 5 returns one by default), a batch of one, a tensor."""
-    if isinstance(encoded, Mapping) or hasattr(encoded, "keys"):
-        encoded = encoded["input_ids"]
-    if hasattr(encoded, "tolist"):
-        encoded = encoded.tolist()
-    encoded = list(encoded)
-    if encoded and isinstance(encoded[0], list | tuple):
-        if len(encoded) != 1:
-            raise ValueError("expected the ids of one conversation")
-        encoded = list(encoded[0])
-    return [int(token) for token in encoded]
-
-
 def check_prefix(rows: Sequence[Mapping[str, Any]], tokenizer: Any) -> tuple[list[dict], int]:
-    """Keep rows whose tokenized prompt (with the generation prompt) is a strict prefix of
-    both tokenized prompt+chosen and prompt+rejected; return them and how many were dropped.
+    """Keep rows that train cleanly under ``tokenizer``'s chat template; return them and how
+    many were dropped.
 
-    Where it is not, a trainer would cut the completion where the two diverge and train
-    on a context the model never sees at inference (or on an empty completion). A row
-    the chat template refuses to render is dropped too.
+    A row is rendered as the trainer will see it (``pair_templates.template_row``: tool
+    calls the template cannot show become text) and kept when its tokenized prompt (with
+    the generation prompt) is a strict prefix of both tokenized prompt+chosen and
+    prompt+rejected, and chosen and rejected are different tokens. Where the prefix
+    breaks, a trainer would cut the completion where the two diverge and train on a
+    context the model never sees at inference (or on an empty completion); where the
+    tokens are equal, DPO has nothing to learn. A row the template refuses is dropped too.
     """
-    kept = []
-    for row in rows:
-        tools = _tools_list(row.get("tools"))
-        prompt = list(row["prompt"])
-        try:
-            alone = _ids(tokenizer.apply_chat_template(
-                prompt, tools=tools, add_generation_prompt=True, tokenize=True))
-            ok = True
-            for side in ("chosen", "rejected"):
-                whole = _ids(tokenizer.apply_chat_template(
-                    prompt + list(row[side]), tools=tools, tokenize=True))
-                ok = ok and len(whole) > len(alone) and whole[:len(alone)] == alone
-        except Exception:  # noqa: BLE001 - a template that raises on a row drops the row
-            ok = False
-        if ok:
-            kept.append(dict(row))
+    kept = [dict(row) for row in rows if template_problem(row, tokenizer) is None]
     return kept, len(rows) - len(kept)

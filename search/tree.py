@@ -15,6 +15,9 @@ rebuilt from the event log on resume. What a tree JSON (``networkx.node_link_dat
   ``completion`` (the assistant step that took ``action``; on every non-root node), both
   lists of OpenAI-style message dicts with tool-call arguments as JSON strings
 - ``optimal`` (the best action at this node's state when the environment knows it)
+- ``call_tokens`` (the model call that generated ``completion``, when one did and its
+  backend recorded tokens: ``prompt_token_ids``, ``completion_token_ids``,
+  ``completion_logprobs``, ``model``; see ``stepwise.llm.token_data``), else null
 
 Graph attributes: ``task``, ``env``, ``seed``, ``options``, ``baseline_score``, ``tools``.
 """
@@ -47,6 +50,7 @@ class Node:
     prompt: list[dict] | None = None
     completion: list[dict] | None = None
     optimal: Any = None
+    call_tokens: dict[str, Any] | None = None
 
     def q(self, aggregate: str = "mean") -> float:
         if not self.visits:
@@ -108,7 +112,7 @@ class Tree:
                            score=node.score_sum / node.visits if node.visits else None,
                            step_score=node.step_score, tokens=node.tokens,
                            prompt=node.prompt, completion=node.completion,
-                           optimal=node.optimal)
+                           optimal=node.optimal, call_tokens=node.call_tokens)
             if node.parent is not None:
                 graph.add_edge(node.parent, node.id)
         return graph

@@ -47,6 +47,7 @@ from langchain_core.tools import BaseTool
 from stepwise.agents.think.worlds import Episode, open_episode
 from stepwise.errors import ConfigError, StepwiseError
 from stepwise.llm.messages import tool_schemas, training_dicts
+from stepwise.llm.token_data import call_tokens
 from stepwise.tools.executor import run_tool_calls
 from stepwise.tools.think import PromptThinkTool, load_think_tools
 
@@ -171,6 +172,11 @@ class ThinkEnvironment:
         with self._lock:
             self._replies[(id(state), action)] = (state, reply)
         return training_dicts([reply])
+
+    def decision_tokens(self, state: TurnState, action: str) -> dict[str, Any] | None:
+        """The token record of the call behind ``decision_completion(state, action)`` (the
+        same remembered reply), when the backend gave one."""
+        return call_tokens(self._reply(state, action))
 
     def tool_schemas(self) -> list[dict]:
         return tool_schemas([*self.world_tools, *self.think_tools.values()])

@@ -4,6 +4,11 @@ TRL's ``DPOTrainer`` does the work (``loss_type=["sigmoid", "sft"]``,
 ``loss_weights=[1, α]``); this module picks the model, checks the pairs, holds some
 out, logs one metrics row per step, and saves a folder that loads back as ``hf:DIR``
 (weights, tokenizer, chat template; a LoRA adapter is merged in first).
+
+Rows reach TRL rewritten for the training tokenizer's chat template
+(``search.pair_templates.template_row``): a template that renders no tool schemas or
+calls gets them as text, the way the HF backend prompts the model, so the trained steps
+are the steps the model is asked for and chosen and rejected stay different tokens.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from stepwise.errors import StepwiseError
 from stepwise.files import write_atomic
+from stepwise.search.pair_templates import template_row
 from stepwise.train.pair_checks import PairReport, PairsError, check_pairs
 
 log = logging.getLogger(__name__)
@@ -105,11 +111,14 @@ def split_pairs(rows: list[dict], eval_frac: float, seed: int) -> tuple[list[dic
             [r for i, r in enumerate(rows) if i in held_out])
 
 
-def _dataset(rows: list[dict]):
-    """Rows as a ``datasets.Dataset`` the way ``load_dataset("json", ...)`` would build it."""
+def _dataset(rows: list[dict], tokenizer: Any):
+    """Rows as a ``datasets.Dataset`` the way ``load_dataset("json", ...)`` would build it,
+    each rewritten so ``tokenizer``'s template shows its tool calls (``tools`` is left out
+    of a row whose schemas moved into the prompt)."""
     from datasets import Dataset
 
     keep = ("prompt", "chosen", "rejected", "tools")
+    rows = [template_row(row, tokenizer) for row in rows]
     return Dataset.from_list([{k: row[k] for k in keep if k in row} for row in rows])
 
 
@@ -193,8 +202,8 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
         eval_strategy="no", report_to=[], disable_tqdm=True, seed=settings.seed,
         use_cpu=not cuda, bf16=dtype == torch.bfloat16, gradient_checkpointing=cuda,
     )
-    trainer = DPOTrainer(model=policy, args=config, train_dataset=_dataset(train_rows),
-                         eval_dataset=_dataset(eval_rows) if eval_rows else None,
+    trainer = DPOTrainer(model=policy, args=config, train_dataset=_dataset(train_rows, tokenizer),
+                         eval_dataset=_dataset(eval_rows, tokenizer) if eval_rows else None,
                          processing_class=tokenizer, peft_config=peft_config,
                          callbacks=[_metrics_callback(metrics_path, on_step)])
     trainer.remove_callback(PrinterCallback)  # the metrics file and the caller's progress instead
@@ -205,7 +214,8 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     trainer.train()
     seconds = time.perf_counter() - started
     after = _eval_figures(trainer.evaluate()) if eval_rows else {}
-    fitted = _eval_figures(trainer.evaluate(_dataset(train_rows), metric_key_prefix="eval"))
+    fitted = _eval_figures(trainer.evaluate(_dataset(train_rows, tokenizer),
+                                            metric_key_prefix="eval"))
 
     trained = trainer.model
     if settings.lora:

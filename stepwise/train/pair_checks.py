@@ -6,8 +6,15 @@ re-renders history). So rows are checked here, one reason per dropped row:
 
 - format: a JSON object with ``prompt`` (messages ending in a user or tool turn) and
   ``chosen`` / ``rejected`` (non-empty, starting with an assistant turn), different;
-- the prompt prefix: under the model's chat template, the prompt's tokens must be a
-  prefix of prompt + chosen and of prompt + rejected (``search.pairs.check_prefix``).
+- under the model's chat template, rendered as the trainer will see the row (tool calls
+  the template cannot show rewritten as ``<tool_call>`` text, ``search.pair_templates``):
+  the prompt's tokens must be a prefix of prompt + chosen and of prompt + rejected, and
+  chosen and rejected must be different tokens (message dicts that differ only in tool
+  calls render identically under a plain ChatML template, and DPO then learns nothing).
+
+A template that, used as it is, drops tool calls or tool results (TRL's
+``supports_tool_calling``) is named in the report's notes, with how many kept pairs
+would have rendered to the same tokens without the rewrite.
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from stepwise.errors import StepwiseError
-from stepwise.search.pairs import check_prefix
+from stepwise.search.pair_templates import (  # the reasons are re-exported for reports
+    PREFIX_REASON,  # noqa: F401
+    RENDER_REASON,  # noqa: F401
+    SAME_TOKENS_REASON,
+    template_problem,
+)
 
 ROLES = ("system", "user", "assistant", "tool")
-PREFIX_REASON = "prompt tokens are not a prefix of prompt + step under the chat template"
 
 
 class PairsError(StepwiseError):
@@ -40,6 +51,7 @@ class PairReport:
     dropped: Counter = field(default_factory=Counter)
     examples: dict[str, list[int]] = field(default_factory=dict)
     conflicting_prompts: int = 0  # kept, but no model can fit them all: see ``conflicts``
+    notes: list[str] = field(default_factory=list)  # about the chat template, not a row
 
     def drop(self, reason: str, line: int) -> None:
         self.dropped[reason] += 1
@@ -56,7 +68,7 @@ class PairReport:
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "rows": self.rows, "kept": self.kept,
                 "dropped": dict(self.dropped), "example_lines": self.examples,
-                "conflicting_prompts": self.conflicting_prompts}
+                "conflicting_prompts": self.conflicting_prompts, "notes": self.notes}
 
 
 def _messages_problem(messages: Any, side: str) -> str | None:
@@ -131,21 +143,34 @@ def check_pairs(path: str | Path, tokenizer: Any = None) -> tuple[list[dict], Pa
         else:
             good.append((number, dict(row)))
     if tokenizer is not None:
-        good = _prefix_checked(good, tokenizer, report)
+        good = _template_checked(good, tokenizer, report)
     report.kept = len(good)
     report.conflicting_prompts = conflicts([row for _, row in good])
     return [row for _, row in good], report
 
 
-def _prefix_checked(good: Sequence[tuple[int, dict]], tokenizer: Any,
-                    report: PairReport) -> list[tuple[int, dict]]:
+def _template_checked(good: Sequence[tuple[int, dict]], tokenizer: Any,
+                      report: PairReport) -> list[tuple[int, dict]]:
+    """The rows that render cleanly through the rewrite; a note when the raw template
+    would have lost tool calls."""
+    from trl.chat_template_utils import supports_tool_calling
+
     kept = []
     for number, row in good:
-        passed, _ = check_prefix([row], tokenizer)
-        if passed:
-            kept.append((number, row))
+        problem = template_problem(row, tokenizer)
+        if problem:
+            report.drop(problem, number)
         else:
-            report.drop(PREFIX_REASON, number)
+            kept.append((number, row))
+    if not supports_tool_calling(tokenizer):
+        collapsed = sum(template_problem(row, tokenizer, rewrite=False) == SAME_TOKENS_REASON
+                        for _, row in kept)
+        report.notes.append(
+            "the chat template, used as it is, drops tool calls or tool results (TRL's "
+            "supports_tool_calling is False): the pairs are rendered with tool schemas in the "
+            "system prompt and calls as <tool_call> text instead; without that rewrite "
+            f"{collapsed} of {len(kept)} kept pairs would render chosen and rejected to the "
+            "same tokens")
     return kept
 
 

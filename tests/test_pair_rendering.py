@@ -282,3 +282,29 @@ def test_explored_think_nodes_keep_the_calls_token_records(tiny_path, tmp_path):
     assert graph.nodes[children[0].id]["call_tokens"] == children[0].call_tokens
     replayed = explore(tmp_path / "events.jsonl")  # rebuilt from the event log alone
     assert [replayed.nodes[c.id].call_tokens for c in children] == [c.call_tokens for c in children]
+
+
+def test_a_longmt_trace_keeps_the_token_records_of_its_decision_and_translation_calls(
+        tiny_hf):
+    from stepwise.agents.longmt import LongMTAgent
+
+    lines = ["Anna waited at the station.", "Anna took the train."]
+    result = LongMTAgent(tiny_hf, policy="auto", page_sentences=1).translate(
+        lines, src="en", tgt="en")
+    first, second = result.steps
+    assert {c["purpose"] for c in first["model_calls"]} == {"translate"}  # page 0: no decision
+    assert {c["purpose"] for c in second["model_calls"]} == {"decision", "translate"}
+    assert sum(c["purpose"] == "translate" for c in second["model_calls"]) == second["attempts"]
+    for record in first["model_calls"] + second["model_calls"]:
+        assert record["prompt_token_ids"] and record["completion_token_ids"]
+        assert len(record["completion_logprobs"]) == len(record["completion_token_ids"])
+    json.dumps(result.steps[1])  # the trace stays plain JSON
+
+
+def test_a_model_without_token_records_leaves_the_trace_as_it_was():
+    from stepwise.agents.longmt import LongMTAgent
+    from stepwise.llm.uri import from_uri
+
+    result = LongMTAgent(from_uri("sim:translator"), page_sentences=1).translate(
+        ["Anna waited.", "Anna left."], src="en", tgt="en")
+    assert all("model_calls" not in step for step in result.steps)

@@ -386,3 +386,14 @@ def test_stepwise_rows_label_chosen_true_and_rejected_false(tree, tmp_path, tiny
     assert rendered[0]["prompt"].endswith("<|im_start|>assistant\n")
     assert rendered[1]["completions"][0].startswith("This page needs no memory")
     assert "<tool_call>" in rendered[0]["completions"][0]
+
+
+def test_token_records_of_model_made_steps_go_into_meta_by_side(tree, tmp_path):
+    record = {"prompt_token_ids": [1, 2, 3], "completion_token_ids": [4, 5],
+              "completion_logprobs": [-0.5, -1.25], "model": "tiny"}
+    tree.nodes[1].call_tokens = record  # chosen at the root; its rejected sibling has none
+    path = tmp_path / "tree.json"
+    path.write_text(tree.to_json(), encoding="utf-8")
+    rows, _ = extract_pairs(load_tree(path))
+    assert rows[0]["meta"]["chosen_tokens"] == record
+    assert "rejected_tokens" not in rows[0]["meta"] and "chosen_tokens" not in rows[1]["meta"]

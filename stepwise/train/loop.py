@@ -150,7 +150,7 @@ def run_loop(settings: LoopSettings, out: Path,
                 done = run()
             except StepwiseError as exc:
                 raise StageFailed(f"round {round_} {name} failed: {exc}", rows) from exc
-            except Exception as exc:  # noqa: BLE001 -- stop the loop cleanly, rounds kept
+            except Exception as exc:  # any other failure: stop the loop cleanly, rounds kept
                 raise StageFailed(f"round {round_} {name} failed: {error_line(exc)}",
                                   rows) from exc
             write_atomic(folder / f"{name}.done.json", json.dumps(done))

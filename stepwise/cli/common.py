@@ -108,6 +108,24 @@ RepetitionPenaltyOpt = Annotated[float | None, typer.Option(
     "keeps small models out of loops (hf: models; sent as repetition_penalty to openai: "
     "servers such as vLLM; default: none).", show_default=False)]
 
+ToolChoiceOpt = Annotated[str | None, typer.Option(
+    "--tool-choice", help="How the deciding model must answer its first decision turn per "
+    "step: auto (call tools or answer in words), required (call one of the tools: a small "
+    "model that answers in prose otherwise then decides by tool calls; hf: models decode "
+    "the call under its JSON schema), or a tool's name. Later turns of a step are auto. "
+    "Default: auto.", show_default=False)]
+
+
+def decision_choice(uri: str | None, tool_choice: str | None, applies: bool = True
+                    ) -> dict[str, Any]:
+    """``tool_choice=`` for the model a URI names, when it has that setting (else a warning)."""
+    if not tool_choice or not applies or not uri:
+        return {}
+    if not uri.startswith(("hf:", "tiny", "openai:")):  # the backends that have the setting
+        warn(f"{uri} takes no --tool-choice; ignored")
+        return {}
+    return {"tool_choice": tool_choice}
+
 
 @dataclass(frozen=True)
 class CallOptions:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
@@ -66,14 +68,20 @@ def test_policies_parse_and_refuse_bad_ones():
     assert fixed.modules_for(7, []) == ()
     assert Policy.fixed([[], ["lookup_entities", "view_pages"]]).text == \
         "fixed:none;view_pages+lookup_entities"
-    assert Policy.parse("oracle").modules_for(1, ["x"], lambda lines: ["view_pages"]) == \
-        ("view_pages",)
+    world = SimpleNamespace(marker_modules=lambda lines: ["lookup_entities", "view_pages"])
+    best = [("view_pages", "lookup_entities"), ("view_pages",), ("lookup_entities",)]
+    assert Policy.parse("oracle").modules_for(1, ["x"], world, best=lambda: best) == \
+        ("view_pages",)  # the cheapest best set: fewest modules, then the tools' order
+    assert Policy.parse("markers").modules_for(1, ["x"], world) == \
+        ("view_pages", "lookup_entities")
+    assert Policy.parse("oracle").needs_world and not Policy.parse("auto").needs_world
     assert Policy.parse("auto").decides
     for bad in ("sometimes", "only:", "only:glossary", "fixed:entities+nope"):
         with pytest.raises(ConfigError):
             Policy.parse(bad)
-    with pytest.raises(ConfigError, match="world"):
-        Policy.parse("oracle").modules_for(1, [], None)
+    for kind in ("oracle", "markers"):
+        with pytest.raises(ConfigError, match="world"):
+            Policy.parse(kind).modules_for(1, [], None)
 
 
 def memory_after_two_pages() -> TranslationMemory:

@@ -34,7 +34,7 @@ from stepwise.sim.translation import (
     encode,
     english_text,
     make_documents,
-    oracle_modules,
+    marker_modules,
     reveal,
     write_dataset,
 )
@@ -81,13 +81,13 @@ def test_only_ascii_letters_change_and_case_is_kept():
                                       "abcdefghijklmnopqrstuvwxyz", strict=True))
 
 
-def test_oracle_modules_on_constructed_lines():
-    assert oracle_modules(["Dcp ylq fln qpg."]) == []
-    assert oracle_modules(["Cp nlf ~Dcl lxg ncp nlrg."]) == [LOOKUP_ENTITIES]
-    assert oracle_modules(["Dcp yqplrdbqp^wqm clg yjop."]) == []  # a gloss explains itself
-    assert oracle_modules(["Dcp ^wqm clg yjop."]) == [VIEW_SUMMARIES]
-    assert oracle_modules(["Ncp fln *lsap kaz."]) == [VIEW_PAGES]
-    assert oracle_modules(["~Dcl lxg ^wqm", "fpxd *lsap kaz."]) == list(MODULES)
+def test_marker_modules_on_constructed_lines():
+    assert marker_modules(["Dcp ylq fln qpg."]) == []
+    assert marker_modules(["Cp nlf ~Dcl lxg ncp nlrg."]) == [LOOKUP_ENTITIES]
+    assert marker_modules(["Dcp yqplrdbqp^wqm clg yjop."]) == []  # a gloss explains itself
+    assert marker_modules(["Dcp ^wqm clg yjop."]) == [VIEW_SUMMARIES]
+    assert marker_modules(["Ncp fln *lsap kaz."]) == [VIEW_PAGES]
+    assert marker_modules(["~Dcl lxg ^wqm", "fpxd *lsap kaz."]) == list(MODULES)
 
 
 # -- the documents -----------------------------------------------------------------------
@@ -166,7 +166,7 @@ def test_pages_need_varied_module_sets(worlds):
     needs = Counter()
     for doc in worlds:
         for page in paginate(doc.src, "qsy", page_sentences=5).pages:
-            needs[len(oracle_modules(page.lines))] += 1
+            needs[len(marker_modules(page.lines))] += 1
     total = sum(needs.values())
     assert 0.3 < needs[0] / total < 0.75  # a good share needs nothing
     assert needs[1] / total > 0.2  # many need exactly one module
@@ -352,7 +352,7 @@ def emulate(doc: SyntheticDocument, policy: str, model: TranslatorSimChatModel) 
     for page in pages:
         lines, text = page.lines, "\n".join(page.lines)
         modules = (() if page.number == 0 or policy == "none" else MODULES if policy == "all"
-                   else oracle_modules(lines) if policy == "oracle" else (policy,))
+                   else marker_modules(lines) if policy == "oracle" else (policy,))
         bodies = {VIEW_SUMMARIES: summaries_text(summaries),
                   VIEW_PAGES: sentences_text(_relevant(pairs, text)),
                   LOOKUP_ENTITIES: entities_text(_entities_on(records, text))}

@@ -6,15 +6,19 @@ per tree node for free and rollouts from a node share its prefix. The exported d
 step is the agent's own tool-call turn for that page (``PageSteps.rule_turn``).
 
 Scores are BLEU over the document's lines against the reference, combined from cached
-per-page statistics. A step's own reward is its page's BLEU: the lines finished on that
-page (a line is finished on the page that translates its last sentence), so a module
-choice is judged by the page it served, not by the random pages after it.
+per-page statistics. A step's own reward is its page's BLEU over every sentence it
+translated (``PageRewards``: sentence-level where the world knows sentence references,
+else whole lines shared by the pages they span), so a module choice is judged by the page
+it served, not by the random pages after it, and no part of its effect is unscored.
+
+With a simulated world (``oracle``), ``best_actions`` are the exact best module sets at a
+state (all eight tried, ties kept) and ``optimal_action`` is the cheapest of them.
 """
 
 from __future__ import annotations
 
-import itertools
 import random
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -22,6 +26,8 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from stepwise.agents.longmt.agent import assemble_lines
+from stepwise.agents.longmt.optima import SETS, cheapest
+from stepwise.agents.longmt.page_rewards import PageRewards
 from stepwise.agents.longmt.page_steps import PageSteps
 from stepwise.agents.longmt.policies import Oracle, Policy
 from stepwise.documents.pages import Document
@@ -30,12 +36,11 @@ from stepwise.llm.messages import tool_schemas, training_dicts
 from stepwise.memory.translation import TranslationMemory
 from stepwise.scoring import IncrementalScorer, bleu_from_stats
 from stepwise.scoring.incremental import SegmentStats
-from stepwise.tools.longmt.formats import MODULES
 from stepwise.tools.longmt.modules import memory_tools
 
 SHORT = {"view_summaries": "S", "view_pages": "P", "lookup_entities": "E"}
-ALL_SETS: list[list[str]] = [list(c) for n in range(len(MODULES) + 1)
-                             for c in itertools.combinations(MODULES, n)]
+ALL_SETS: list[list[str]] = [list(s) for s in SETS]
+BEST_CACHE = 64  # states whose best sets are kept (the explorer asks twice per expansion)
 
 
 class LongMTEnvironment:
@@ -61,7 +66,10 @@ class LongMTEnvironment:
                                decision_max_tokens=decision_max_tokens,
                                translation_max_tokens=translation_max_tokens)
         self.scorer = IncrementalScorer(tgt)
+        self.rewards = (oracle.rewards(document, self.scorer) if oracle is not None else
+                        PageRewards(document, self.ref, tgt, scorer=self.scorer))
         self._finished_on = self._lines_finished_on()
+        self._best: OrderedDict[int, tuple[Any, int, frozenset]] = OrderedDict()
 
     # -- the protocol -----------------------------------------------------------------
 
@@ -86,11 +94,13 @@ class LongMTEnvironment:
         return assemble_lines(self.document, [s["translation"] for s in state["steps"]], self.tgt)
 
     def score(self, state: dict[str, Any]) -> float:
-        return bleu_from_stats(sum(self._page_stats(state), SegmentStats.empty()))
+        """Document BLEU over lines (corpus BLEU, as ``stepwise translate`` reports it)."""
+        return bleu_from_stats(sum(self._line_stats(state), SegmentStats.empty()))
 
     def step_scores(self, state: dict[str, Any]) -> list[float]:
-        """Each page's own BLEU (over the lines it finishes): a reward for its step alone."""
-        return [bleu_from_stats(stats) for stats in self._page_stats(state)]
+        """Each page's own BLEU over every sentence it translated: a reward for its step."""
+        translations = [s["translation"] for s in state["steps"]]
+        return [bleu_from_stats(stats) for stats in self.rewards.stats(translations)]
 
     def baseline_score(self) -> float:
         return self.baseline_scores[0]
@@ -123,20 +133,31 @@ class LongMTEnvironment:
         view = self.steps.view(self.initial_state())
         return tool_schemas(list(memory_tools(view).values()))
 
-    def optimal_action(self, state: dict[str, Any]) -> list[str] | None:
+    def best_actions(self, state: dict[str, Any]) -> list[list[str]] | None:
+        """The exact best module sets at ``state`` (ties kept, in ``SETS`` order), or None
+        without a simulated world."""
         if self.oracle is None:
             return None
-        if state["page"] == 0:
-            return []
-        return list(Policy.parse("oracle").modules_for(
-            state["page"], self.document.pages[state["page"]].lines, self.oracle))
+        memory = state["memory"]
+        cached = self._best.get(id(memory))
+        if cached is None or cached[0] is not memory or cached[1] != state["page"]:
+            cached = (memory, state["page"], self.oracle.best_sets(self.steps, state))
+            self._best[id(memory)] = cached
+            while len(self._best) > BEST_CACHE:
+                self._best.popitem(last=False)
+        return [list(s) for s in SETS if s in cached[2]]
+
+    def optimal_action(self, state: dict[str, Any]) -> list[str] | None:
+        """The cheapest of the exact best sets (fewest modules, then the tools' order)."""
+        best = self.best_actions(state)
+        return None if best is None else list(cheapest(best))
 
     def action_label(self, action: Sequence[str] | None) -> str:
         if action is None:
             return "auto"
         return "+".join(SHORT[m] for m in action) or "none"
 
-    # -- scoring by page --------------------------------------------------------------
+    # -- the document score -----------------------------------------------------------
 
     def _lines_finished_on(self) -> list[list[int]]:
         """Per page, the document lines whose last sentence it translates."""
@@ -149,7 +170,8 @@ class LongMTEnvironment:
             finished[last_page.get(line, len(finished) - 1)].append(line)
         return finished
 
-    def _page_stats(self, state: dict[str, Any]) -> list[SegmentStats]:
+    def _line_stats(self, state: dict[str, Any]) -> list[SegmentStats]:
+        """The document's lines, in parts by the page that finishes them (for ``score``)."""
         lines = self.lines(state)
         return [self.scorer.page_stats([lines[i] for i in finished], [self.ref[i] for i in finished])
                 for finished in self._finished_on]

@@ -2,23 +2,45 @@
 
 ``none``, ``all``, ``only:<module>``, ``auto`` (the policy model chooses through tool
 calls), ``fixed:<set>;<set>;...`` (a set per page, what the explorer replays: modules
-joined by ``+``, ``none`` for the empty set; pages past the list call nothing) and
-``oracle`` (a world that knows each page's best set). Module names are the tool names or
-their short forms: summaries, pages, entities.
+joined by ``+``, ``none`` for the empty set; pages past the list call nothing),
+``oracle`` (a simulated world's exact best set: brute force over the 8 sets at the page's
+state, ties broken by the cheapest set, see ``optima``) and ``markers`` (a baseline: the
+modules the page's marked forms call for, read off the source as a heuristic). Module
+names are the tool names or their short forms: summaries, pages, entities.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
+from stepwise.agents.longmt.optima import cheapest
 from stepwise.errors import ConfigError
 from stepwise.tools.longmt.formats import MODULES, SHORT_NAMES
 
-POLICY_KINDS = ("none", "all", "only:<module>", "auto", "fixed:<sets>", "oracle")
+if TYPE_CHECKING:
+    from stepwise.agents.longmt.page_rewards import PageRewards
+    from stepwise.documents.pages import Document
+    from stepwise.scoring import IncrementalScorer
 
-# A world's knowledge of the best module set for a page, given the page's source lines.
-Oracle = Callable[[Sequence[str]], Sequence[str]]
+POLICY_KINDS = ("none", "all", "only:<module>", "auto", "fixed:<sets>", "oracle", "markers")
+WORLD_KINDS = ("oracle", "markers")  # the kinds that need a simulated world
+
+
+class Oracle(Protocol):
+    """A simulated world's knowledge of one document's pages."""
+
+    def rewards(self, document: Document,
+                scorer: IncrementalScorer | None = None) -> PageRewards:
+        """The page reward that defines "best" (sentence-level where the world knows it)."""
+
+    def best_sets(self, steps: Any, state: dict[str, Any]) -> frozenset[tuple[str, ...]]:
+        """The exact best module sets at ``state`` (``steps``: the ``PageSteps``); ties kept."""
+
+    def marker_modules(self, lines: Sequence[str]) -> Sequence[str]:
+        """The heuristic: the modules the page's marked forms call for."""
+
 
 
 def module_name(name: str) -> str:
@@ -43,7 +65,7 @@ def module_set(text: str) -> tuple[str, ...]:
 class Policy:
     """A parsed policy; ``modules_for`` answers for every kind except ``auto``."""
 
-    kind: str  # none | all | only | auto | fixed | oracle
+    kind: str  # none | all | only | auto | fixed | oracle | markers
     text: str
     sets: tuple[tuple[str, ...], ...] = ()
 
@@ -52,26 +74,39 @@ class Policy:
         """Whether a model decides the modules (``auto``)."""
         return self.kind == "auto"
 
-    def modules_for(self, page: int, lines: Sequence[str], oracle: Oracle | None = None
+    @property
+    def needs_world(self) -> bool:
+        """Whether the policy asks a simulated world (``oracle``, ``markers``)."""
+        return self.kind in WORLD_KINDS
+
+    def modules_for(self, page: int, lines: Sequence[str], oracle: Oracle | None = None,
+                    best: Callable[[], Collection[Sequence[str]]] | None = None
                     ) -> tuple[str, ...]:
+        """The page's modules; ``best`` gives the exact best sets at the page's state (for
+        ``oracle``, which takes the cheapest of them: fewest modules, then the tools' order)."""
         if self.kind == "none":
             return ()
         if self.kind in ("all", "only"):
             return self.sets[0]
         if self.kind == "fixed":
             return self.sets[page] if page < len(self.sets) else ()
+        if self.kind in WORLD_KINDS and oracle is None:
+            raise ConfigError(f"the {self.kind} policy needs a world that knows each page's "
+                              "best modules (a synthetic dataset from stepwise sim make)")
         if self.kind == "oracle":
-            if oracle is None:
-                raise ConfigError("the oracle policy needs a world that knows each page's "
-                                  "best modules (a synthetic dataset from stepwise sim make)")
-            return module_set("+".join(oracle(lines)))
+            if best is None:
+                raise ConfigError("the oracle policy needs the page's state to find its best "
+                                  "modules")
+            return cheapest(best())
+        if self.kind == "markers":
+            return module_set("+".join(oracle.marker_modules(lines)))
         raise ConfigError(f"the {self.kind} policy decides with a model, not by rule")
 
     @classmethod
     def parse(cls, text: str) -> Policy:
         text = text.strip()
         kind, _, rest = text.partition(":")
-        if kind in ("none", "all", "auto", "oracle") and not rest:
+        if kind in ("none", "all", "auto", *WORLD_KINDS) and not rest:
             return cls(kind, text, (MODULES,) if kind == "all" else ())
         if kind == "only" and rest:
             return cls(kind, text, ((module_name(rest),),))

@@ -59,11 +59,14 @@ def strip_marks(text: str) -> str:
     return text.translate({ord(c): None for c in MARKS})
 
 
-def oracle_modules(source_lines: Iterable[str]) -> list[str]:
-    """The memory tools a page needs, no more: what "the oracle policy" calls.
+def marker_modules(source_lines: Iterable[str]) -> list[str]:
+    """The memory tools a page's marked forms call for: the ``markers`` baseline policy.
 
     ``lookup_entities`` for an alias, ``view_summaries`` for a bare reference (a gloss
     explains itself), ``view_pages`` for a phrase abbreviation; in the agent's tool order.
+    A heuristic, not the optimum: a form the memory cannot resolve yet, or a module whose
+    interference costs more than it resolves, makes it wrong (the exact best sets are
+    ``oracle.WorldOracle.best_sets``).
     """
     text = "\n".join(source_lines)
     needed = {VIEW_SUMMARIES: bool(REFERENCE.search(text)), VIEW_PAGES: bool(PHRASE.search(text)),

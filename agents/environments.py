@@ -88,13 +88,16 @@ class EnvSpec(BaseModel):
         from stepwise.documents.pages import paginate
 
         docs = self.documents()
-        oracle = None
-        if all(d.world == "translation" for d in docs.values()):
-            from stepwise.sim.translation.language import oracle_modules as oracle
+        simulated = all(d.world == "translation" for d in docs.values())
 
         def make_env(task_id: str) -> LongMTEnvironment:
             doc = docs[task_id]
             document = paginate(doc.src, doc.src_lang, page_sentences=self.page_sentences)
+            oracle = None
+            if simulated:  # the world's exact best module sets per page
+                from stepwise.sim.translation.oracle import WorldOracle
+
+                oracle = WorldOracle(doc.ref, doc.tgt_lang)
             return LongMTEnvironment(task_id, document, doc.ref, model, src=doc.src_lang,
                                      tgt=doc.tgt_lang, oracle=oracle,
                                      rollout_policy=self.rollout, policy_model=decider,

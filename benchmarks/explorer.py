@@ -126,7 +126,7 @@ def cache_savings(docs: int, simulations: int) -> dict[str, Any]:
     from stepwise.documents.pages import paginate
     from stepwise.llm import from_uri
     from stepwise.llm.cache import CachingChatModel
-    from stepwise.sim.translation import make_documents, oracle_modules
+    from stepwise.sim.translation import WorldOracle, make_documents
 
     model = CachingChatModel(model=from_uri("sim:translator"))
     world = {d.id: d for d in make_documents(docs, 0)}
@@ -134,7 +134,7 @@ def cache_savings(docs: int, simulations: int) -> dict[str, Any]:
     def make_env(task_id: str) -> LongMTEnvironment:
         doc = world[task_id]
         return LongMTEnvironment(task_id, paginate(doc.src, "qsy", page_sentences=5), doc.ref,
-                                 model, src="qsy", tgt="en", oracle=oracle_modules)
+                                 model, src="qsy", tgt="en", oracle=WorldOracle(doc.ref))
 
     with tempfile.TemporaryDirectory() as folder:
         explore_tasks(list(world), make_env, ExploreOptions(simulations=simulations),

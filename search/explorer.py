@@ -145,8 +145,10 @@ class Explorer:
                                                                         self.options.width))
                 actions = [actions[i] for i in chosen]
             parent_state = self.state_of(leaf.id)
+            best_actions = getattr(self.env, "best_actions", None)  # optional: ties kept
             created = {"parent": leaf.id, "prompt": self.env.decision_prompt(parent_state),
                        "optimal": self.env.optimal_action(parent_state),
+                       "best_actions": best_actions(parent_state) if best_actions else None,
                        "children": [self._child_spec(parent_state, action)
                                     for action in actions]}
             self._create(created)
@@ -171,6 +173,7 @@ class Explorer:
             return
         parent = self.tree.nodes[created["parent"]]
         parent.prompt, parent.optimal = created["prompt"], created["optimal"]
+        parent.best_actions = created.get("best_actions")
         for spec in created["children"]:
             child = self.tree.add_child(parent.id, spec["action"], spec["label"])
             child.completion = spec["completion"]

@@ -221,6 +221,7 @@ def extract_pairs(graph: nx.DiGraph, *, min_visits: int = 1, min_delta_q: float 
             "chosen_label": c.get("label"),
             "rejected_label": r.get("label"),
             "optimal_action": p.get("optimal"),
+            "best_actions": p.get("best_actions"),
         }
         for side, node in (("chosen", c), ("rejected", r)):
             if node.get("call_tokens"):  # a step a model generated, as it saw and wrote it

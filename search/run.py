@@ -69,14 +69,23 @@ def check_settings(out: Path, settings: dict[str, Any], resume: bool) -> None:
     write_atomic(saved, json.dumps(settings, ensure_ascii=False, sort_keys=True, indent=1))
 
 
+def _is_best(meta: dict, side: str) -> bool:
+    """Whether a pair's ``side`` action is among the best actions (ties kept), or, where
+    the environment knows one best action only, is that action."""
+    if meta.get("best_actions") is not None:
+        return meta[f"{side}_action"] in meta["best_actions"]
+    return meta[f"{side}_action"] == meta["optimal_action"]
+
+
 def optimal_rates(rows: Sequence[dict]) -> dict[str, Any]:
-    """How often chosen and rejected steps match the environment's known best action."""
-    known = [r for r in rows if r["meta"].get("optimal_action") is not None
+    """How often chosen and rejected steps are among the environment's known best actions."""
+    known = [r for r in rows if (r["meta"].get("optimal_action") is not None
+                                 or r["meta"].get("best_actions") is not None)
              and "chosen_action" in r["meta"]]
     if not known:
         return {}
-    chosen = sum(r["meta"]["chosen_action"] == r["meta"]["optimal_action"] for r in known)
-    rejected = sum(r["meta"]["rejected_action"] == r["meta"]["optimal_action"] for r in known)
+    chosen = sum(_is_best(r["meta"], "chosen") for r in known)
+    rejected = sum(_is_best(r["meta"], "rejected") for r in known)
     return {"pairs_with_known_best": len(known), "chosen_is_best": chosen / len(known),
             "rejected_is_best": rejected / len(known)}
 

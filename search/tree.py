@@ -14,7 +14,9 @@ rebuilt from the event log on resume. What a tree JSON (``networkx.node_link_dat
 - ``prompt`` (chat messages of the decision taken AT this node; on expanded nodes) and
   ``completion`` (the assistant step that took ``action``; on every non-root node), both
   lists of OpenAI-style message dicts with tool-call arguments as JSON strings
-- ``optimal`` (the best action at this node's state when the environment knows it)
+- ``optimal`` (the best action at this node's state when the environment knows it) and
+  ``best_actions`` (all its best actions, ties kept, when the environment has
+  ``best_actions``), else null
 - ``call_tokens`` (the model call that generated ``completion``, when one did and its
   backend recorded tokens: ``prompt_token_ids``, ``completion_token_ids``,
   ``completion_logprobs``, ``model``; see ``stepwise.llm.token_data``), else null
@@ -50,6 +52,7 @@ class Node:
     prompt: list[dict] | None = None
     completion: list[dict] | None = None
     optimal: Any = None
+    best_actions: list[Any] | None = None
     call_tokens: dict[str, Any] | None = None
 
     def q(self, aggregate: str = "mean") -> float:
@@ -112,7 +115,8 @@ class Tree:
                            score=node.score_sum / node.visits if node.visits else None,
                            step_score=node.step_score, tokens=node.tokens,
                            prompt=node.prompt, completion=node.completion,
-                           optimal=node.optimal, call_tokens=node.call_tokens)
+                           optimal=node.optimal, best_actions=node.best_actions,
+                           call_tokens=node.call_tokens)
             if node.parent is not None:
                 graph.add_edge(node.parent, node.id)
         return graph

@@ -64,7 +64,7 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path):
          "unknown policy"),
         ([str(DOC), "--src", "xx", "--tgt", "zh", "-m", "sim:echo"], "unknown language code"),
         ([str(DOC), "--src", "en", "--tgt", "zh", "-m", "sim:echo", "--policy", "oracle"],
-         "oracle policy needs a world"),
+         "oracle and markers policies need a world"),
         ([str(DOC), "-m", "sim:echo"], "--src and --tgt"),
         ([str(tmp_path / "nope.en"), "--src", "en", "--tgt", "zh", "-m", "sim:echo"],
          "no such file"),

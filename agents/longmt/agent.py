@@ -127,7 +127,7 @@ class LongMTAgent:
         if self.adjust_pages:
             document, page_breaks = adjust_breaks(document, self.policy_model or self.model)
         steps = self.steps_for(document, src, tgt)
-        if self.policy.kind == "oracle" and self.oracle is None:  # fail before any model call
+        if self.policy.needs_world and self.oracle is None:  # fail before any model call
             self.policy.modules_for(0, document.pages[0].lines, None)
         graph = build_graph(steps)
         state: dict[str, Any] = {"page": 0, "memory": TranslationMemory.empty(), "steps": []}

@@ -156,7 +156,8 @@ class PageSteps:
             step["decided_by"] = "first page"
         elif modules is not None or not self.policy.decides:
             chosen = modules if modules is not None else self.policy.modules_for(
-                page, self.pages[page].lines, self.oracle)
+                page, self.pages[page].lines, self.oracle,
+                best=lambda: self.oracle.best_sets(self, state))
             step["decided_by"] = "given" if modules is not None else "rule"
             turn = self.rule_turn(page, chosen, view)
             messages += [turn, *run_tool_calls(turn, tools)]
@@ -194,10 +195,15 @@ class PageSteps:
 
     def _model_rounds(self, page: int, messages: list[AnyMessage], tools: dict,
                       step: PageStep) -> list[AnyMessage]:
-        model = (self.policy_model or self.model).bind_tools(list(tools.values()))
+        decider = self.policy_model or self.model
+        model = decider.bind_tools(list(tools.values()))
+        # A model whose own tool_choice forces a call (a small model that answers in prose
+        # otherwise) is forced on the first round only; later rounds may stop.
+        forced = getattr(decider, "tool_choice", None) not in (None, "auto")
+        later = decider.bind_tools(list(tools.values()), tool_choice="auto") if forced else model
         limit = {"max_tokens": self.decision_max_tokens} if self.decision_max_tokens else {}
         for round_ in range(self.max_query_rounds):
-            answer = model.invoke(messages, **limit)
+            answer = (later if round_ else model).invoke(messages, **limit)
             tokens_in, tokens_out = token_usage(answer)
             step["tokens_in"] += tokens_in
             step["tokens_out"] += tokens_out

@@ -27,8 +27,10 @@ from stepwise.cli.common import (
     TaskFailures,
     TemperatureOpt,
     TimeoutOpt,
+    ToolChoiceOpt,
     app,
     cli_errors,
+    decision_choice,
     err,
     generates,
     max_tokens_option,
@@ -123,8 +125,10 @@ def translate(
                                             "dataset whose rows say it).")] = None,
     tgt: Annotated[str | None, typer.Option(help="Target language code.")] = None,
     policy: Annotated[str, typer.Option(help="Memory modules per page: none, all, "
-                                        "only:<module>, auto, fixed:<sets>, oracle. Modules: "
-                                        "summaries, pages, entities.")] = "none",
+                                        "only:<module>, auto, fixed:<sets>, oracle (a "
+                                        "simulated world's exact best set), markers (its "
+                                        "marker heuristic). Modules: summaries, pages, "
+                                        "entities.")] = "none",
     compare: Annotated[str | None, typer.Option(help="Several policies, comma-separated "
                                                 "(e.g. none,all,auto,oracle): run each and "
                                                 "print the compare table.")] = None,
@@ -156,6 +160,7 @@ def translate(
     temperature: TemperatureOpt = None,
     seed: SeedOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    tool_choice: ToolChoiceOpt = None,
 ) -> None:
     """Translate page by page with summary, page and entity memory (LongMT).
 
@@ -188,13 +193,15 @@ def translate(
     for doc in docs:
         language_family(doc.src_lang)
         tokenizer_for(doc.tgt_lang)
-    if any(p.kind == "oracle" for p in policies) and not all(d.world for d in docs):
-        raise StepwiseError("the oracle policy needs a world that knows each page's best "
-                            "modules: use a dataset from stepwise sim make")
+    if any(p.needs_world for p in policies) and not all(d.world for d in docs):
+        raise StepwiseError("the oracle and markers policies need a world that knows each "
+                            "page's best modules: use a dataset from stepwise sim make")
     calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, seed,
                                  repetition_penalty)
-    translator = model_from_uri(model, model_name, calls)
-    decider = model_from_uri(policy_model, model_name, calls) if policy_model else None
+    translator = model_from_uri(model, model_name, calls,
+                                **decision_choice(model, tool_choice, policy_model is None))
+    decider = model_from_uri(policy_model, model_name, calls,
+                             **decision_choice(policy_model, tool_choice)) if policy_model else None
     simulated = model.startswith("sim:")
     decision_tokens = calls.capped(DECISION_TOKENS).max_tokens
 
@@ -235,7 +242,7 @@ def translate(
                 progress.update(task, description=f"{label} · {doc.id}")
                 record = None if fresh else folder.finished(doc.id)
                 if record is None:
-                    agent.oracle = _world_oracle(doc.world)
+                    agent.oracle = _world_oracle(doc.world, doc.ref)
                     pages_done = [0]
 
                     def advance(_step: Any, pages_done: list[int] = pages_done) -> None:
@@ -279,12 +286,12 @@ def translate(
     failures.exit_if_any(len(docs) * len(agents))
 
 
-def _world_oracle(world: str | None):
-    """A simulated world's knowledge of each page's best modules, or None."""
+def _world_oracle(world: str | None, ref: list[str] | None):
+    """A simulated world's knowledge of a document's pages (exact best modules), or None."""
     if world is None:
         return None
     if world != "translation":
         raise StepwiseError(f"unknown world {world!r} in the dataset (known: translation)")
-    from stepwise.sim.translation.language import oracle_modules
+    from stepwise.sim.translation.oracle import WorldOracle
 
-    return oracle_modules
+    return WorldOracle(ref) if ref is not None else None

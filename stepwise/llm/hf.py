@@ -40,8 +40,14 @@ TEMPLATE_PARAMS = ("tools", "chat_template_kwargs")
 
 
 def check_model_dir(path: str | Path) -> Path:
-    """A local model directory with a config and a tokenizer, or a one-line ``ModelURIError``."""
-    path = Path(path).expanduser()
+    """A local model directory with a config and a tokenizer, or a one-line ``ModelURIError``.
+
+    A name such as ``smollm2`` that is not a folder here is a named real model, fetched
+    and converted on first use (``stepwise.llm.named_models``).
+    """
+    from stepwise.llm.named_models import resolve_hf_path
+
+    path = Path(resolve_hf_path(str(path))).expanduser()
     if not path.is_dir():
         raise ModelURIError(f"hf:{path}: no such model directory")
     if not (path / "config.json").exists():

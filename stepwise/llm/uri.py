@@ -60,9 +60,8 @@ def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
         return OpenAICompatChatModel(base_url=rest, model=name, **kwargs)
     if scheme == "hf":
         from stepwise.llm.hf import HFChatModel, check_model_dir
-        from stepwise.llm.named_models import resolve_hf_path
 
-        path = check_model_dir(resolve_hf_path(rest))  # fail now, with the reason, rather than on the first call
+        path = check_model_dir(rest)  # fail now, with the reason, rather than on the first call
         kwargs.setdefault("model_label", uri)
         return HFChatModel(model_path=str(path), **kwargs)
     raise ModelURIError(f"unknown model URI scheme {scheme!r} in {uri!r}; "

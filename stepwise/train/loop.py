@@ -86,28 +86,26 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
 def evaluate_policy(settings: LoopSettings, policy_model: str) -> dict[str, Any]:
     """The trained model deciding the modules while ``settings.model`` translates."""
     from stepwise.agents.longmt import LongMTAgent
+    from stepwise.agents.longmt.agreement import Agreement, trace_agreement
     from stepwise.agents.longmt.evaluate import DocOutcome, policy_scores
     from stepwise.documents.sources import load_documents
     from stepwise.llm import from_uri
-    from stepwise.sim.translation.language import oracle_modules
+    from stepwise.sim.translation.oracle import WorldOracle
 
     agent = LongMTAgent(from_uri(settings.model, **settings.model_kwargs), policy="auto",
                         policy_model=from_uri(policy_model, **settings.policy_kwargs),
                         page_sentences=settings.page_sentences,
                         decision_max_tokens=settings.decision_max_tokens,
                         translation_max_tokens=settings.translation_max_tokens)
-    outcomes, agree, decided = [], 0, 0
+    outcomes, found = [], Agreement()
     for doc in load_documents(Path(settings.dataset)):
         result = agent.translate(doc.src, src=doc.src_lang, tgt=doc.tgt_lang, doc_id=doc.id)
         outcomes.append(DocOutcome(doc.id, doc.tgt_lang, result.lines, result.totals(), doc.ref))
-        if doc.world == "translation":
-            for step in result.steps[1:]:  # the first page has nothing to look up
-                chosen = sorted({m["tool"] for m in step["modules"] if m["status"] == "ok"})
-                agree += chosen == sorted(oracle_modules(step["source"]))
-                decided += 1
+        if doc.world == "translation":  # pages after the first: chosen set among the exact best
+            found += trace_agreement(result, doc.ref, agent.model, WorldOracle(doc.ref))
     row = policy_scores(outcomes)
-    if decided:
-        row["oracle_agreement"] = agree / decided
+    if found.decided:
+        row["oracle_agreement"] = found.rate
     return row
 
 

@@ -41,11 +41,14 @@ class EnvSpec(BaseModel):
     policy_model_kwargs: str = "{}"
     decision_max_tokens: int | None = None
     translation_max_tokens: int | None = None
+    decide: str = "generate"  # longmt auto rollouts: the deciding model generates or ranks
 
     def check(self) -> None:
         if self.env not in ENVIRONMENTS:
             raise StepwiseError(f"unknown environment {self.env!r} "
                                 f"(known: {', '.join(ENVIRONMENTS)})")
+        if self.decide not in ("generate", "rank"):
+            raise StepwiseError(f"decide must be generate or rank, not {self.decide!r}")
 
     def documents(self) -> dict[str, Any]:
         from stepwise.documents.sources import load_documents
@@ -98,11 +101,13 @@ class EnvSpec(BaseModel):
                 from stepwise.sim.translation.oracle import WorldOracle
 
                 oracle = WorldOracle(doc.ref, doc.tgt_lang)
-            return LongMTEnvironment(task_id, document, doc.ref, model, src=doc.src_lang,
-                                     tgt=doc.tgt_lang, oracle=oracle,
-                                     rollout_policy=self.rollout, policy_model=decider,
-                                     decision_max_tokens=self.decision_max_tokens,
-                                     translation_max_tokens=self.translation_max_tokens)
+            env = LongMTEnvironment(task_id, document, doc.ref, model, src=doc.src_lang,
+                                    tgt=doc.tgt_lang, oracle=oracle,
+                                    rollout_policy=self.rollout, policy_model=decider,
+                                    decision_max_tokens=self.decision_max_tokens,
+                                    translation_max_tokens=self.translation_max_tokens)
+            env.steps.decide = self.decide  # how a rollout's auto decision is made
+            return env
 
         return make_env
 

@@ -260,7 +260,8 @@ def test_unusable_policy_decisions_fall_back_to_the_stated_modules_and_are_count
         "Page3": lambda: ai("", ("guess", {}), invalid=['{"names": [']),
         "Page4": lambda: "",
         "Page5": lambda: (_ for _ in ()).throw(RuntimeError("context too long")),
-        "Page6": lambda: "nothing needed here",
+        "Page6": lambda: "nothing needed here",  # prose, not the no-modules reply
+        "Page7": lambda: "No modules.",  # the documented reply, in its own case and stop
     }
 
     def decider(messages, tools):
@@ -270,7 +271,7 @@ def test_unusable_policy_decisions_fall_back_to_the_stated_modules_and_are_count
         return next((answer() for marker, answer in answers.items() if marker in prompt),
                     ai("", ("view_summaries", {})))
 
-    lines = [f"Page{i} sentence." for i in range(1, 7)]
+    lines = [f"Page{i} sentence." for i in range(1, 8)]
     translator = RespondingChatModel(respond=echo_translator())
     result = LongMTAgent(translator, policy="auto", page_sentences=1, fallback="summaries",
                          policy_model=RespondingChatModel(respond=decider)).translate(
@@ -285,5 +286,7 @@ def test_unusable_policy_decisions_fall_back_to_the_stated_modules_and_are_count
         assert [(m["tool"], m["status"]) for m in by_page[page]["modules"]] == [
             ("view_summaries", "ok")]
     assert by_page[2]["decision_errors"] == 2  # the unknown tool and the malformed call
-    assert by_page[5]["decided_by"] == "model" and by_page[5]["modules"] == []  # words: none
-    assert result.totals()["fallbacks"] == 3
+    assert by_page[5]["decided_by"] == "fallback"
+    assert by_page[5]["fallback_reason"] == "neither a tool call nor the no-modules reply"
+    assert by_page[6]["decided_by"] == "model" and by_page[6]["modules"] == []  # reply: none
+    assert result.totals()["fallbacks"] == 4

@@ -15,11 +15,12 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from stepwise.agents.longmt.graph import build_graph
-from stepwise.agents.longmt.page_steps import PageSteps
+from stepwise.agents.longmt.page_steps import DECIDE_MODES, PageSteps
 from stepwise.agents.longmt.policies import Oracle, Policy, module_set
 from stepwise.agents.longmt.state import PageStep
 from stepwise.documents.adjust import BreakDecision, adjust_breaks
 from stepwise.documents.pages import Document, paginate
+from stepwise.errors import StepwiseError
 from stepwise.memory.translation import TranslationMemory
 from stepwise.scoring.languages import line_joiner
 
@@ -76,6 +77,10 @@ class TranslationResult:
         totals["pages"] = len(self.steps)
         totals["module_calls"] = sum(len(s.get("modules", [])) for s in self.steps)
         totals["fallbacks"] = sum(s.get("decided_by") == "fallback" for s in self.steps)
+        ranked = [s for s in self.steps if s.get("decided_by") == "rank"]
+        if ranked:  # pages whose module set was ranked, and those whose scores all tied
+            totals["rank_decisions"] = len(ranked)
+            totals["rank_ties"] = sum(bool(s.get("rank_tie")) for s in ranked)
         totals.update(decision_counts(self.steps))
         totals["seconds"] = round(sum(sum(s.get("seconds", {}).values()) for s in self.steps), 4)
         return totals
@@ -90,7 +95,8 @@ class LongMTAgent:
                  retries: int = 1, oracle: Oracle | None = None,
                  adjust_pages: bool = False, fallback: str = "none",
                  decision_max_tokens: int | None = None,
-                 translation_max_tokens: int | None = None) -> None:
+                 translation_max_tokens: int | None = None,
+                 decide: str = "generate") -> None:
         self.model = model
         self.policy = policy if isinstance(policy, Policy) else Policy.parse(policy)
         self.policy_model = policy_model
@@ -104,6 +110,9 @@ class LongMTAgent:
         self.adjust_pages = adjust_pages  # the policy model moves page breaks after paging
         self.decision_max_tokens = decision_max_tokens  # per call; None: the model's own
         self.translation_max_tokens = translation_max_tokens  # caps the page-sized limit
+        if decide not in DECIDE_MODES:
+            raise StepwiseError(f"decide must be one of {', '.join(DECIDE_MODES)}, not {decide!r}")
+        self.decide = decide  # how the deciding model decides: generate, or rank the sets
 
     def paginate(self, lines: Sequence[str], src: str) -> Document:
         return paginate(lines, src, page_sentences=self.page_sentences, max_chars=self.max_chars)
@@ -114,7 +123,8 @@ class LongMTAgent:
                          view_k=self.view_k, max_query_rounds=self.max_query_rounds,
                          retries=self.retries, fallback=self.fallback,
                          decision_max_tokens=self.decision_max_tokens,
-                         translation_max_tokens=self.translation_max_tokens)
+                         translation_max_tokens=self.translation_max_tokens,
+                         decide=self.decide)
 
     def translate(self, source: Sequence[str] | str | Document, *, src: str, tgt: str,
                   doc_id: str = "doc",

@@ -5,8 +5,10 @@ turns one state into the next; the LangGraph graph (graph.py) wires its three st
 a loop over pages, and an explorer can drive the same steps with its own module choices.
 
 - query: a rule policy's module set becomes the assistant's own tool-call turn (the step
-  the explorer exports); ``auto`` asks the policy model, whose bad calls come back to it
-  as error results;
+  the explorer exports); ``auto`` asks the policy model, which either generates its turn
+  (its bad calls come back to it as error results; prose other than the no-modules reply
+  is a fallback) or, with ``decide="rank"``, ranks the eight module sets' turns by their
+  likelihood (``stepwise.llm.ranking``: what DPO trains) and takes the best one's turn;
 - translate: numbered lines, one per source sentence; an answer with the wrong number of
   lines is retried, then the page is split in halves, down to single sentences;
 - update: the page goes into page memory, then a summary and entity records are asked for.
@@ -28,9 +30,11 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from stepwise.agents.longmt.optima import SETS
 from stepwise.agents.longmt.policies import Oracle, Policy
 from stepwise.agents.longmt.prompts import (
     SYSTEM_PROMPT,
+    is_no_modules_reply,
     numbered_lines,
     query_prompt,
     retry_prompt,
@@ -38,7 +42,9 @@ from stepwise.agents.longmt.prompts import (
 )
 from stepwise.agents.longmt.state import LongMTState, ModuleCall, PageStep
 from stepwise.documents.pages import Document, Page
-from stepwise.llm.messages import token_usage
+from stepwise.errors import StepwiseError
+from stepwise.llm.messages import token_usage, tool_schemas, training_dicts
+from stepwise.llm.ranking import best_index, ranker
 from stepwise.llm.token_data import with_purpose
 from stepwise.memory.translation import PageRecord, TranslationMemory
 from stepwise.tools.executor import is_error, run_tool_calls
@@ -47,7 +53,9 @@ from stepwise.tools.longmt.modules import PageView, default_arguments, memory_to
 from stepwise.tools.longmt.updates import update_entities, update_summaries
 from stepwise.tools.think.tokens import estimate_tokens
 
-NO_MODULES = "This page needs no memory; translating now."
+NO_MODULES = "This page needs no memory; translating now."  # a rule turn that calls nothing
+DECIDE_MODES = ("generate", "rank")
+NOT_A_DECISION = "neither a tool call nor the no-modules reply"
 
 
 def page_tokens(lines: Sequence[str]) -> int:
@@ -70,9 +78,10 @@ def unusable_decision(answers: Sequence[AnyMessage]) -> str | None:
     """Why a model's decision turns cannot be used, or None.
 
     A decision is usable when the model called at least one module successfully, or
-    answered in words without a tool call (the prompt's way of choosing no module). It
-    is unusable when it tried tool calls and none could be run (malformed, unknown
-    tools, bad arguments), or when the first answer is empty.
+    answered with the no-modules reply the prompt documents (or the rule turn's own
+    no-modules text, which is what a policy trained on exported steps learns). It is
+    unusable when it tried tool calls and none could be run (malformed, unknown tools, bad
+    arguments), when the first answer is empty, or when it is other prose.
     """
     turns = [m for m in answers if isinstance(m, AIMessage)]
     if not turns:
@@ -83,8 +92,11 @@ def unusable_decision(answers: Sequence[AnyMessage]) -> str | None:
         return "no tool call could be run: " + next(
             (m.text[:160] for m in answers if isinstance(m, ToolMessage)), "malformed tool calls")
     first = turns[0]
-    if not first.tool_calls and not first.invalid_tool_calls and not first.text.strip():
-        return "an empty answer"
+    if not first.tool_calls and not first.invalid_tool_calls:
+        if not first.text.strip():
+            return "an empty answer"
+        if not is_no_modules_reply(first.text, NO_MODULES):
+            return NOT_A_DECISION
     return None
 
 
@@ -119,9 +131,14 @@ class PageSteps:
     # translation is sized to its page (``page_tokens``), at most ``translation_max_tokens``.
     decision_max_tokens: int | None = None
     translation_max_tokens: int | None = None
+    # How a deciding model decides: generate its turn, or rank the module sets' turns.
+    decide: str = "generate"
     pages: list[Page] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.decide not in DECIDE_MODES:
+            raise StepwiseError(f"decide must be one of {', '.join(DECIDE_MODES)}, "
+                                f"not {self.decide!r}")
         self.pages = self.document.pages
 
     # -- query ------------------------------------------------------------------------
@@ -161,6 +178,9 @@ class PageSteps:
             step["decided_by"] = "given" if modules is not None else "rule"
             turn = self.rule_turn(page, chosen, view)
             messages += [turn, *run_tool_calls(turn, tools)]
+        elif self.decide == "rank":
+            step["decided_by"] = "rank"
+            messages = self._rank_decides(page, messages, view, tools, step)
         else:
             step["decided_by"] = "model"
             step["model_turns"] = step["model_tool_calls"] = 0
@@ -169,6 +189,24 @@ class PageSteps:
         step["context_tokens"] = sum(estimate_tokens(body) for _, body in context)
         step["seconds"]["query"] = time.perf_counter() - started
         return {"current": step, "context": context}
+
+    def _rank_decides(self, page: int, messages: list[AnyMessage], view: PageView,
+                      tools: dict, step: PageStep) -> list[AnyMessage]:
+        """The module set whose exported turn the deciding model finds likeliest: its turn.
+
+        Each set's turn is the rule turn a pair would hold as chosen or rejected, scored
+        after the decision prompt with the tool schemas the environment exports. All sets
+        scoring the same is a tie (``rank_tie``), broken to the cheapest (``SETS`` order).
+        """
+        score = ranker(self.policy_model or self.model)
+        turns = [self.rule_turn(page, modules, view) for modules in SETS]
+        scores = score(training_dicts(messages), [training_dicts([turn]) for turn in turns],
+                       tool_schemas(list(tools.values())))
+        best, tied = best_index(scores)
+        step["rank_scores"] = {"+".join(modules) or "none": round(value, 5)
+                               for modules, value in zip(SETS, scores, strict=True)}
+        step["rank_tie"] = tied
+        return [*messages, turns[best], *run_tool_calls(turns[best], tools)]
 
     def _model_decides(self, page: int, messages: list[AnyMessage], view: PageView,
                        tools: dict, step: PageStep) -> list[AnyMessage]:

@@ -28,6 +28,9 @@ TRANSLATE_HEAD = "Translate page"
 SUMMARY_HEAD = "Summarize page"
 ENTITIES_HEAD = "List the named entities of page"
 
+# The documented answer of a decision turn that calls no module (``query_prompt``).
+NO_MODULES_REPLY = "no modules"
+
 NUMBERED_LINE = re.compile(r"^\s*(\d+)[.)、:]\s?(.*)$")
 PAGE_BLOCK = re.compile(r"<(?P<tag>page|source|translation)[^>]*>\n(?P<body>.*?)\n</(?P=tag)>", re.DOTALL)
 
@@ -49,7 +52,8 @@ def query_prompt(page: int, page_count: int, src: str, tgt: str, lines: Sequence
         "earlier pages), view_pages (the earlier sentences most relevant to a query, with "
         "their translations) and lookup_entities (the recorded translations of names). Call "
         "only what this page needs: context that does not help can hurt. When you have what "
-        "you need, or need nothing, reply without a tool call.\n\n"
+        "you need, reply without a tool call; if this page needs none of them, reply "
+        f"exactly: {NO_MODULES_REPLY}\n\n"
         f'<page number="{page + 1}">\n{numbered(lines)}\n</page>')
 
 
@@ -99,6 +103,14 @@ def numbered_lines(text: str) -> list[str]:
         if match and match[2].strip():
             found.setdefault(int(match[1]), match[2].strip())
     return [found[i] for i in sorted(found)]
+
+
+def is_no_modules_reply(text: str, *also: str) -> bool:
+    """Whether an answer is the no-modules reply (or one of ``also``), ignoring case,
+    quotes, whitespace and end punctuation: the one prose answer that is a decision."""
+    def canonical(value: str) -> str:
+        return " ".join(value.strip().strip("\"'`*.!").lower().split())
+    return canonical(text) in {canonical(NO_MODULES_REPLY), *map(canonical, also)}
 
 
 def blocks(text: str) -> dict[str, list[str]]:

@@ -21,6 +21,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from stepwise.agents.longmt.prompts import (
     ENTITIES_HEAD,
+    NO_MODULES_REPLY,
     QUERY_HEAD,
     SUMMARY_HEAD,
     TRANSLATE_HEAD,
@@ -84,7 +85,7 @@ def decide(prompt: str, messages: list) -> AIMessage:
     calls = [("lookup_entities", {"names": names})] if names else []
     if page == 3:
         calls.append(("view_pages", {"query": "Thraki dragon", "pages": [page + 5]}))
-    return ai("", *calls) if calls else ai("Nothing to look up.")
+    return ai("", *calls) if calls else ai(NO_MODULES_REPLY)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from stepwise.cli.common import (
     max_tokens_option,
     out,
 )
+from stepwise.cli.translate import DecideOpt, check_decide
 from stepwise.errors import StepwiseError
 
 THINK_MAX_TOKENS = 512  # --env think: an agent turn is a tool call or a short answer
@@ -102,6 +103,7 @@ def explore(
     timeout: TimeoutOpt = None,
     temperature: TemperatureOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    decide: DecideOpt = "generate",
 ) -> None:
     """Search an agent's step-level choices with MCTS and export step-level DPO pairs.
 
@@ -125,6 +127,7 @@ def explore(
                                  ("--q", q, ("mean", "max"))):
         if value not in allowed:
             raise StepwiseError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+    check_decide(decide)
     options = ExploreOptions(simulations=simulations, c=c, width=width,
                              rollout=rollout,  # type: ignore[arg-type]
                              reward=reward, q=q, early_stop=early_stop,  # type: ignore[arg-type]
@@ -146,11 +149,12 @@ def explore(
                    if "max_tokens" in (decider_kwargs if policy_model else model_kwargs)
                    else None,
                    translation_max_tokens=calls.max_tokens if "max_tokens" in model_kwargs
-                   else None)
+                   else None, decide=decide)
     task_ids = spec.task_ids()
     settings = {"dataset": str(dataset), "env": env, "model": model, "model_name": model_name,
                 "page_sentences": page_sentences, "think_tools": think_tools,
                 "act_samples": act_samples, "policy_model": policy_model,
+                **({"decide": decide} if decide != "generate" else {}),
                 # what changes the answers (a timeout does not)
                 "calls": {k: v for k, v in calls.values().items() if k != "timeout"},
                 "options": options.model_dump(),

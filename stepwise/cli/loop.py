@@ -22,6 +22,7 @@ from stepwise.cli.common import (
     out,
 )
 from stepwise.cli.train import training_progress
+from stepwise.cli.translate import DecideOpt, check_decide
 
 ROUND_COLUMNS = (("pairs", "pairs"), ("chosen_is_best", "chosen = best"),
                  ("reward_accuracy_before", "reward acc before"),
@@ -70,6 +71,7 @@ def loop(
     eval_frac: Annotated[float, typer.Option(help="Pairs held out per round.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seeds search (sampled model calls included) and "
                                       "training.")] = 0,
+    decide: DecideOpt = "generate",
     max_tokens: MaxTokensOpt = None,
     timeout: TimeoutOpt = None,
     temperature: TemperatureOpt = None,
@@ -91,6 +93,8 @@ def loop(
     from stepwise.cli.translate import DECISION_TOKENS, MAX_TOKENS
     from stepwise.llm import from_uri
     from stepwise.train.dpo import DPOSettings
+
+    check_decide(decide)
     from stepwise.train.loop import LoopSettings, StageFailed, run_loop
 
     calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, None,
@@ -105,7 +109,8 @@ def loop(
         model_kwargs=model_kwargs, policy_kwargs=policy_kwargs,
         decision_max_tokens=calls.capped(DECISION_TOKENS).max_tokens
         if "max_tokens" in policy_kwargs else None,
-        translation_max_tokens=calls.max_tokens if "max_tokens" in model_kwargs else None)
+        translation_max_tokens=calls.max_tokens if "max_tokens" in model_kwargs else None,
+        decide=decide)
     simulated = model.startswith("sim:")
     with training_progress(False) as progress:
         bar = progress.add_task("round 1 · explore", total=max_steps)

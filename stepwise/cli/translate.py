@@ -43,9 +43,15 @@ from stepwise.errors import StepwiseError
 SIMULATED_NOTE = ("simulated: a synthetic world's translator, not a language model; these "
                   "figures show the agent's plumbing, not translation quality")
 AUTO_POLICY_MODEL = "auto@policy-model"  # the row of auto decided by --policy-model
+DECIDE_MODES = ("generate", "rank")
 MAX_TOKENS = 2048  # the cap; each page's translation asks for about its own length
 DECISION_TOKENS = 128  # a module decision is a few short tool calls
 
+DecideOpt = Annotated[str, typer.Option(
+    "--decide", help="How the deciding model decides a page's modules under auto: generate "
+    "(its own tool calls, or the no-modules reply; other prose is a fallback) or rank (the "
+    "eight module sets' exported steps scored by their log-likelihood after the decision "
+    "prompt, the best taken: what DPO trains; needs an hf: or tiny model).")]
 MaxTokensOpt = max_tokens_option(MAX_TOKENS, "a cap: each page's translation asks for 4/3 of "
                                  "its characters + 64, each module decision for "
                                  f"{DECISION_TOKENS}")
@@ -161,6 +167,7 @@ def translate(
     seed: SeedOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
     tool_choice: ToolChoiceOpt = None,
+    decide: DecideOpt = "generate",
 ) -> None:
     """Translate page by page with summary, page and entity memory (LongMT).
 
@@ -183,12 +190,14 @@ def translate(
 
     policies = [Policy.parse(p) for p in (compare.split(",") if compare else [policy])]
     module_set(policy_fallback)
+    check_decide(decide)
     labels = {p.text: p.text for p in policies}  # row label -> policy text
     if policy_model and "auto" in labels:
+        ranked = AUTO_POLICY_MODEL + ("(rank)" if decide == "rank" else "")
         if compare:  # both rows: the translator deciding, and the policy model deciding
-            labels[AUTO_POLICY_MODEL] = "auto"
+            labels[ranked] = "auto"
         else:
-            labels = {AUTO_POLICY_MODEL: "auto"}
+            labels = {ranked: "auto"}
     docs = load_documents(document, src=src, tgt=tgt, ref=ref)
     for doc in docs:
         language_family(doc.src_lang)
@@ -204,14 +213,24 @@ def translate(
                              **decision_choice(policy_model, tool_choice)) if policy_model else None
     simulated = model.startswith("sim:")
     decision_tokens = calls.capped(DECISION_TOKENS).max_tokens
+    if decide == "rank" and "auto" in labels.values():  # fail before any page is translated
+        from stepwise.llm.ranking import ranker
+
+        for label, text in labels.items():
+            if text == "auto":
+                ranker(decider if label.startswith(AUTO_POLICY_MODEL) else translator)
+
+    def deciding(label: str) -> Any:
+        return decider if label.startswith(AUTO_POLICY_MODEL) else None
 
     agents = {label: LongMTAgent(
-        translator, policy=text, policy_model=decider if label == AUTO_POLICY_MODEL else None,
+        translator, policy=text, policy_model=deciding(label),
         page_sentences=page_sentences, max_chars=max_chars, adjust_pages=adjust_pages,
         fallback=policy_fallback,
-        decision_max_tokens=decision_tokens if generates(
-            decider if label == AUTO_POLICY_MODEL else translator) else None,
-        translation_max_tokens=calls.max_tokens if generates(translator) else None)
+        decision_max_tokens=decision_tokens if generates(deciding(label) or translator)
+        else None,
+        translation_max_tokens=calls.max_tokens if generates(translator) else None,
+        decide=decide)
         for label, text in labels.items()}
     first = next(iter(agents.values()))
     paged = {}
@@ -235,7 +254,9 @@ def translate(
                         "policy_fallback": policy_fallback, "page_sentences": page_sentences,
                         "max_chars": max_chars, "adjust_pages": adjust_pages,
                         # what changes the answers (a timeout does not)
-                        "calls": {k: v for k, v in calls.values().items() if k != "timeout"}}
+                        "calls": {k: v for k, v in calls.values().items() if k != "timeout"},
+                        **({"decide": decide} if agent.policy.decides and decide != "generate"
+                           else {})}
             folder = RunFolder(out_dir, label, settings)
             outcomes, per_doc, failed = [], {}, {}
             for doc in docs:
@@ -284,6 +305,11 @@ def translate(
             out.print(f"[yellow]{SIMULATED_NOTE}[/yellow]")
         out.print(f"translations, step traces and memory in {out_dir}/")
     failures.exit_if_any(len(docs) * len(agents))
+
+
+def check_decide(decide: str) -> None:
+    if decide not in DECIDE_MODES:
+        raise StepwiseError(f"--decide must be one of {', '.join(DECIDE_MODES)} (got {decide!r})")
 
 
 def _world_oracle(world: str | None, ref: list[str] | None):

@@ -261,6 +261,17 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
         )
         return ChatGeneration(message=message, generation_info={"finish_reason": finish})
 
+    def score_completions(self, prompt_messages: Sequence[Any],
+                          completions: Sequence[Sequence[Any]],
+                          tools: Sequence[Any] | None = None) -> list[float]:
+        """Each completion's summed log-probability after the prompt, rendered and cut as
+        training does (``stepwise.llm.ranking``): how a policy ranks allowed actions."""
+        from stepwise.llm.ranking import score_completions
+
+        self._ensure_loaded()
+        return score_completions(self.hf_model, self.tokenizer, prompt_messages, completions,
+                                 tools)
+
     def _eos_ids(self) -> list[int]:
         ids = self.hf_model.generation_config.eos_token_id
         ids = list(ids) if isinstance(ids, list | tuple) else [ids] if ids is not None else []

@@ -41,6 +41,7 @@ class LoopSettings(BaseModel):
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
     decision_max_tokens: int | None = None
     translation_max_tokens: int | None = None
+    decide: str = "generate"  # how the trained policy decides: generate, or rank the sets
 
 
 class StageFailed(StepwiseError):
@@ -68,7 +69,8 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
                    policy_model=policy_model, model_kwargs=json.dumps(settings.model_kwargs),
                    policy_model_kwargs=json.dumps(settings.policy_kwargs),
                    decision_max_tokens=settings.decision_max_tokens,
-                   translation_max_tokens=settings.translation_max_tokens)
+                   translation_max_tokens=settings.translation_max_tokens,
+                   decide=settings.decide)
     make_env, cached = spec.factory()
     options = ExploreOptions(simulations=settings.simulations,
                              rollout=rollout,  # type: ignore[arg-type]
@@ -96,7 +98,8 @@ def evaluate_policy(settings: LoopSettings, policy_model: str) -> dict[str, Any]
                         policy_model=from_uri(policy_model, **settings.policy_kwargs),
                         page_sentences=settings.page_sentences,
                         decision_max_tokens=settings.decision_max_tokens,
-                        translation_max_tokens=settings.translation_max_tokens)
+                        translation_max_tokens=settings.translation_max_tokens,
+                        decide=settings.decide)
     outcomes, found = [], Agreement()
     for doc in load_documents(Path(settings.dataset)):
         result = agent.translate(doc.src, src=doc.src_lang, tgt=doc.tgt_lang, doc_id=doc.id)

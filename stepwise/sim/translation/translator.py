@@ -34,6 +34,7 @@ from pydantic import Field
 
 from stepwise.agents.longmt.prompts import (
     ENTITIES_HEAD,
+    NO_MODULES_REPLY,
     QUERY_HEAD,
     SUMMARY_HEAD,
     TRANSLATE_HEAD,
@@ -266,7 +267,7 @@ class TranslatorSimChatModel(ToolCallingMixin, BaseChatModel):
             if messages and isinstance(messages[-1], ToolMessage):
                 return READY, []
             calls = decide(prompt, bound, self.eager)
-            return ("" if calls else READY), calls
+            return ("" if calls else NO_MODULES_REPLY), calls  # the prompt's documented reply
         if prompt.startswith(TRANSLATE_HEAD):
             lines = translate_page(prompt, self.interference)
             return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1)), []

@@ -1,0 +1,129 @@
+"""Ranking a decision's allowed actions by a causal LM's likelihood of each action's step.
+
+DPO raises the log-likelihood of the chosen step over the rejected one after the same
+prompt, so a trained policy is measured by that same quantity: every allowed action's
+exported step is scored by the summed log-probability of its tokens after the decision
+prompt, and the best is taken. Rows are rendered as training renders them
+(``tool_prompt.messages_for_template``: the prompt with the tool schemas, each step
+without; then the chat template) and cut as TRL's ``DPOTrainer`` cuts them (the step
+starts where the prompt alone and prompt + step diverge, as in
+``search.pair_templates.rendered_ids``), so what is scored is what was trained.
+
+All steps share the prompt and go through one right-padded forward pass; only the logits
+from the earliest step token on are computed (``logits_to_keep``), as the vocabulary
+projection of a long prompt is most of the memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from stepwise.errors import StepwiseError
+from stepwise.llm.tool_prompt import messages_for_template
+
+TIE = 1e-6  # scores closer than this are equal
+Messages = Sequence[Mapping[str, Any]]
+Scorer = Callable[[Messages, Sequence[Messages], Sequence[Mapping[str, Any]] | None], list[float]]
+
+
+def _ids(tokenizer: Any, messages: list[dict], tools: list[dict] | None,
+         generation_prompt: bool = False) -> list[int]:
+    encoded = tokenizer.apply_chat_template(messages, tools=tools, tokenize=True,
+                                            add_generation_prompt=generation_prompt,
+                                            return_dict=True)
+    ids = encoded["input_ids"]
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    if ids and isinstance(ids[0], list | tuple):
+        ids = ids[0]
+    return [int(token) for token in ids]
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def completion_rows(tokenizer: Any, prompt: Messages, completions: Sequence[Messages],
+                    tools: Sequence[Mapping[str, Any]] | None = None
+                    ) -> list[tuple[list[int], int]]:
+    """Per completion: the token ids of prompt + step, and the index where the step starts."""
+    rows, tools_arg = messages_for_template(prompt, tools, tokenizer)
+    alone = _ids(tokenizer, rows, tools_arg, generation_prompt=True)
+    out = []
+    for completion in completions:
+        step, _ = messages_for_template(completion, None, tokenizer)
+        whole = _ids(tokenizer, [*rows, *step], tools_arg)
+        cut = _common_prefix(alone, whole)
+        if cut < 1 or cut >= len(whole):
+            raise StepwiseError("a step renders to no tokens after the prompt under the chat "
+                                "template: it cannot be scored")
+        out.append((whole, cut))
+    return out
+
+
+def sequence_logprobs(model: Any, rows: Sequence[tuple[list[int], int]], pad_id: int
+                      ) -> list[float]:
+    """Summed log-probability of ``ids[cut:]`` given ``ids[:cut]``, per row, in one pass."""
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    start = min(cut for _, cut in rows) - 1  # the first position whose logits are needed
+    device = getattr(model, "device", "cpu")
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (ids, _) in enumerate(rows):
+        input_ids[i, :len(ids)] = torch.tensor(ids)
+        mask[i, :len(ids)] = 1
+    input_ids, mask = input_ids.to(device), mask.to(device)
+    with torch.inference_mode():
+        try:
+            logits = model(input_ids=input_ids, attention_mask=mask,
+                           logits_to_keep=width - start).logits
+        except TypeError:  # a model class without logits_to_keep: all positions
+            logits = model(input_ids=input_ids, attention_mask=mask).logits[:, start:]
+        logprobs = logits[:, :-1].float().log_softmax(dim=-1)  # positions start .. width-2
+        targets = input_ids[:, start + 1:]
+        token = logprobs.gather(2, targets[:, :, None]).squeeze(2)
+    scores = []
+    for i, (ids, cut) in enumerate(rows):  # target position p sits at index p - start - 1
+        scores.append(float(token[i, cut - start - 1:len(ids) - start - 1].sum()))
+    return scores
+
+
+def score_completions(model: Any, tokenizer: Any, prompt: Messages,
+                      completions: Sequence[Messages],
+                      tools: Sequence[Mapping[str, Any]] | None = None) -> list[float]:
+    """Each completion's summed token log-probability after ``prompt`` (training's rendering)."""
+    if not completions:
+        return []
+    rows = completion_rows(tokenizer, prompt, completions, tools)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return sequence_logprobs(model, rows, int(pad or 0))
+
+
+def best_index(scores: Sequence[float]) -> tuple[int, bool]:
+    """The best action's index (the first of equal best: callers list the cheapest first),
+    and whether all scores are equal (a tie the ranking cannot break)."""
+    top = max(scores)
+    best = next(i for i, value in enumerate(scores) if value >= top - TIE)
+    return best, top - min(scores) <= TIE
+
+
+def ranker(model: Any) -> Scorer:
+    """The ``score_completions`` of ``model`` or of a model it wraps (a request cache, say),
+    or a one-line error for a backend that cannot give log-likelihoods."""
+    current, seen = model, 0
+    while current is not None and seen < 8:
+        score = getattr(current, "score_completions", None)
+        if callable(score):
+            return score
+        current, seen = getattr(current, "model", None), seen + 1
+    name = getattr(model, "model_name", None) or type(model).__name__
+    raise StepwiseError(f"rank decisions need an hf: or tiny policy model for now ({name} "
+                        "gives no log-likelihoods); use --decide generate")

@@ -71,7 +71,7 @@ def _tokenizer_data(tokenizer: Any) -> Any:
         regular.append((token, after_anchor, len(after_anchor) > len(alone)))
 
     def decode(tokens: list[int]) -> str:
-        return tokenizer.decode(tokens).rstrip("\ufffd")
+        return tokenizer.decode(tokens, clean_up_tokenization_spaces=False).rstrip("\ufffd")
 
     eos = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", tokenizer.eos_token) if t]
     eos = [token for token in eos if isinstance(token, int) and token != tokenizer.unk_token_id]
@@ -87,14 +87,25 @@ def _tokenizer_data(tokenizer: Any) -> Any:
 def call_constraint(tokenizer: Any, tools: Sequence[Mapping[str, Any]], name: str = ""):
     """A ``prefix_allowed_tokens_fn`` for ``generate`` that only lets one valid call through."""
     try:
-        from lmformatenforcer import JsonSchemaParser
+        from lmformatenforcer import CharacterLevelParserConfig, JsonSchemaParser
         from lmformatenforcer.tokenenforcer import TokenEnforcer
     except ImportError:
         raise ImportError("a forced tool call on a local model needs lm-format-enforcer: "
                           "pip install -e '.[real]'") from None
-    enforcer = TokenEnforcer(_tokenizer_data(tokenizer), JsonSchemaParser(call_schema(tools, name)))
+    # Fields in the order the call format shows ("name" first).
+    config = CharacterLevelParserConfig(force_json_field_order=True)
+    parser = JsonSchemaParser(call_schema(tools, name), config=config)
+    data = _tokenizer_data(tokenizer)
+    enforcer = TokenEnforcer(data, parser)
+    blank = {token for token, text, _ in data.regular_tokens if text and not text.strip()}
 
     def allowed(batch_id: int, sent: Any) -> list[int]:
-        return enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens
+        tokens = enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens
+        # No two whitespace tokens in a row: a weak model would spend its budget on them
+        # (the parser's own whitespace limit does not hold token by token).
+        if int(sent[-1]) in blank:
+            compact = [token for token in tokens if token not in blank]
+            return compact or tokens
+        return tokens
 
     return allowed

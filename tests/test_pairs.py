@@ -129,7 +129,7 @@ def test_meta_fields(tree):
         "rejected_id": 3, "q_chosen": pytest.approx(0.9), "q_rejected": pytest.approx(0.2),
         "delta_q": pytest.approx(0.7), "visits_chosen": 4, "visits_rejected": 2,
         "chosen_action": ["entities"], "rejected_action": [], "chosen_label": "entities",
-        "rejected_label": "none", "optimal_action": ["lookup_entities"],
+        "rejected_label": "none", "optimal_action": ["lookup_entities"], "best_actions": None,
     }
     assert extract_pairs(tree.to_graph())[0][1]["meta"]["optimal_action"] is None
     assert json.loads(row["tools"]) == TOOLS

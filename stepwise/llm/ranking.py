@@ -9,13 +9,17 @@ without; then the chat template) and cut as TRL's ``DPOTrainer`` cuts them (the 
 starts where the prompt alone and prompt + step diverge, as in
 ``search.pair_templates.rendered_ids``), so what is scored is what was trained.
 
-All steps share the prompt and go through one right-padded forward pass; only the logits
-from the earliest step token on are computed (``logits_to_keep``), as the vocabulary
-projection of a long prompt is most of the memory.
+All steps share the prompt: it goes through the model once, its key/value cache is
+repeated for every step, and the steps then go through one right-padded forward pass
+(``shared_prefix_logprobs``); a prompt of ~700 tokens and eight steps of ~50 cost about
+1,100 token positions instead of 5,800. ``sequence_logprobs`` is the plain batched pass
+(every row from its first token; only the logits from the earliest step token on), used
+where a model's cache cannot be repeated.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -96,6 +100,45 @@ def sequence_logprobs(model: Any, rows: Sequence[tuple[list[int], int]], pad_id:
     return scores
 
 
+def shared_prefix_logprobs(model: Any, rows: Sequence[tuple[list[int], int]], pad_id: int
+                           ) -> list[float]:
+    """As ``sequence_logprobs``, the prompt's common tokens run once and their cache shared."""
+    import torch
+
+    first = rows[0][0]
+    shared = min(min(_common_prefix(first, ids) for ids, _ in rows), min(c for _, c in rows) - 1)
+    if shared < 1:
+        return sequence_logprobs(model, rows, pad_id)
+    device = getattr(model, "device", "cpu")
+    tails = [ids[shared:] for ids, _ in rows]
+    width = max(len(tail) for tail in tails)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), shared + width), dtype=torch.long)
+    mask[:, :shared] = 1
+    for i, tail in enumerate(tails):
+        input_ids[i, :len(tail)] = torch.tensor(tail)
+        mask[i, shared:shared + len(tail)] = 1
+    positions = torch.arange(shared, shared + width)[None].expand(len(rows), -1)
+    # transformers >= 5.2x names the cache argument ``cache``; older ``past_key_values``
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    with torch.inference_mode():
+        prefix = model(input_ids=torch.tensor([first[:shared]], device=device), use_cache=True)
+        cache = getattr(prefix, name, None)
+        if cache is None:
+            cache = getattr(prefix, "past_key_values", None)
+        if not hasattr(cache, "batch_repeat_interleave"):
+            return sequence_logprobs(model, rows, pad_id)
+        cache.batch_repeat_interleave(len(rows))
+        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                       position_ids=positions.to(device), use_cache=True,
+                       **{name: cache}).logits
+        # tail index j predicts the token at position shared + j + 1
+        logprobs = logits[:, :-1].float().log_softmax(dim=-1)
+        token = logprobs.gather(2, input_ids[:, 1:].to(device)[:, :, None]).squeeze(2)
+    return [float(token[i, cut - shared - 1:len(ids) - shared - 1].sum())
+            for i, (ids, cut) in enumerate(rows)]
+
+
 def score_completions(model: Any, tokenizer: Any, prompt: Messages,
                       completions: Sequence[Messages],
                       tools: Sequence[Mapping[str, Any]] | None = None) -> list[float]:
@@ -104,7 +147,7 @@ def score_completions(model: Any, tokenizer: Any, prompt: Messages,
         return []
     rows = completion_rows(tokenizer, prompt, completions, tools)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    return sequence_logprobs(model, rows, int(pad or 0))
+    return shared_prefix_logprobs(model, rows, int(pad or 0))
 
 
 def best_index(scores: Sequence[float]) -> tuple[int, bool]:

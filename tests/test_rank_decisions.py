@@ -211,3 +211,19 @@ def test_smollm2_ranks_every_page_of_a_synthetic_document(smollm2_path, tmp_path
     assert decided and all(s["decided_by"] == "rank" for s in decided)
     assert all(len(s["rank_scores"]) == 8 and all(math.isfinite(v) for v in
                                                  s["rank_scores"].values()) for s in decided)
+
+
+def test_explore_and_loop_settings_carry_the_decide_mode(tmp_path):
+    from stepwise.agents.environments import EnvSpec
+    from stepwise.train.loop import LoopSettings
+
+    made = CliRunner().invoke(app, ["sim", "make", "--world", "translation", "--docs", "1",
+                                    "--seed", "3", "--out", str(tmp_path)])
+    assert made.exit_code == 0, made.stderr
+    spec = EnvSpec(env="longmt", dataset=str(tmp_path / "dataset.jsonl"), model="sim:translator",
+                   rollout="auto", decide="rank")
+    make_env, _ = spec.factory()
+    assert make_env(spec.task_ids()[0]).steps.decide == "rank"
+    with pytest.raises(StepwiseError, match="decide must be generate or rank"):
+        EnvSpec(env="longmt", dataset="x", model="sim:translator", decide="vote").task_ids()
+    assert LoopSettings(dataset="x").decide == "generate"

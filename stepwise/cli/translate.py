@@ -51,7 +51,8 @@ DecideOpt = Annotated[str, typer.Option(
     "--decide", help="How the deciding model decides a page's modules under auto: generate "
     "(its own tool calls, or the no-modules reply; other prose is a fallback) or rank (the "
     "eight module sets' exported steps scored by their log-likelihood after the decision "
-    "prompt, the best taken: what DPO trains; needs an hf: or tiny model).")]
+    "prompt, the best taken: what DPO trains; needs an hf: or tiny model). With "
+    "--policy-model it applies to that model's row; --compare's plain auto row generates.")]
 MaxTokensOpt = max_tokens_option(MAX_TOKENS, "a cap: each page's translation asks for 4/3 of "
                                  "its characters + 64, each module decision for "
                                  f"{DECISION_TOKENS}")
@@ -213,15 +214,18 @@ def translate(
                              **decision_choice(policy_model, tool_choice)) if policy_model else None
     simulated = model.startswith("sim:")
     decision_tokens = calls.capped(DECISION_TOKENS).max_tokens
-    if decide == "rank" and "auto" in labels.values():  # fail before any page is translated
-        from stepwise.llm.ranking import ranker
-
-        for label, text in labels.items():
-            if text == "auto":
-                ranker(decider if label.startswith(AUTO_POLICY_MODEL) else translator)
 
     def deciding(label: str) -> Any:
         return decider if label.startswith(AUTO_POLICY_MODEL) else None
+
+    def decide_for(label: str) -> str:  # --decide is the policy model's, when there is one
+        return decide if decider is None or deciding(label) is not None else "generate"
+
+    for label, text in labels.items():  # a model that cannot rank fails before any page
+        if text == "auto" and decide_for(label) == "rank":
+            from stepwise.llm.ranking import ranker
+
+            ranker(deciding(label) or translator)
 
     agents = {label: LongMTAgent(
         translator, policy=text, policy_model=deciding(label),
@@ -230,7 +234,7 @@ def translate(
         decision_max_tokens=decision_tokens if generates(deciding(label) or translator)
         else None,
         translation_max_tokens=calls.max_tokens if generates(translator) else None,
-        decide=decide)
+        decide=decide_for(label))
         for label, text in labels.items()}
     first = next(iter(agents.values()))
     paged = {}
@@ -255,8 +259,8 @@ def translate(
                         "max_chars": max_chars, "adjust_pages": adjust_pages,
                         # what changes the answers (a timeout does not)
                         "calls": {k: v for k, v in calls.values().items() if k != "timeout"},
-                        **({"decide": decide} if agent.policy.decides and decide != "generate"
-                           else {})}
+                        **({"decide": agent.decide} if agent.policy.decides
+                           and agent.decide != "generate" else {})}
             folder = RunFolder(out_dir, label, settings)
             outcomes, per_doc, failed = [], {}, {}
             for doc in docs:

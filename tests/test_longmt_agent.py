@@ -11,6 +11,7 @@ from stepwise.agents.longmt import LongMTAgent, Policy
 from stepwise.agents.longmt.agent import assemble_lines
 from stepwise.agents.longmt.prompts import (
     ENTITIES_HEAD,
+    NO_MODULES_REPLY,
     QUERY_HEAD,
     SUMMARY_HEAD,
     TRANSLATE_HEAD,
@@ -52,7 +53,7 @@ def echo_translator(prefix: str = "T:", entities: str = "[]"):
             return "summary of " + blocks(prompt)["translation"][0]
         if prompt.startswith(ENTITIES_HEAD):
             return entities
-        return "no tools needed"
+        return NO_MODULES_REPLY  # a decision turn: the documented "no modules" reply
 
     return respond
 

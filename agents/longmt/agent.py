@@ -38,8 +38,8 @@ def assemble_lines(document: Document, translations: Sequence[Sequence[str]],
 
 
 def decision_counts(steps: Sequence[PageStep]) -> dict[str, int]:
-    """How the model's decisions were made: by tool call, by a prose answer (read as "no
-    modules"), or not at all (fallback); and its tool calls over turns with tools bound.
+    """How the model's decisions were made: by tool call, by the no-modules reply, or not
+    at all (fallback); and its tool calls over turns with tools bound.
 
     A model that never calls a tool while tools are bound is likely not shown the tool
     schemas (its chat template or server drops them); these counts make that visible.

@@ -147,7 +147,8 @@ def translate(
                                                      f"'{AUTO_POLICY_MODEL}'.")] = None,
     policy_fallback: Annotated[str, typer.Option(help="The modules a page gets when the "
                                                  "deciding model's answer is unusable (no "
-                                                 "tool call could be run, empty, or the "
+                                                 "tool call could be run, empty, prose "
+                                                 "other than the no-modules reply, or the "
                                                  "call failed), e.g. none or "
                                                  "entities+summaries; counted as fallbacks.")] = "none",
     model_name: ModelNameOpt = None,

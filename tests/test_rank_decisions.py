@@ -227,3 +227,11 @@ def test_explore_and_loop_settings_carry_the_decide_mode(tmp_path):
     with pytest.raises(StepwiseError, match="decide must be generate or rank"):
         EnvSpec(env="longmt", dataset="x", model="sim:translator", decide="vote").task_ids()
     assert LoopSettings(dataset="x").decide == "generate"
+
+
+def test_steps_are_batched_with_steps_of_similar_length():
+    from stepwise.llm.ranking import length_groups
+
+    groups = length_groups([11, 27, 502, 25, 528, 51, 526, 552])  # view_pages carries the page
+    assert groups == [[0, 3, 1, 5], [2, 6, 4, 7]]
+    assert sorted(i for group in length_groups([5, 900, 40, 300]) for i in group) == [0, 1, 2, 3]

@@ -10,9 +10,9 @@ starts where the prompt alone and prompt + step diverge, as in
 ``search.pair_templates.rendered_ids``), so what is scored is what was trained.
 
 All steps share the prompt: it goes through the model once, its key/value cache is
-repeated for every step, and the steps then go through one right-padded forward pass
-(``shared_prefix_logprobs``); a prompt of ~700 tokens and eight steps of ~50 cost about
-1,100 token positions instead of 5,800. ``sequence_logprobs`` is the plain batched pass
+repeated for every step, and the steps then go through right-padded forward passes, one per
+group of similar length (``shared_prefix_logprobs``); a prompt of ~700 tokens and eight
+steps of ~50 cost about 1,100 token positions instead of 5,800. ``sequence_logprobs`` is the plain batched pass
 (every row from its first token; only the logits from the earliest step token on), used
 where a model's cache cannot be repeated.
 """
@@ -100,15 +100,28 @@ def sequence_logprobs(model: Any, rows: Sequence[tuple[list[int], int]], pad_id:
     return scores
 
 
-def shared_prefix_logprobs(model: Any, rows: Sequence[tuple[list[int], int]], pad_id: int
-                           ) -> list[float]:
-    """As ``sequence_logprobs``, the prompt's common tokens run once and their cache shared."""
+def length_groups(lengths: Sequence[int], ratio: float = 2.0, slack: int = 64
+                  ) -> list[list[int]]:
+    """Indices grouped by length, shortest first, none longer than ``ratio`` times (or
+    ``slack`` tokens more than) its group's shortest: a padded batch then wastes little (a
+    step that calls view_pages carries the page text and is ten times longer than one that
+    does not)."""
+    groups: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        shortest = lengths[groups[-1][0]] if groups else 0
+        if groups and lengths[i] <= max(ratio * shortest, shortest + slack):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _tail_logprobs(model: Any, cache: Any, name: str, shared: int,
+                   rows: Sequence[tuple[list[int], int]], pad_id: int) -> list[float]:
+    """Summed step log-probabilities of ``rows`` after a cache of their first ``shared``
+    tokens (already repeated once per row), in one right-padded pass."""
     import torch
 
-    first = rows[0][0]
-    shared = min(min(_common_prefix(first, ids) for ids, _ in rows), min(c for _, c in rows) - 1)
-    if shared < 1:
-        return sequence_logprobs(model, rows, pad_id)
     device = getattr(model, "device", "cpu")
     tails = [ids[shared:] for ids, _ in rows]
     width = max(len(tail) for tail in tails)
@@ -119,6 +132,28 @@ def shared_prefix_logprobs(model: Any, rows: Sequence[tuple[list[int], int]], pa
         input_ids[i, :len(tail)] = torch.tensor(tail)
         mask[i, shared:shared + len(tail)] = 1
     positions = torch.arange(shared, shared + width)[None].expand(len(rows), -1)
+    logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                   position_ids=positions.to(device), use_cache=True, **{name: cache}).logits
+    # tail index j predicts the token at position shared + j + 1
+    logprobs = logits[:, :-1].float().log_softmax(dim=-1)
+    token = logprobs.gather(2, input_ids[:, 1:].to(device)[:, :, None]).squeeze(2)
+    return [float(token[i, cut - shared - 1:len(ids) - shared - 1].sum())
+            for i, (ids, cut) in enumerate(rows)]
+
+
+def shared_prefix_logprobs(model: Any, rows: Sequence[tuple[list[int], int]], pad_id: int
+                           ) -> list[float]:
+    """As ``sequence_logprobs``, the prompt's common tokens run once and their cache shared;
+    the steps go in batches of similar length (``length_groups``)."""
+    import copy
+
+    import torch
+
+    first = rows[0][0]
+    shared = min(min(_common_prefix(first, ids) for ids, _ in rows), min(c for _, c in rows) - 1)
+    if shared < 1:
+        return sequence_logprobs(model, rows, pad_id)
+    device = getattr(model, "device", "cpu")
     # transformers >= 5.2x names the cache argument ``cache``; older ``past_key_values``
     name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     with torch.inference_mode():
@@ -128,15 +163,15 @@ def shared_prefix_logprobs(model: Any, rows: Sequence[tuple[list[int], int]], pa
             cache = getattr(prefix, "past_key_values", None)
         if not hasattr(cache, "batch_repeat_interleave"):
             return sequence_logprobs(model, rows, pad_id)
-        cache.batch_repeat_interleave(len(rows))
-        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                       position_ids=positions.to(device), use_cache=True,
-                       **{name: cache}).logits
-        # tail index j predicts the token at position shared + j + 1
-        logprobs = logits[:, :-1].float().log_softmax(dim=-1)
-        token = logprobs.gather(2, input_ids[:, 1:].to(device)[:, :, None]).squeeze(2)
-    return [float(token[i, cut - shared - 1:len(ids) - shared - 1].sum())
-            for i, (ids, cut) in enumerate(rows)]
+        scores = [0.0] * len(rows)
+        for group in length_groups([len(ids) - shared for ids, _ in rows]):
+            repeated = copy.deepcopy(cache)
+            repeated.batch_repeat_interleave(len(group))
+            found = _tail_logprobs(model, repeated, name, shared, [rows[i] for i in group],
+                                   pad_id)
+            for i, value in zip(group, found, strict=True):
+                scores[i] = value
+    return scores
 
 
 def score_completions(model: Any, tokenizer: Any, prompt: Messages,

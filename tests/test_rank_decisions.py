@@ -192,6 +192,7 @@ def test_translate_refuses_rank_with_a_model_that_cannot_rank(tmp_path):
 
 
 @pytest.mark.real_model
+@pytest.mark.timeout(1200)  # a few minutes on two CPU cores: every page ranks eight steps
 def test_smollm2_ranks_every_page_of_a_synthetic_document(smollm2_path, tmp_path):
     stepwise = [sys.executable, "-m", "stepwise"]
     made = subprocess.run([*stepwise, "sim", "make", "--world", "translation", "--docs", "1",

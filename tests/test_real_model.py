@@ -76,3 +76,19 @@ def test_past_tool_calls_stay_in_the_prompt_as_text(smollm2):
     answer = smollm2.bind_tools([get_weather]).invoke(history)
     prompt = smollm2.tokenizer.decode(answer.response_metadata["prompt_token_ids"])
     assert '<tool_call>{"name": "get_weather"' in prompt and "sunny in Paris" in prompt
+
+
+def test_the_readme_example_runs_as_written(smollm2_path, monkeypatch):
+    """The README's hf:smollm2 snippet, pasted as it is (hf:smollm2 resolves to the cache)."""
+    import re
+
+    from .conftest import REPO, USER_CACHE
+
+    monkeypatch.setenv("STEPWISE_CACHE", str(USER_CACHE))
+    text = (REPO / "README.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+               if 'from_uri("hf:smollm2"' in b]
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 -- our own README
+    (call,) = scope["answer"].tool_calls
+    assert call["name"] == "get_weather" and call["args"].get("city")

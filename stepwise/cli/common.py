@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from stepwise import __version__
 from stepwise.errors import StepwiseError, error_line
@@ -50,7 +51,8 @@ def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 err.print_exception()
             text = str(exc) if isinstance(exc, StepwiseError) else f"{type(exc).__name__}: {exc}"
             for line in text.splitlines() or [type(exc).__name__]:
-                err.print(f"[red]error:[/red] {line}", highlight=False, markup=True, soft_wrap=True)
+                err.print(f"[red]error:[/red] {escape(line)}", highlight=False, emoji=False,
+                          soft_wrap=True)
             if not state["verbose"] and not isinstance(exc, StepwiseError):
                 err.print("(run with --verbose for the traceback)", style="dim")
             raise typer.Exit(2) from None
@@ -222,7 +224,8 @@ def generates(model: Any) -> bool:
 
 def warn(line: str) -> None:
     """One warning line on stderr (also under --quiet: it says a result may mislead)."""
-    err.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+    err.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, emoji=False,
+              soft_wrap=True)
 
 
 class TaskFailures:
@@ -240,7 +243,8 @@ class TaskFailures:
 
     def add(self, task: str, line: str) -> str:
         self.errors[task] = line
-        err.print(f"[red]failed:[/red] {task}: {line}", highlight=False, soft_wrap=True)
+        err.print(f"[red]failed:[/red] {escape(task)}: {escape(line)}", highlight=False,
+                  emoji=False, soft_wrap=True)
         return line
 
     def exit_if_any(self, total: int,
@@ -250,6 +254,6 @@ class TaskFailures:
             return
         names = ", ".join(list(self.errors)[:5]) + (", ..." if len(self.errors) > 5 else "")
         err.print(f"{len(self.errors)} of {total} {self.noun} failed: {names} ({rerun})",
-                  highlight=False, soft_wrap=True)
+                  highlight=False, markup=False, emoji=False, soft_wrap=True)
         raise typer.Exit(1)
 

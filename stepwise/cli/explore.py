@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stepwise.cli.common import (
@@ -224,8 +225,8 @@ def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simul
                                      f"saved {counts['saved']}")
 
         def on_failure(task_id: str, line: str) -> None:
-            progress.console.print(f"[red]failed:[/red] {task_id}: {line}", highlight=False,
-                                   soft_wrap=True)
+            progress.console.print(f"[red]failed:[/red] {escape(task_id)}: {escape(line)}",
+                                   highlight=False, emoji=False, soft_wrap=True)
 
         return explore_tasks(task_ids, make_env, options, out_dir, env_name=spec.env,
                              workers=workers, on_iteration=on_iteration,

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from langchain_core.embeddings import Embeddings
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -180,12 +181,14 @@ def interview(
         with run.inspection():
             answer = ask(mind, question, run.world.now, k=k)
             cited = {i: mind.stream.get(i).text for i in answer.cited}
-    out.print(f"[bold]{agent}:[/bold] {answer.answer}", soft_wrap=True)
+    out.print(f"[bold]{escape(agent)}:[/bold] {escape(answer.answer)}", emoji=False,
+              soft_wrap=True)
     out.print("cited memories: " + (", ".join(map(str, answer.cited)) or "none"),
               highlight=False)
     if not state["quiet"]:
         for mid, text in cited.items():
-            out.print(f"  [{mid}] {text}", highlight=False, markup=False, soft_wrap=True)
+            out.print(f"  [{mid}] {text}", highlight=False, markup=False, emoji=False,
+                      soft_wrap=True)
         if not answer.parsed:
             err.print("the model did not answer in the JSON asked for; its text is shown "
                       "without citations")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from stepwise.cli.common import (
@@ -129,9 +130,9 @@ def loop(
     if rows:
         out.print(rounds_table(rows, simulated))
     if stopped is not None:
-        err.print(f"[red]error:[/red] {stopped} (rounds before it are kept in "
-                  f"{out_dir}/rounds.json; run the same command again to resume)",
-                  highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(stopped))} (rounds before it are kept in "
+                  f"{escape(str(out_dir))}/rounds.json; run the same command again to resume)",
+                  highlight=False, emoji=False, soft_wrap=True)
         raise typer.Exit(1)
     if simulated:
         err.print("[yellow]simulated: pairs, scores and agreement come from a synthetic "

@@ -37,7 +37,7 @@ def get(
 
     def say(line: str) -> None:
         if not state["quiet"]:
-            err.print(f"[dim]{name}: {line}[/dim]", highlight=False, markup=True)
+            err.print(f"{name}: {line}", style="dim", highlight=False, markup=False, emoji=False)
 
     path = ensure_model(name, gguf=gguf, force=force, say=say)
     out.print(str(path), highlight=False, soft_wrap=True)

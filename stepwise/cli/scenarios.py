@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from stepwise.cli.common import (
     CallOptions,
@@ -35,7 +36,7 @@ RecordMaxTokensOpt = max_tokens_option(RECORD_MAX_TOKENS, "a scenario's turns ar
 
 
 def _outcome_table(outcomes: list, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")
     for column in ("scenario", "agent", "checks", "result", "detail"):
         table.add_column(column, overflow="fold")
     for outcome in outcomes:
@@ -44,10 +45,10 @@ def _outcome_table(outcomes: list, title: str) -> Table:
         detail = outcome.error or "; ".join(
             f"{c.expectation.describe()}: {c.found}" for c in failed)
         table.add_row(
-            outcome.name or Path(outcome.file).name, outcome.agent or "-",
+            Text(outcome.name or Path(outcome.file).name), Text(outcome.agent or "-"),
             f"{passed}/{len(outcome.checks)}",
             "[green]pass[/green]" if outcome.passed else "[red]FAIL[/red]",
-            detail or f"{outcome.seconds * 1000:.0f} ms",
+            Text(detail or f"{outcome.seconds * 1000:.0f} ms"),
         )
     return table
 
@@ -139,8 +140,8 @@ def ask(
     answer = chat.invoke(messages)
     reasoning = answer.additional_kwargs.get("reasoning_content")
     if reasoning and not state["quiet"]:
-        err.print(f"[dim]{reasoning}[/dim]")
-    out.print(answer.text, highlight=False, markup=False)
+        err.print(reasoning, style="dim", markup=False, emoji=False, highlight=False)
+    out.print(answer.text, highlight=False, markup=False, emoji=False)
     if answer.usage_metadata and not state["quiet"]:
         u = answer.usage_metadata
         err.print(f"[dim]{u['input_tokens']} tokens in, {u['output_tokens']} out[/dim]")
@@ -161,4 +162,5 @@ def tiny(
     if directory.exists() and any(directory.iterdir()):
         raise StepwiseError(f"{directory} exists and is not empty")
     build_tiny(directory, seed=seed)
-    out.print(f"wrote a tiny random model to {directory}; use it as hf:{directory}")
+    out.print(f"wrote a tiny random model to {directory}; use it as hf:{directory}",
+              markup=False, emoji=False)

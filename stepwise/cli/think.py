@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -47,24 +48,29 @@ def show_step(node: str, update: dict[str, Any], think_names: set[str]) -> None:
     """One line per model turn, tool result and human reply, as the run goes."""
     for thought in update.get("thoughts") or []:
         if thought["tool"] == "native":
-            err.print(f"[dim]  (reasoning) {thought['thought'][:300]}[/dim]", highlight=False)
+            err.print(f"[dim]  (reasoning) {escape(thought['thought'][:300])}[/dim]",
+                      highlight=False, emoji=False)
     for message in update.get("messages") or []:
         if isinstance(message, AIMessage):
             if message.text:
-                err.print(f"[bold]assistant:[/bold] {message.text[:500]}", highlight=False)
+                err.print(f"[bold]assistant:[/bold] {escape(message.text[:500])}",
+                          highlight=False, emoji=False)
             for call in message.tool_calls:
                 args = json.dumps(call["args"], ensure_ascii=False)[:300]
                 colour = "magenta" if call["name"] in think_names else "cyan"
-                err.print(f"  [{colour}]→ {call['name']}[/{colour}] {args}", highlight=False)
+                err.print(f"  [{colour}]→ {escape(call['name'])}[/{colour}] {escape(args)}",
+                          highlight=False, emoji=False)
             for call in message.invalid_tool_calls:
-                err.print(f"  [red]→ malformed call[/red] {str(call.get('args'))[:200]}",
-                          highlight=False)
+                err.print(f"  [red]→ malformed call[/red] {escape(str(call.get('args'))[:200])}",
+                          highlight=False, emoji=False)
         elif isinstance(message, ToolMessage):
             colour = "red" if message.status == "error" else "green"
             text = " ".join(message.text.split())[:300]
-            err.print(f"    [{colour}]← {message.name}[/{colour}] {text}", highlight=False)
+            err.print(f"    [{colour}]← {escape(str(message.name))}[/{colour}] {escape(text)}",
+                      highlight=False, emoji=False)
         elif isinstance(message, HumanMessage) and node == "human":
-            err.print(f"[bold]human:[/bold] {message.text[:300]}", highlight=False)
+            err.print(f"[bold]human:[/bold] {escape(message.text[:300])}", highlight=False,
+                      emoji=False)
 
 
 @app.command()
@@ -263,7 +269,7 @@ def _report(run, episode, checkpoints, as_json: bool) -> None:
             out.print(run.answer, highlight=False, markup=False)
         err.print(f"[dim]{run.status}; {run.metrics.summary()}[/dim]")
         if run.status == "waiting_for_human":
-            err.print(f"waiting for a human: {run.waiting_for.get('question')}\n"
+            err.print(f"waiting for a human: {escape(str(run.waiting_for.get('question')))}\n"
                       f"answer with: stepwise think --resume {run.thread_id} --answer '...' "
                       f"--model ... --checkpoints {checkpoints}")
         elif run.status == "running":
@@ -273,7 +279,7 @@ def _report(run, episode, checkpoints, as_json: bool) -> None:
             verdict = "[green]success[/green]" if check["success"] else "[red]FAIL[/red]"
             err.print(f"task {episode.task.id}: {verdict} {SIMULATED}")
             for line in check["differences"]:
-                err.print(f"  {line}", highlight=False)
+                err.print(f"  {line}", highlight=False, markup=False, emoji=False)
     warning = run.metrics.no_tool_calls_warning() if final else None
     if warning:
         warn(warning)

@@ -27,6 +27,7 @@ from stepwise.agents.generative.mind import Mind
 from stepwise.agents.generative.state import AgentState, WorldStepState, new_agent
 from stepwise.agents.generative.step import Town, build_step_graph, take_step
 from stepwise.errors import StepwiseError
+from stepwise.jsonl import jsonl_lines
 from stepwise.memory.stream import MemoryStream
 from stepwise.sim.sandbox.store import WorldStore
 from stepwise.sim.sandbox.world import DEFAULT_RADIUS, SandboxWorld, load_world
@@ -196,7 +197,7 @@ class Simulation:
     def trim_step_log(self) -> None:
         """Drop log lines of steps the database does not hold (a run stopped mid-step)."""
         path = self.directory / STEP_LOG
-        lines = path.read_text("utf-8").splitlines() if path.exists() else []
+        lines = jsonl_lines(path.read_text("utf-8")) if path.exists() else []
         kept = [line for line in lines if line.strip() and
                 json.loads(line).get("step", 0) < self.world.step]
         path.write_text("".join(line + "\n" for line in kept), "utf-8")

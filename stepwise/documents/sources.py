@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from stepwise.documents.pages import read_lines
 from stepwise.errors import StepwiseError
+from stepwise.jsonl import jsonl_lines
 
 
 class SourceDocument(BaseModel):
@@ -59,7 +60,7 @@ def load_documents(path: str | Path, *, src: str | None = None, tgt: str | None 
     if not path.exists():
         raise StepwiseError(f"{path}: no such file or folder")
     if path.suffix == ".jsonl":
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = jsonl_lines(path.read_text(encoding="utf-8"))
         docs = [_row(line, i, path, src, tgt) for i, line in enumerate(lines, 1) if line.strip()]
         if not docs:
             raise StepwiseError(f"{path}: the dataset has no rows")

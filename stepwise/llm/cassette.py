@@ -19,6 +19,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from stepwise.errors import CassetteError
 from stepwise.files import write_atomic
+from stepwise.jsonl import jsonl_lines
 
 FORMAT_VERSION = 1
 
@@ -67,7 +68,7 @@ class Cassette:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CassetteError(f"cannot read cassette {path}: {exc}") from exc
-        rows = text.splitlines()
+        rows = jsonl_lines(text)
         if not rows:
             raise CassetteError(f"cassette {path} is empty")
         header = cls._parse(path, 1, rows[0])

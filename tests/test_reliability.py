@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -13,10 +14,13 @@ from stepwise.agents.generative.simulation import STEP_LOG, Simulation
 from stepwise.cli import app
 from stepwise.cli.common import TaskFailures, cli_errors, warn
 from stepwise.documents.sources import load_documents
-from stepwise.errors import StepwiseError
+from stepwise.errors import CassetteError, StepwiseError
 from stepwise.jsonl import jsonl_lines
 from stepwise.llm import from_uri
+from stepwise.llm.cassette import Cassette
 from stepwise.llm.replay import ReplayChatModel, record
+
+from .conftest import REPO
 
 runner = CliRunner()
 MARKUP_NAME = "doc[/].en"  # read as markup, "[/]" closes a tag never opened
@@ -104,3 +108,50 @@ def test_the_step_log_keeps_lines_holding_line_separators(tmp_path):
     run = SimpleNamespace(directory=tmp_path, world=SimpleNamespace(step=1))
     Simulation.trim_step_log(run)  # the run holds step 0 only: step 1's line goes
     assert [json.loads(line) for line in jsonl_lines(log.read_text("utf-8"))] == entries[:1]
+
+
+# -- 12. a malformed cassette is its scenario's FAIL row ------------------------------------
+
+HEADER = '{"stepwise_cassette": 1}'
+REQUEST = {"messages": [{"role": "user", "content": "hi"}], "tools": [], "params": {}}
+MALFORMED = {  # exchanges that parse as JSON but replay could not answer from
+    "no generations": {"key": "k", "request": REQUEST, "result": {}},
+    "unknown message type": {"key": "k", "request": REQUEST, "result": {
+        "generations": [{"message": {"type": "bogus", "data": {}}}]}},
+    "list key": {"key": ["k"], "request": REQUEST, "result": {"generations": []}},
+    "request without messages": {"key": "k", "request": {}, "result": {"generations": []}},
+    "generations not a list": {"key": "k", "request": REQUEST, "result": {"generations": 3}},
+}
+
+
+@pytest.mark.parametrize("exchange", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_exchange_is_a_cassette_error_naming_file_and_line(exchange, tmp_path):
+    tape = tmp_path / "tape.jsonl"
+    tape.write_text(f"{HEADER}\n{json.dumps(exchange)}\n", "utf-8")
+    with pytest.raises(CassetteError, match=r"tape\.jsonl:2: "):
+        Cassette.load(tape)
+
+
+def test_replaying_a_folder_shows_a_malformed_cassette_as_one_fail_row(tmp_path):
+    folder = tmp_path / "scenarios"
+    (folder / "cassettes").mkdir(parents=True)
+    shutil.copy(REPO / "scenarios" / "chat-echo.yaml", folder / "a-good.yaml")
+    shutil.copy(REPO / "scenarios" / "cassettes" / "chat-echo.jsonl", folder / "cassettes")
+    broken = (folder / "a-good.yaml").read_text("utf-8").replace(
+        "name: chat-echo", "name: broken").replace("chat-echo.jsonl", "broken.jsonl")
+    (folder / "b-broken.yaml").write_text(broken, "utf-8")
+    (folder / "cassettes" / "broken.jsonl").write_text(
+        f"{HEADER}\n{json.dumps(MALFORMED['unknown message type'])}\n", "utf-8")
+    (folder / "c-good.yaml").write_text(
+        (folder / "a-good.yaml").read_text("utf-8").replace("name: chat-echo", "name: again"))
+
+    result = runner.invoke(app, ["replay", str(folder), "--json"])
+    assert result.exit_code == 1, result.output
+    decoder, text, rows = json.JSONDecoder(), result.output.strip(), []
+    while text:
+        row, end = decoder.raw_decode(text)
+        rows.append(row)
+        text = text[end:].strip()
+    assert [(r["name"], r["passed"]) for r in rows] == [
+        ("chat-echo", True), ("broken", False), ("again", True)]
+    assert "broken.jsonl:2: malformed exchange" in rows[1]["error"]

@@ -79,8 +79,7 @@ class Cassette:
             if not line.strip():
                 continue
             row = cls._parse(path, number, line)
-            if not {"key", "request", "result"} <= row.keys():
-                raise CassetteError(f"{path}:{number}: exchange lacks key, request or result")
+            cls._check_exchange(path, number, row)
             cassette.lines.append(line)
             cassette.by_key.setdefault(row["key"], []).append(row)
         return cassette
@@ -94,6 +93,27 @@ class Cassette:
         if not isinstance(row, dict):
             raise CassetteError(f"{path}:{number}: corrupt cassette line (not an object)")
         return row
+
+    @staticmethod
+    def _check_exchange(path: Path, number: int, row: dict) -> None:
+        """Refuse an exchange that replay could not answer from, naming its line: a
+        malformed one must stop its own scenario, not surface later as a raw KeyError."""
+        if not {"key", "request", "result"} <= row.keys():
+            raise CassetteError(f"{path}:{number}: exchange lacks key, request or result")
+        request = row["request"]
+        if not isinstance(row["key"], str):
+            raise CassetteError(f"{path}:{number}: malformed exchange (key is not a string)")
+        if not (isinstance(request, dict) and isinstance(request.get("params"), dict)
+                and all(isinstance(request.get(part), list)
+                        and all(isinstance(item, dict) for item in request[part])
+                        for part in ("messages", "tools"))):
+            raise CassetteError(f"{path}:{number}: malformed exchange (request needs messages, "
+                                "tools and params)")
+        try:
+            result_from_dict(row["result"])
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            raise CassetteError(f"{path}:{number}: malformed exchange result ({why})") from None
 
     def add(self, key: str, request: dict, result: ChatResult) -> None:
         row = {"key": key, "request": request, "result": result_to_dict(result)}

@@ -56,16 +56,22 @@ def run_scenario(scenario: Scenario, config: Any, inputs: Any, model: BaseChatMo
 
 
 def replay_file(path: str) -> ScenarioOutcome:
-    """Load a scenario and run it against its cassette; errors end up in the outcome."""
+    """Load a scenario and run it against its cassette; errors end up in the outcome.
+
+    Any error, not only a ``StepwiseError``, is this scenario's FAIL row: one broken
+    scenario must not stop the others of ``replay DIR`` from running.
+    """
     outcome = ScenarioOutcome(file=str(path))
     try:
         scenario, config, inputs = load_scenario(path)
+        outcome.name, outcome.agent = scenario.name, scenario.agent
+        model = ReplayChatModel(cassette=str(scenario.cassette_path))
+        return run_scenario(scenario, config, inputs, model, outcome)
     except StepwiseError as exc:
         outcome.error = str(exc)
-        return outcome
-    outcome.name, outcome.agent = scenario.name, scenario.agent
-    model = ReplayChatModel(cassette=str(scenario.cassette_path))
-    return run_scenario(scenario, config, inputs, model, outcome)
+    except Exception as exc:  # noqa: BLE001 -- isolation: a bug in one scenario is its row
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    return outcome
 
 
 def record_file(path: str, model: BaseChatModel, source: str | None = None) -> ScenarioOutcome:

@@ -155,3 +155,47 @@ def test_replaying_a_folder_shows_a_malformed_cassette_as_one_fail_row(tmp_path)
     assert [(r["name"], r["passed"]) for r in rows] == [
         ("chat-echo", True), ("broken", False), ("again", True)]
     assert "broken.jsonl:2: malformed exchange" in rows[1]["error"]
+
+
+# -- 2. a scenario's cassette stays inside the scenario's folder -----------------------------
+
+
+def escaping_scenario(tmp_path, cassette: str):
+    """A scenario in tmp/scenarios/ whose cassette is ``cassette``, and a file outside."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir(exist_ok=True)
+    precious = tmp_path / "precious.jsonl"
+    precious.write_text("keep me\n", "utf-8")
+    text = (REPO / "scenarios" / "chat-echo.yaml").read_text("utf-8")
+    scenario = folder / "escape.yaml"
+    scenario.write_text(text.replace("cassettes/chat-echo.jsonl", cassette), "utf-8")
+    return scenario, precious
+
+
+@pytest.mark.parametrize("kind", ["parent", "absolute", "symlink"])
+def test_record_refuses_a_cassette_outside_the_scenario_folder(kind, tmp_path):
+    if kind == "symlink":
+        (tmp_path / "scenarios").mkdir()
+        (tmp_path / "scenarios" / "cassettes").symlink_to(tmp_path, target_is_directory=True)
+    cassette = {"parent": "../precious.jsonl", "absolute": str(tmp_path / "precious.jsonl"),
+                "symlink": "cassettes/precious.jsonl"}[kind]
+    scenario, precious = escaping_scenario(tmp_path, cassette)
+
+    result = runner.invoke(app, ["record", str(scenario), "--model", "sim:echo"])
+    assert result.exit_code == 2, result.output
+    lines = error_lines(result.output)
+    assert len(lines) == 1 and "cassette" in lines[0] and "escape.yaml:15" in lines[0], lines
+    assert precious.read_text("utf-8") == "keep me\n"
+
+    replayed = runner.invoke(app, ["replay", str(scenario), "--json"])
+    assert replayed.exit_code == 1
+    row = json.loads(replayed.output)
+    assert not row["passed"] and "cassette" in row["error"] and "escape.yaml:15" in row["error"]
+
+
+def test_record_writes_a_cassette_inside_the_scenario_folder(tmp_path):
+    scenario, precious = escaping_scenario(tmp_path, "cassettes/../new.jsonl")
+    result = runner.invoke(app, ["record", str(scenario), "--model", "sim:echo"])
+    assert result.exit_code == 0, result.output
+    assert (scenario.parent / "new.jsonl").is_file()
+    assert precious.read_text("utf-8") == "keep me\n"

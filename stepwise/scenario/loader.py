@@ -74,6 +74,11 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Any, Any]:
     except ValidationError as exc:
         raise ScenarioError("\n".join(_errors(path, root, exc))) from None
     scenario._source = path
+    try:
+        scenario.cassette_path  # noqa: B018 -- refused here, before anything runs or is written
+    except ScenarioError as exc:
+        line = _line_of(root, ("cassette",))
+        raise ScenarioError(str(exc).replace(f"{path}: ", f"{path}:{line}: ", 1)) from None
     agent = scenario_agent(scenario.agent)
     if agent is None:
         known = ", ".join(known_agents())

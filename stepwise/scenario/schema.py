@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from stepwise.errors import ScenarioError
+
 CHECKS = ("equals", "contains", "matches", "min", "max", "length")
 PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -103,5 +105,16 @@ class Scenario(BaseModel):
 
     @property
     def cassette_path(self) -> Path:
-        base = self._source.parent if self._source else Path.cwd()
-        return (base / self.cassette).resolve()
+        """The cassette, which must lie inside the scenario file's folder: ``record``
+        overwrites it, so a path out of there (``../``, absolute, a symlink that leads
+        elsewhere) could replace any file the user can write."""
+        base = (self._source.parent if self._source else Path.cwd()).resolve()
+        where = f"{self._source}: " if self._source else ""
+        if Path(self.cassette).is_absolute():
+            raise ScenarioError(f"{where}cassette: {self.cassette!r} is an absolute path; give "
+                                "it relative to the scenario file, inside its folder")
+        path = (base / self.cassette).resolve()
+        if not path.is_relative_to(base):
+            raise ScenarioError(f"{where}cassette: {self.cassette!r} leads outside the "
+                                f"scenario's folder (to {path}); keep it inside {base}")
+        return path

@@ -11,6 +11,15 @@
   baseline score (the seed), or, with per-step rewards, its own step's score over the
   baseline's score for that step (the seed's proposed improvement).
 
+Plain MCTS searches from the root with one budget per task, so it spends most of it near the
+root. Step by step (``per_step``, AlphaZero's moving root), each decision gets its own budget,
+searched from that decision; when it is spent the search commits to the decision's best child
+(max Q, then visits, then the earlier child) and searches the next decision from there. The
+committed path (the tree's ``spine``) reaches the end of the episode and every decision on it
+had all its children visited, so each can give a sibling pair, at a cost linear in the
+episode's length. It stays one tree: commits are not logged but recomputed on resume, since
+they follow from the backed-up values.
+
 The tree lives in the explorer, outside LangGraph's channels (it would not checkpoint),
 and every iteration is appended to an event log (``EventLog``), from which a killed run
 is rebuilt. Every random choice is seeded from (seed, task, node path, sample index), so
@@ -26,8 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stepwise.errors import StepwiseError
 from stepwise.llm.cache import sampling_seed
 from stepwise.search.events import EventLog
 from stepwise.search.tree import Node, Tree
@@ -48,7 +58,52 @@ class ExploreOptions(BaseModel):
                                    "has not changed for this many iterations")
     parallel: int = Field(default=1, ge=1, description="simulations run at once per task, "
                           "kept apart by virtual loss")
+    per_step: int | None = Field(default=None, ge=1, description="step by step: simulations "
+                                 "per decision, then commit to the best child (``simulations`` "
+                                 "is then unused)")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> ExploreOptions:
+        if self.per_step is not None and self.early_stop is not None:
+            raise ValueError("early_stop is for plain MCTS; per_step already bounds each "
+                             "decision")
+        return self
+
+    def dump(self) -> dict[str, Any]:
+        """The options as trees and run settings keep them; ``per_step`` only when set, so
+        plain MCTS runs keep the bytes they had."""
+        data = self.model_dump()
+        if self.per_step is None:
+            data.pop("per_step")
+        return data
+
+
+class BudgetError(StepwiseError):
+    """A per-decision budget below a decision's number of actions: some would go unvisited."""
+
+    def __init__(self, per_step: int, actions: int, where: str) -> None:
+        super().__init__(f"--per-step {per_step} is below the {actions} actions of {where}: "
+                         f"give at least {actions}")
+        self.minimum = actions
+
+
+def check_budget(env: Any, options: ExploreOptions, where: str = "a decision") -> None:
+    """Refuse, before any search, a per-decision budget below the actions a decision has:
+    each action of the first decisions (the initial state's, and a step further) is counted.
+    The explorer checks every later decision as it reaches it."""
+    if options.per_step is None:
+        return
+    state = env.initial_state()
+    for _ in range(2):  # LongMT's first page has one action; its later pages have them all
+        if env.is_terminal(state):
+            return
+        actions = env.actions(state)
+        if options.width is not None:
+            actions = actions[:options.width]
+        if len(actions) > options.per_step:
+            raise BudgetError(options.per_step, len(actions), where)
+        state = env.step(state, actions[0])
 
 
 class LoopState(TypedDict, total=False):
@@ -68,11 +123,16 @@ class Explorer:
         self.log = log or EventLog(None)
         self.on_iteration = on_iteration
         self.tree = Tree.new(task=env.task_id, env=env_name, seed=options.seed,
-                             options=options.model_dump(), baseline_score=env.baseline_score(),
+                             options=options.dump(), baseline_score=env.baseline_score(),
                              tools=env.tool_schemas(), simulated=simulated)
         self.states: dict[int, Any] = {0: env.initial_state()}
         self.stable = 0
         self.best_path = [0]
+        self.decision = 0  # step by step: the node whose decision is being searched
+        self.spent = 0  # simulations spent on it so far
+        if options.per_step is not None:
+            self.tree.attrs["spine"] = [0]
+        self._graph = None
 
     # -- states and randomness --------------------------------------------------------
 
@@ -102,12 +162,17 @@ class Explorer:
 
     def select(self, state: LoopState) -> LoopState:
         """One leaf per parallel simulation, each path held back by virtual loss."""
-        size = min(self.options.parallel, self.options.simulations - state.get("iteration", 0))
+        if self.options.per_step is not None:
+            left = self.options.per_step - self.spent
+        else:
+            left = self.options.simulations - state.get("iteration", 0)
+        size = min(self.options.parallel, left)
         virtual: dict[int, int] = {}
         taken: set[int] = set()  # leaves a simulation of this round already owns
         leaves = []
         for _ in range(size):
-            node, path = self.tree.root, [0]
+            node = self.tree.nodes[self.decision]
+            path = [node.id]
             while node.children:
                 free = [self.tree.nodes[c] for c in node.children
                         if not self._owned(self.tree.nodes[c], taken)]
@@ -144,6 +209,10 @@ class Explorer:
                 chosen = sorted(self.rng("expand", leaf.id, 0).sample(range(len(actions)),
                                                                         self.options.width))
                 actions = [actions[i] for i in chosen]
+            if leaf.id == self.decision and self.options.per_step is not None and \
+                    len(actions) > self.options.per_step:
+                raise BudgetError(self.options.per_step, len(actions),
+                                  f"decision {leaf.depth + 1} of {self.env.task_id}")
             parent_state = self.state_of(leaf.id)
             best_actions = getattr(self.env, "best_actions", None)  # optional: ties kept
             created = {"parent": leaf.id, "prompt": self.env.decision_prompt(parent_state),
@@ -216,6 +285,7 @@ class Explorer:
         for item in state["batch"]:
             self._apply(item["score"], item["rewards"])
         self.log.append({"i": iteration, "batch": state["batch"]})
+        self._spend(len(state["batch"]))
         iteration += len(state["batch"])
         if self.on_iteration is not None:
             for _ in state["batch"]:
@@ -235,7 +305,34 @@ class Explorer:
         self.stable = self.stable + 1 if path == self.best_path else 0
         self.best_path = path
 
+    # -- step by step -----------------------------------------------------------------
+
+    def _spend(self, simulations: int) -> None:
+        """Count a round against the decision's budget; commit when it is spent (or when the
+        decision's only action has been tried: a second simulation would tell nothing)."""
+        if self.options.per_step is None:
+            return
+        self.spent += simulations
+        node = self.tree.nodes[self.decision]
+        only = len(node.children) == 1 and self.tree.nodes[node.children[0]].visits
+        if self.spent >= self.options.per_step or only:
+            self._commit()
+
+    def _commit(self) -> None:
+        """Move the decision to its best child (max Q, then visits, then the earlier one)."""
+        best = self.tree.best_child(self.decision)
+        if best is None:  # nothing visited below: only a terminal decision has no child
+            return
+        self.decision, self.spent = best.id, 0
+        self.tree.attrs["spine"].append(best.id)
+
+    def finished(self) -> bool:
+        """Step by step: whether the committed path has reached the end of the episode."""
+        return self.env.is_terminal(self.state_of(self.decision))
+
     def should_stop(self, state: LoopState) -> str:
+        if self.options.per_step is not None:  # one graph run per decision
+            return END if self.spent == 0 else "select"
         if state["iteration"] >= self.options.simulations:
             return END
         if self.options.early_stop and self.stable >= self.options.early_stop:
@@ -252,10 +349,13 @@ class Explorer:
                 self._create(item["expanded"])
             for item in event["batch"]:
                 self._apply(item["score"], item["rewards"])
+            self._spend(len(event["batch"]))
             done += len(event["batch"])
         return done
 
     def graph(self):
+        if self._graph is not None:
+            return self._graph
         graph = StateGraph(LoopState)
         for name in ("select", "expand", "simulate", "backpropagate"):
             graph.add_node(name, getattr(self, name))
@@ -264,11 +364,18 @@ class Explorer:
         graph.add_edge("expand", "simulate")
         graph.add_edge("simulate", "backpropagate")
         graph.add_conditional_edges("backpropagate", self.should_stop)
-        return graph.compile()
+        self._graph = graph.compile()
+        return self._graph
 
     def run(self) -> Tree:
-        """Explore until the budget or the early stop; resumes from the event log."""
+        """Explore until the budget or the early stop (step by step: until the committed
+        path ends the episode); resumes from the event log."""
         done = self.replay(self.log.read())
+        if self.options.per_step is not None:
+            while not self.finished():
+                done = self.graph().invoke({"iteration": done}, {
+                    "recursion_limit": 4 * self.options.per_step + 10})["iteration"]
+            return self.tree
         if done < self.options.simulations and not (
                 self.options.early_stop and self.stable >= self.options.early_stop):
             left = self.options.simulations - done

@@ -3,7 +3,8 @@
 Siblings share a parent, so they share the history up to the decision: comparing them
 isolates one step. Per parent, the max-Q child is *chosen* and the min-Q child
 *rejected* (MCTS-DPO, Step-DPO). By default only the parents along the best path are
-used (the root, then each chosen node while it has children: the seed's "each layer");
+used (the root, then each chosen node while it has children: the seed's "each layer"; a
+tree searched step by step has its committed path, ``spine``, and that is used instead);
 ``scope="all"`` uses every parent with two or more children.
 
 The rows are written so that ``datasets.load_dataset("json", ...)`` and TRL's trainers
@@ -49,6 +50,7 @@ class PairStats:
 
     parents_seen: int = 0
     pairs: int = 0
+    one_action: int = 0  # the decision had one allowed action: nothing to compare
     too_few_children: int = 0  # fewer than two children with enough visits
     no_preference: int = 0  # chosen and rejected have the same Q
     below_delta_q: int = 0  # 0 < ΔQ < min_delta_q
@@ -149,12 +151,16 @@ def best_path(graph: nx.DiGraph, min_visits: int = 1) -> list[int]:
     return path
 
 
-def _parents(graph: nx.DiGraph, scope: str, min_visits: int) -> Iterable[int]:
+def decision_parents(graph: nx.DiGraph, scope: str = "best_path",
+                     min_visits: int = 1) -> Iterable[int]:
+    """The parents pairs are taken at: every one with two or more children, or the path of
+    decisions (the committed ``spine`` of a step-by-step search, else the best path)."""
     if scope == "all":
         parents = [n for n in graph.nodes if graph.out_degree(n) >= 2]
         yield from sorted(parents, key=lambda n: (graph.nodes[n].get("depth") or 0, n))
         return
-    yield from (n for n in best_path(graph, min_visits) if graph.out_degree(n))
+    path = graph.graph.get("spine") or best_path(graph, min_visits)
+    yield from (n for n in path if graph.out_degree(n))
 
 
 def extract_pairs(graph: nx.DiGraph, *, min_visits: int = 1, min_delta_q: float = 0.0,
@@ -176,9 +182,12 @@ def extract_pairs(graph: nx.DiGraph, *, min_visits: int = 1, min_delta_q: float 
     tools = tools_json(attrs.get("tools"))
     stats = PairStats()
     rows: list[dict] = []
-    for parent in _parents(graph, scope, min_visits):
+    for parent in decision_parents(graph, scope, min_visits):
         stats.parents_seen += 1
         children = visited_children(graph, parent, min_visits)
+        if graph.out_degree(parent) == 1:
+            stats.one_action += 1
+            continue
         if len(children) < 2:
             stats.too_few_children += 1
             continue

@@ -21,8 +21,8 @@ from stepwise.errors import StepwiseError, error_line
 from stepwise.files import write_atomic
 from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
-from stepwise.search.pairs import check_prefix, extract_pairs, write_pairs
-from stepwise.search.tree import load_tree
+from stepwise.search.pairs import check_prefix, decision_parents, extract_pairs, write_pairs
+from stepwise.search.tree import load_tree, visit_entropy
 
 
 @dataclass
@@ -43,6 +43,8 @@ class RunReport:
     seconds: float = 0.0
     pair_stats: dict[str, Any] = field(default_factory=dict)
     optimal_rates: dict[str, Any] = field(default_factory=dict)
+    decisions: dict[str, Any] = field(default_factory=dict)
+    visit_entropy: list[dict[str, Any]] = field(default_factory=list)
     model_calls: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # task -> its error line
 
@@ -88,6 +90,56 @@ def optimal_rates(rows: Sequence[dict]) -> dict[str, Any]:
     rejected = sum(_is_best(r["meta"], "rejected") for r in known)
     return {"pairs_with_known_best": len(known), "chosen_is_best": chosen / len(known),
             "rejected_is_best": rejected / len(known)}
+
+
+NO_PAIR_BECAUSE = {"one_action": "one_action", "too_few_visits": "too_few_children",
+                   "all_children_equal_q": "no_preference", "below_min_delta_q": "below_delta_q",
+                   "no_prompt": "no_prompt", "no_completion": "no_completion",
+                   "same_completion": "same_completion",
+                   "dropped_by_tokenizer": "dropped_by_tokenizer"}
+
+
+def decision_report(stats: dict[str, int], unequal: list[int]) -> dict[str, Any]:
+    """Decisions seen, decisions with a pair and why the others gave none; and, where the
+    environment knows the best actions (a simulated world), the decisions at which not
+    every searched action is best (``[seen, with a pair]``)."""
+    report: dict[str, Any] = {
+        "seen": stats.get("parents_seen", 0), "with_pair": stats.get("pairs", 0),
+        "no_pair_because": {name: stats.get(key, 0) for name, key in NO_PAIR_BECAUSE.items()}}
+    if unequal[0]:
+        report["actions_differ"] = {"seen": unequal[0], "with_pair": unequal[1],
+                                    "share": round(unequal[1] / unequal[0], 4)}
+    return report
+
+
+def _unequal_decisions(graph: Any, rows: Sequence[dict], scope: str,
+                       min_visits: int) -> tuple[int, int]:
+    """Decisions whose children's actions are not all among the known best ones, and how
+    many of them gave a pair."""
+    paired = {r["meta"].get("parent_id") for r in rows}
+    seen = with_pair = 0
+    for parent in decision_parents(graph, scope, min_visits):
+        best = graph.nodes[parent].get("best_actions")
+        actions = [graph.nodes[c].get("action") for c in graph.successors(parent)]
+        if best is None or all(a in best for a in actions):
+            continue
+        seen += 1
+        with_pair += parent in paired
+    return seen, with_pair
+
+
+def entropy_report(by_depth: dict[int, list[float]],
+                   spine: dict[int, list[float]]) -> list[dict[str, Any]]:
+    """Per depth: parents measured and their mean normalised visit entropy, and the same
+    for the committed decisions alone when the search went step by step."""
+    rows = []
+    for depth, values in sorted(by_depth.items()):
+        row = {"depth": depth, "parents": len(values),
+               "entropy": round(sum(values) / len(values), 4)}
+        if spine.get(depth):
+            row["spine_entropy"] = round(sum(spine[depth]) / len(spine[depth]), 4)
+        rows.append(row)
+    return rows
 
 
 def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], options: ExploreOptions,
@@ -141,10 +193,14 @@ def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, re
     """
     rows: list[dict] = []
     stats: dict[str, int] = {}
+    unequal = [0, 0]
+    entropy: dict[int, list[float]] = {}
+    spine_entropy: dict[int, list[float]] = {}
     finished = [t for t in task_ids if (out / "trees" / f"{safe_name(t)}.json").is_file()]
     for task_id in finished:  # task order, whatever order the tasks finished in
+        graph = load_tree(out / "trees" / f"{safe_name(task_id)}.json")
         tree_rows, task_stats = extract_pairs(
-            load_tree(out / "trees" / f"{safe_name(task_id)}.json"),
+            graph,
             min_visits=pair_options.min_visits, min_delta_q=pair_options.min_delta_q,
             scope=pair_options.scope, format=pair_options.format,
             tokenizer=pair_options.tokenizer)
@@ -153,6 +209,14 @@ def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, re
             task_stats.pairs -= dropped
             task_stats.dropped_by_tokenizer += dropped
         rows += tree_rows
+        seen, with_pair = _unequal_decisions(graph, tree_rows, pair_options.scope,
+                                             pair_options.min_visits)
+        unequal[0] += seen
+        unequal[1] += with_pair
+        for depth, values in visit_entropy(graph).items():
+            entropy.setdefault(depth, []).extend(values)
+        for depth, values in visit_entropy(graph, graph.graph.get("spine") or []).items():
+            spine_entropy.setdefault(depth, []).extend(values)
         for key, value in asdict(task_stats).items():
             stats[key] = stats.get(key, 0) + value
     write_pairs(rows, out / "pairs.jsonl")
@@ -160,6 +224,8 @@ def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, re
     report.pairs = len(rows)
     report.pair_stats = stats
     report.optimal_rates = optimal_rates(rows)
+    report.decisions = decision_report(stats, unequal)
+    report.visit_entropy = entropy_report(entropy, spine_entropy)
     report.model_calls = model_counts() if model_counts else {}
     report.seconds = round(time.perf_counter() - started, 3)
     write_atomic(out / "summary.json", json.dumps(asdict(report), indent=1, sort_keys=True))

@@ -21,7 +21,9 @@ rebuilt from the event log on resume. What a tree JSON (``networkx.node_link_dat
   backend recorded tokens: ``prompt_token_ids``, ``completion_token_ids``,
   ``completion_logprobs``, ``model``; see ``stepwise.llm.token_data``), else null
 
-Graph attributes: ``task``, ``env``, ``seed``, ``options``, ``baseline_score``, ``tools``.
+Graph attributes: ``task``, ``env``, ``seed``, ``options``, ``baseline_score``, ``tools``;
+a tree searched step by step also has ``spine``, the committed path of decisions (node
+ids from the root).
 """
 
 from __future__ import annotations
@@ -125,6 +127,24 @@ class Tree:
         data = nx.node_link_data(self.to_graph(), edges="links")
         # Keys keep their order: chat templates render tool schemas as stored.
         return json.dumps(data, ensure_ascii=False, indent=1)
+
+
+def visit_entropy(graph: nx.DiGraph, parents: list[int] | None = None
+                  ) -> dict[int, list[float]]:
+    """Per depth, each parent's normalised entropy of its children's visits: 1 when the
+    visits are spread evenly over all children, 0 when all went to one. It says how broad
+    the search was at that depth (parents with two or more children and some visits; all
+    of them, or those in ``parents``)."""
+    by_depth: dict[int, list[float]] = {}
+    for parent in sorted(graph.nodes) if parents is None else parents:
+        visits = [int(graph.nodes[c].get("visits") or 0) for c in graph.successors(parent)]
+        total = sum(visits)
+        if len(visits) < 2 or not total:
+            continue
+        entropy = -sum(v / total * math.log(v / total) for v in visits if v)
+        depth = int(graph.nodes[parent].get("depth") or 0)
+        by_depth.setdefault(depth, []).append(entropy / math.log(len(visits)))
+    return by_depth
 
 
 def load_tree(path: str | Path) -> nx.DiGraph:

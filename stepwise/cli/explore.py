@@ -56,7 +56,17 @@ def explore(
     act_samples: Annotated[int, typer.Option(help="think: sample each act turn this many "
                                              "times as sibling actions (one n > 1 request "
                                              "where the backend supports it).")] = 1,
-    simulations: Annotated[int, typer.Option(help="MCTS iterations per task.")] = 32,
+    simulations: Annotated[int | None, typer.Option(help="Plain MCTS: iterations per task, "
+                                                    "searched from the root (default 32).")
+                           ] = None,
+    per_step: Annotated[int | None, typer.Option(help="Step by step instead: this many "
+                                                 "simulations per decision, then commit to "
+                                                 "its best child (max Q, then visits) and "
+                                                 "search the next decision from there, so "
+                                                 "every step gets sibling pairs; the cost is "
+                                                 "N x decisions. At least the actions of a "
+                                                 "decision (8 at a LongMT page). Not with "
+                                                 "--simulations or --early-stop.")] = None,
     seed: Annotated[int, typer.Option(help="Seeds every random choice, sampled model calls "
                                       "included: same seed, same trees and pairs.")] = 0,
     c: Annotated[float, typer.Option("--c", help="UCB1 exploration constant.")] = 1.4,
@@ -110,13 +120,18 @@ def explore(
 
     Per task: select (UCB1) -> expand (every allowed action) -> simulate (rollout to the
     end, scored) -> backpropagate (wins / visits = Q). Per parent, the max-Q child is
-    chosen and the min-Q child rejected. A task that fails (a server timing out, say) is
+    chosen and the min-Q child rejected. Plain MCTS (--simulations, the default) spends
+    its budget near the root; --per-step N searches each decision with N simulations and
+    then moves on to its best child, so every step of every episode gets a pair. The
+    summary counts the decisions seen, those with a pair and why the others gave none,
+    and the visit entropy per depth (1: visits spread evenly over the children). A task that fails (a server timing out, say) is
     reported and the others go on; the exit status is then 1, and --resume redoes only the
     failed tasks, from where their event logs stopped.
 
     Example:
       [bold]stepwise sim make --world translation --docs 4 --out synth[/bold]
       [bold]stepwise explore synth/dataset.jsonl --model sim:translator --page-sentences 5 --simulations 64 --out run1[/bold]
+      [bold]stepwise explore synth/dataset.jsonl --model sim:translator --reward page --per-step 16 --out run3[/bold]
       [bold]stepwise explore airline --env think --model sim:airline-oracle --think-tools think,verify --out run2[/bold]
     """
     from stepwise.agents.environments import EnvSpec
@@ -129,7 +144,11 @@ def explore(
         if value not in allowed:
             raise StepwiseError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
     check_decide(decide)
-    options = ExploreOptions(simulations=simulations, c=c, width=width,
+    if per_step is not None and (simulations is not None or early_stop is not None):
+        raise StepwiseError("--per-step is a budget per decision: give it without "
+                            "--simulations and --early-stop")
+    options = ExploreOptions(simulations=32 if simulations is None else simulations, c=c,
+                             width=width, per_step=per_step,
                              rollout=rollout,  # type: ignore[arg-type]
                              reward=reward, q=q, early_stop=early_stop,  # type: ignore[arg-type]
                              seed=seed, parallel=parallel)
@@ -158,7 +177,7 @@ def explore(
                 **({"decide": decide} if decide != "generate" else {}),
                 # what changes the answers (a timeout does not)
                 "calls": {k: v for k, v in calls.values().items() if k != "timeout"},
-                "options": options.model_dump(),
+                "options": options.dump(),
                 "pairs": {"min_visits": min_visits, "min_delta_q": min_delta_q,
                           "scope": "all" if all_parents else "best_path",
                           "stepwise_format": stepwise_format,
@@ -176,21 +195,43 @@ def explore(
     pair_options = PairOptions(min_visits, min_delta_q, "all" if all_parents else "best_path",
                                "stepwise" if stepwise_format else "preference", checker)
     simulated = model.startswith("sim:")
+    factory = None
+    if per_step is not None and task_ids:  # refuse a budget too small before any search
+        from stepwise.search.explorer import check_budget
+
+        factory = spec.factory()
+        check_budget(factory[0](task_ids[0]), options,
+                     "a LongMT page" if env == "longmt" else f"a {env} decision")
     if ray_address is not None:
         report = _explore_on_ray(spec, task_ids, options, out_dir, ray_address, pair_options,
                                  simulated)
     else:
         report = _explore_here(spec, task_ids, options, out_dir, workers, pair_options,
-                               simulated)
+                               simulated, factory)
     summary = json.loads((out_dir / "summary.json").read_text())
     out.print_json(json.dumps(summary))
     if model.startswith("sim:"):
         out.print("[yellow]simulated: scores and Q-values come from a synthetic world[/yellow]")
+    out.print(decisions_line(summary["decisions"]), highlight=False)
     out.print(f"{report.pairs} pairs in {out_dir / 'pairs.jsonl'}; trees in {out_dir / 'trees'}/")
     failures = TaskFailures()
     failures.errors.update(report.failed)
     failures.exit_if_any(len(task_ids), "rerun the same command with --resume to redo only "
                                         "those")
+
+
+def decisions_line(decisions: dict) -> str:
+    """The summary's decision counts in one line: seen, with a pair, why not the others."""
+    reasons = ", ".join(f"{count} {name.replace('_', ' ')}"
+                        for name, count in decisions["no_pair_because"].items() if count)
+    line = f"decisions: {decisions['seen']} seen, {decisions['with_pair']} with a pair"
+    if reasons:
+        line += f"; none at {reasons}"
+    if "actions_differ" in decisions:
+        differ = decisions["actions_differ"]
+        line += (f"; where the actions' exact scores differ: {differ['with_pair']} of "
+                 f"{differ['seen']} with a pair")
+    return line
 
 
 def _kwargs_for(uri: str, model_name: str | None, calls: CallOptions) -> dict:
@@ -202,18 +243,20 @@ def _kwargs_for(uri: str, model_name: str | None, calls: CallOptions) -> dict:
                        calls)
 
 
-def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simulated):
+def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simulated,
+                  factory=None):
     """Tasks in a thread pool on this machine, with a bar of simulations."""
     from stepwise.search.run import explore_tasks
 
-    make_env, cached = spec.factory()
+    make_env, cached = factory or spec.factory()
     lock = threading.Lock()
     started = time.perf_counter()
     done = [0]
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
-        bar = progress.add_task("exploring", total=len(task_ids) * options.simulations, rate="")
+        total = None if options.per_step else len(task_ids) * options.simulations  # unknown
+        bar = progress.add_task("exploring", total=total, rate="")
 
         def on_iteration(task_id: str, iteration: int) -> None:
             with lock:

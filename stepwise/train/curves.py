@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from stepwise.jsonl import jsonl_lines
+
 PANELS = (("loss", ("loss",)), ("reward accuracy", ("reward_accuracy",)),
           ("reward margin", ("reward_margin",)),
           ("log-probs", ("logps_chosen", "logps_rejected")))
@@ -14,7 +16,7 @@ def read_metrics(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8"))
             if line.strip()]
 
 

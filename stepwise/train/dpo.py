@@ -18,6 +18,7 @@ import logging
 import math
 import random
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -97,6 +98,14 @@ def resolve_model(spec: str) -> tuple[Path, str]:
         return tiny_model_path(int(seed)), "tiny"
     path = spec.removeprefix("hf:")
     return check_model_dir(path), "hf"
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (what a CPU run needs), from the kernel's count."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak * 1024 if sys.platform != "darwin" else peak  # KiB on Linux, bytes on macOS
 
 
 def split_pairs(rows: list[dict], eval_frac: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -200,7 +209,10 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
         loss_weights=[1.0, settings.sft_weight], max_length=settings.max_length,
         padding_free=settings.padding_free, logging_steps=1, save_strategy="no",
         eval_strategy="no", report_to=[], disable_tqdm=True, seed=settings.seed,
-        use_cpu=not cuda, bf16=dtype == torch.bfloat16, gradient_checkpointing=cuda,
+        use_cpu=not cuda, bf16=dtype == torch.bfloat16,
+        # Recomputing activations costs time but keeps a real model's DPO step within a
+        # small machine's memory (the tiny model needs none of it).
+        gradient_checkpointing=cuda or kind != "tiny",
     )
     trainer = DPOTrainer(model=policy, args=config, train_dataset=_dataset(train_rows, tokenizer),
                          eval_dataset=_dataset(eval_rows, tokenizer) if eval_rows else None,
@@ -230,7 +242,8 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
         pairs=report.as_dict(), train_pairs=len(train_rows), eval_pairs=len(eval_rows),
         before=before, after=after, train_fit=fitted, seconds=round(seconds, 3),
         tokens_per_second=round(tokens / seconds, 1) if tokens and seconds else None,
-        peak_memory_gb=round(torch.cuda.max_memory_allocated() / 2**30, 3) if cuda else None,
+        peak_memory_gb=round(torch.cuda.max_memory_allocated() / 2**30, 3) if cuda
+        else round(peak_rss_bytes() / 2**30, 3),
         device=torch.cuda.get_device_name() if cuda else "cpu",
         settings=settings.model_dump(),
     )

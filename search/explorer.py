@@ -132,6 +132,7 @@ class Explorer:
         self.spent = 0  # simulations spent on it so far
         if options.per_step is not None:
             self.tree.attrs["spine"] = [0]
+            self.tree.attrs["spine_visits"] = []
         self._graph = None
 
     # -- states and randomness --------------------------------------------------------
@@ -323,6 +324,8 @@ class Explorer:
         best = self.tree.best_child(self.decision)
         if best is None:  # nothing visited below: only a terminal decision has no child
             return
+        self.tree.attrs["spine_visits"].append(
+            [self.tree.nodes[c].visits for c in self.tree.nodes[self.decision].children])
         self.decision, self.spent = best.id, 0
         self.tree.attrs["spine"].append(best.id)
 

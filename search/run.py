@@ -22,7 +22,7 @@ from stepwise.files import write_atomic
 from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
 from stepwise.search.pairs import check_prefix, decision_parents, extract_pairs, write_pairs
-from stepwise.search.tree import load_tree, visit_entropy
+from stepwise.search.tree import commit_entropy, load_tree, visit_entropy
 
 
 @dataclass
@@ -130,8 +130,9 @@ def _unequal_decisions(graph: Any, rows: Sequence[dict], scope: str,
 
 def entropy_report(by_depth: dict[int, list[float]],
                    spine: dict[int, list[float]]) -> list[dict[str, Any]]:
-    """Per depth: parents measured and their mean normalised visit entropy, and the same
-    for the committed decisions alone when the search went step by step."""
+    """Per depth: parents measured and their mean normalised visit entropy, and, when the
+    search went step by step, the same for the committed decisions as they were committed
+    (``spine_entropy``)."""
     rows = []
     for depth, values in sorted(by_depth.items()):
         row = {"depth": depth, "parents": len(values),
@@ -215,7 +216,7 @@ def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, re
         unequal[1] += with_pair
         for depth, values in visit_entropy(graph).items():
             entropy.setdefault(depth, []).extend(values)
-        for depth, values in visit_entropy(graph, graph.graph.get("spine") or []).items():
+        for depth, values in commit_entropy(graph).items():
             spine_entropy.setdefault(depth, []).extend(values)
         for key, value in asdict(task_stats).items():
             stats[key] = stats.get(key, 0) + value

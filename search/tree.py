@@ -23,7 +23,9 @@ rebuilt from the event log on resume. What a tree JSON (``networkx.node_link_dat
 
 Graph attributes: ``task``, ``env``, ``seed``, ``options``, ``baseline_score``, ``tools``;
 a tree searched step by step also has ``spine``, the committed path of decisions (node
-ids from the root).
+ids from the root), and ``spine_visits``, each committed decision's children's visits at
+the moment it was committed (later decisions' simulations all pass through the committed
+child, so the final counts no longer say how broad that decision's search was).
 """
 
 from __future__ import annotations
@@ -138,13 +140,33 @@ def visit_entropy(graph: nx.DiGraph, parents: list[int] | None = None
     by_depth: dict[int, list[float]] = {}
     for parent in sorted(graph.nodes) if parents is None else parents:
         visits = [int(graph.nodes[c].get("visits") or 0) for c in graph.successors(parent)]
-        total = sum(visits)
-        if len(visits) < 2 or not total:
-            continue
-        entropy = -sum(v / total * math.log(v / total) for v in visits if v)
-        depth = int(graph.nodes[parent].get("depth") or 0)
-        by_depth.setdefault(depth, []).append(entropy / math.log(len(visits)))
+        entropy = normalised_entropy(visits)
+        if entropy is not None:
+            depth = int(graph.nodes[parent].get("depth") or 0)
+            by_depth.setdefault(depth, []).append(entropy)
     return by_depth
+
+
+def commit_entropy(graph: nx.DiGraph) -> dict[int, list[float]]:
+    """``visit_entropy`` of the committed decisions of a step-by-step tree, from their
+    children's visits when each was committed (empty for a plain tree)."""
+    by_depth: dict[int, list[float]] = {}
+    for parent, visits in zip(graph.graph.get("spine") or [],
+                              graph.graph.get("spine_visits") or [], strict=False):
+        entropy = normalised_entropy(visits)
+        if entropy is not None:
+            depth = int(graph.nodes[parent].get("depth") or 0)
+            by_depth.setdefault(depth, []).append(entropy)
+    return by_depth
+
+
+def normalised_entropy(visits: list[int]) -> float | None:
+    """Entropy of a visit distribution over its log(number of children); None below two
+    children or without visits."""
+    total = sum(visits)
+    if len(visits) < 2 or not total:
+        return None
+    return -sum(v / total * math.log(v / total) for v in visits if v) / math.log(len(visits))
 
 
 def load_tree(path: str | Path) -> nx.DiGraph:

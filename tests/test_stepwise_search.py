@@ -15,7 +15,7 @@ from stepwise.search.events import EventLog
 from stepwise.search.explorer import BudgetError, ExploreOptions, Explorer, check_budget
 from stepwise.search.pairs import extract_pairs
 from stepwise.search.run import decision_report, explore_tasks
-from stepwise.search.tree import visit_entropy
+from stepwise.search.tree import commit_entropy, visit_entropy
 from tests.test_explorer import ChainEnv
 
 
@@ -59,6 +59,11 @@ def test_every_committed_decision_has_all_children_visited_and_a_pair():
         assert committed in children
     # one simulation for the one-action first step, then six per decision: linear in length
     assert tree.root.visits == 1 + 6 * (len(env.best) - 1)
+    # each decision's children's visits as committed: its own budget, all of them tried
+    assert tree.attrs["spine_visits"][0] == [1]
+    assert all(sum(v) >= 6 and min(v) >= 1 and len(v) == 3  # earlier decisions add some
+               for v in tree.attrs["spine_visits"][1:])
+    assert len(tree.attrs["spine_visits"]) == len(spine) - 1
     rows, stats = extract_pairs(tree.to_graph())
     assert stats.parents_seen == len(env.best) and stats.one_action == 1
     assert stats.pairs == len(env.best) - 1
@@ -128,6 +133,8 @@ def test_visit_entropy_is_one_when_even_and_zero_when_all_on_one_child():
     share = [0.5 / 3, 0.5 / 3, 2 / 3]
     expected = -sum(p * math.log(p) for p in share) / math.log(3)
     assert visit_entropy(graph, [0])[0] == [pytest.approx(expected)]
+    graph.graph.update(spine=[0, 3], spine_visits=[[2, 2, 2]])  # as committed, not as now
+    assert commit_entropy(graph) == {0: [pytest.approx(1.0)]}
 
 
 def test_decision_report_names_why_decisions_gave_no_pair():
@@ -172,7 +179,7 @@ def test_step_search_on_the_synthetic_world_pairs_every_page_that_matters(tmp_pa
     assert report.iterations <= 8 * pages
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [row["depth"] for row in summary["visit_entropy"]][:2] == [1, 2]
-    assert all("spine_entropy" in row for row in summary["visit_entropy"]
+    assert all(0 < row["spine_entropy"] <= 1 for row in summary["visit_entropy"]
                if row["depth"] < pages // 2)
 
 
@@ -197,3 +204,31 @@ def test_explore_cli_refuses_a_small_per_step_budget_in_one_line(tmp_path):
     assert "decisions:" in result.stdout and "with a pair" in result.stdout
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
     assert summary["decisions"]["with_pair"] == summary["pairs"] >= 1
+
+
+def test_a_step_run_cut_mid_decision_resumes_to_the_same_bytes(tmp_path):
+    """A run folder as a kill leaves it (event logs cut mid-decision, a torn last line, no
+    trees or pairs yet) resumes to the trees and pairs of an uninterrupted run."""
+    from typer.testing import CliRunner
+
+    from stepwise.cli import app
+    from stepwise.sim.translation import make_documents, write_dataset
+
+    dataset = write_dataset(make_documents(2, 0), tmp_path / "world")
+    base = ["explore", str(dataset), "-m", "sim:translator", "--page-sentences", "5",
+            "--per-step", "9", "--reward", "page", "--seed", "2"]
+    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.stderr
+    cut = tmp_path / "b"
+    (cut / "events").mkdir(parents=True)
+    (cut / "run.json").write_bytes((tmp_path / "a" / "run.json").read_bytes())
+    for keep, log in zip((14, 3), sorted((tmp_path / "a" / "events").iterdir()), strict=True):
+        lines = log.read_bytes().splitlines(keepends=True)
+        assert len(lines) > keep
+        (cut / "events" / log.name).write_bytes(b"".join(lines[:keep]) + lines[keep][:20])
+    result = CliRunner().invoke(app, [*base, "--out", str(cut), "--resume"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "a" / "pairs.jsonl").read_bytes() == (cut / "pairs.jsonl").read_bytes()
+    for tree in (tmp_path / "a" / "trees").iterdir():
+        assert tree.read_bytes() == (cut / "trees" / tree.name).read_bytes()
+        assert json.loads(tree.read_text())["graph"]["spine"]

@@ -222,7 +222,7 @@ def explore(
 
 def decisions_line(decisions: dict) -> str:
     """The summary's decision counts in one line: seen, with a pair, why not the others."""
-    reasons = ", ".join(f"{count} {name.replace('_', ' ')}"
+    reasons = ", ".join(f"{count} {name.replace('_', ' ').replace(' q', ' Q')}"
                         for name, count in decisions["no_pair_because"].items() if count)
     line = f"decisions: {decisions['seen']} seen, {decisions['with_pair']} with a pair"
     if reasons:

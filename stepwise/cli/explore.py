@@ -120,13 +120,15 @@ def explore(
 
     Per task: select (UCB1) -> expand (every allowed action) -> simulate (rollout to the
     end, scored) -> backpropagate (wins / visits = Q). Per parent, the max-Q child is
-    chosen and the min-Q child rejected. Plain MCTS (--simulations, the default) spends
-    its budget near the root; --per-step N searches each decision with N simulations and
-    then moves on to its best child, so every step of every episode gets a pair. The
-    summary counts the decisions seen, those with a pair and why the others gave none,
-    and the visit entropy per depth (1: visits spread evenly over the children). A task that fails (a server timing out, say) is
+    chosen and the min-Q child rejected. A task that fails (a server timing out, say) is
     reported and the others go on; the exit status is then 1, and --resume redoes only the
     failed tasks, from where their event logs stopped.
+
+    Plain MCTS (--simulations, the default) spends its budget near the root; --per-step N
+    searches each decision with N simulations, then moves on to its best child, so every
+    step of every episode gets a pair. The summary counts the decisions seen, those with a
+    pair and why the others gave none, and the visit entropy per depth (1: visits spread
+    evenly over the children).
 
     Example:
       [bold]stepwise sim make --world translation --docs 4 --out synth[/bold]

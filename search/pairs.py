@@ -143,7 +143,10 @@ def visited_children(graph: nx.DiGraph, parent: int, min_visits: int = 1) -> lis
 
 
 def best_path(graph: nx.DiGraph, min_visits: int = 1) -> list[int]:
-    """From the root, the best-ranked visited child at each level (the seed's layers)."""
+    """From the root, the best-ranked visited child at each level (the seed's layers); for
+    a tree searched step by step, its committed path (the part of it the graph holds)."""
+    if graph.graph.get("spine"):
+        return [n for n in graph.graph["spine"] if n in graph]
     roots = [n for n in graph.nodes if graph.in_degree(n) == 0]
     path = [min(roots)] if roots else []
     while path and (children := visited_children(graph, path[-1], min_visits)):
@@ -159,8 +162,7 @@ def decision_parents(graph: nx.DiGraph, scope: str = "best_path",
         parents = [n for n in graph.nodes if graph.out_degree(n) >= 2]
         yield from sorted(parents, key=lambda n: (graph.nodes[n].get("depth") or 0, n))
         return
-    path = graph.graph.get("spine") or best_path(graph, min_visits)
-    yield from (n for n in path if graph.out_degree(n))
+    yield from (n for n in best_path(graph, min_visits) if graph.out_degree(n))
 
 
 def extract_pairs(graph: nx.DiGraph, *, min_visits: int = 1, min_delta_q: float = 0.0,

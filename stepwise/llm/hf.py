@@ -165,7 +165,8 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
         options = {"temperature": self.temperature, "top_p": self.top_p,
                    "max_tokens": self.max_tokens, "n": self.n, "seed": self.seed,
                    "stop": self.stop, "repetition_penalty": self.repetition_penalty,
-                   "timeout": self.timeout, "tool_choice": self.tool_choice, **{k: v for k, v in kwargs.items() if v is not None}}
+                   "timeout": self.timeout, "tool_choice": self.tool_choice,
+                   **{k: v for k, v in kwargs.items() if v is not None}}
         unknown = set(options) - {"temperature", "top_p", "max_tokens", "n", "seed", "stop",
                                   "tools", "tool_choice", "chat_template_kwargs",
                                   "response_format", "model", "timeout", "max_retries",

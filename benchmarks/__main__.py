@@ -82,10 +82,16 @@ def main(argv: list[str] | None = None) -> int:
               f"(known: {', '.join(BENCHMARKS)})", file=sys.stderr)
         return 2
     about_machine = machine()
+    failed = []
     for name in arguments.names or list(BENCHMARKS):
         module = importlib.import_module(BENCHMARKS[name])
         start = time.perf_counter()
-        result = module.run(quick=arguments.quick)
+        try:
+            result = module.run(quick=arguments.quick)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 -- one benchmark, not the run
+            failed.append(name)
+            print(f"benchmarks: {name} failed: {exc}", file=sys.stderr)
+            continue
         line = {
             "name": name,
             "figures": result["figures"],
@@ -96,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.perf_counter() - start, 2),
         }
         print(json.dumps(line), flush=True)
+    if failed:
+        print(f"benchmarks: {len(failed)} failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,6 +11,7 @@ sacrebleu's tokenizer cache serves both sides alike. The two scores must agree t
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +19,12 @@ from pathlib import Path
 from benchmarks import percentile, rounded
 from stepwise.scoring import IncrementalScorer, bleu_metric, chrf_metric
 
-# The parallel documents beside the repository (../shared/data), or STEPWISE_SHARED_DATA.
+# The parallel documents beside the repository (../shared/data), or STEPWISE_SHARED_DATA;
+# where neither is there, the WMT24++ document bundled with the LongMT scenario.
 DATA = Path(os.environ.get("STEPWISE_SHARED_DATA",
                            Path(__file__).resolve().parents[2] / "shared" / "data")
             ) / "wmt24pp-en-zh"
+BUNDLED = Path(__file__).resolve().parents[1] / "scenarios" / "longmt" / "data"
 TGT_LANG = "zh"
 PAGES = 40
 LINES_PER_PAGE = 10
@@ -42,7 +45,11 @@ def build_document() -> list[Page]:
     """40 pages of 10 reference lines (the corpus's lines, cycled) with perturbed hypotheses."""
     files = sorted(DATA.glob(f"doc*.{TGT_LANG}"))
     if not files:
-        raise SystemExit(f"incremental_bleu: no doc*.{TGT_LANG} files in {DATA}")
+        files = sorted(BUNDLED.glob(f"doc*.{TGT_LANG}"))
+        print(f"incremental_bleu: no doc*.{TGT_LANG} files in {DATA}; using the bundled "
+              f"{', '.join(f.name for f in files)}", file=sys.stderr)
+    if not files:
+        raise SystemExit(f"incremental_bleu: no doc*.{TGT_LANG} files in {DATA} or {BUNDLED}")
     lines = [line for f in files for line in f.read_text(encoding="utf-8").splitlines()
              if line.strip()]
     refs = [lines[i % len(lines)] for i in range(PAGES * LINES_PER_PAGE)]

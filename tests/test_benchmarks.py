@@ -33,3 +33,16 @@ def test_think_loop_benchmark_measures_the_agent_against_a_bare_loop():
     row = json.loads(done.stdout)
     assert row["figures"]["agent_us_per_turn_sqlite"] > 0
     assert row["baseline"]["us_per_turn"] > 0 and row["ratio"]["value"] > 0
+
+
+def test_incremental_bleu_falls_back_to_the_bundled_document(tmp_path):
+    """A fresh clone has no ../shared/data: the benchmark says so and uses doc0.zh."""
+    import os
+
+    env = {**os.environ, "STEPWISE_SHARED_DATA": str(tmp_path)}  # holds no documents
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "incremental_bleu"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert "using the bundled doc0.zh" in done.stderr
+    assert json.loads(done.stdout)["name"] == "incremental_bleu"

@@ -17,10 +17,10 @@ starts where prompt and prompt + step diverge, ``trl.data_utils.common_prefix_le
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from stepwise.llm.tool_prompt import messages_for_template
+from stepwise.llm.tool_prompt import encode_chat, messages_for_template
 
 PREFIX_REASON = "prompt tokens are not a prefix of prompt + step under the chat template"
 SAME_TOKENS_REASON = "chosen and rejected render to the same tokens under the chat template"
@@ -48,27 +48,6 @@ def template_row(row: Mapping[str, Any], tokenizer: Any) -> dict:
     return out
 
 
-def token_ids(encoded: Any) -> list[int]:
-    """Token ids from what ``apply_chat_template(tokenize=True)`` returned: a list, a
-    dict/BatchEncoding (transformers 5 returns one by default), a batch of one, a tensor."""
-    if isinstance(encoded, Mapping) or hasattr(encoded, "keys"):
-        encoded = encoded["input_ids"]
-    if hasattr(encoded, "tolist"):
-        encoded = encoded.tolist()
-    encoded = list(encoded)
-    if encoded and isinstance(encoded[0], list | tuple):
-        if len(encoded) != 1:
-            raise ValueError("expected the ids of one conversation")
-        encoded = list(encoded[0])
-    return [int(token) for token in encoded]
-
-
-def _encode(tokenizer: Any, messages: Sequence[Mapping[str, Any]], tools: list[dict] | None,
-            generation_prompt: bool = False) -> list[int]:
-    return token_ids(tokenizer.apply_chat_template(
-        list(messages), tools=tools, add_generation_prompt=generation_prompt, tokenize=True))
-
-
 def rendered_ids(row: Mapping[str, Any], tokenizer: Any, *, rewrite: bool = True,
                  ) -> dict[str, list[int]]:
     """``prompt``, ``chosen`` and ``rejected`` token ids as the trainer cuts them, plus the
@@ -78,8 +57,8 @@ def rendered_ids(row: Mapping[str, Any], tokenizer: Any, *, rewrite: bool = True
     if rewrite:
         row = template_row(row, tokenizer)
     tools = tools_list(row.get("tools"))
-    alone = _encode(tokenizer, row["prompt"], tools, generation_prompt=True)
-    whole = {side: _encode(tokenizer, [*row["prompt"], *row[side]], tools)
+    alone = encode_chat(tokenizer, row["prompt"], tools, generation_prompt=True)
+    whole = {side: encode_chat(tokenizer, [*row["prompt"], *row[side]], tools)
              for side in ("chosen", "rejected")}
     cut = min(common_prefix_length(alone, ids) for ids in whole.values())
     return {"prompt_alone": alone, "prompt": alone[:cut],

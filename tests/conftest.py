@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from stepwise.llm.named_models import cache_root
+
 # Where `stepwise models get smollm2` put the real model: read before the override below.
-USER_CACHE = Path(os.environ.get("STEPWISE_CACHE")
-                  or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stepwise")
+USER_CACHE = cache_root()
 # Before anything builds a tiny model: keep the test session's copy out of the user's cache.
 os.environ.setdefault("STEPWISE_CACHE", tempfile.mkdtemp(prefix="stepwise-test-cache-"))
 

@@ -24,24 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from stepwise.errors import StepwiseError
-from stepwise.llm.tool_prompt import messages_for_template
+from stepwise.llm.tool_prompt import encode_chat, messages_for_template
 
 TIE = 1e-6  # scores closer than this are equal
 Messages = Sequence[Mapping[str, Any]]
 Scorer = Callable[[Messages, Sequence[Messages], Sequence[Mapping[str, Any]] | None], list[float]]
-
-
-def _ids(tokenizer: Any, messages: list[dict], tools: list[dict] | None,
-         generation_prompt: bool = False) -> list[int]:
-    encoded = tokenizer.apply_chat_template(messages, tools=tools, tokenize=True,
-                                            add_generation_prompt=generation_prompt,
-                                            return_dict=True)
-    ids = encoded["input_ids"]
-    if hasattr(ids, "tolist"):
-        ids = ids.tolist()
-    if ids and isinstance(ids[0], list | tuple):
-        ids = ids[0]
-    return [int(token) for token in ids]
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -58,11 +45,11 @@ def completion_rows(tokenizer: Any, prompt: Messages, completions: Sequence[Mess
                     ) -> list[tuple[list[int], int]]:
     """Per completion: the token ids of prompt + step, and the index where the step starts."""
     rows, tools_arg = messages_for_template(prompt, tools, tokenizer)
-    alone = _ids(tokenizer, rows, tools_arg, generation_prompt=True)
+    alone = encode_chat(tokenizer, rows, tools_arg, generation_prompt=True)
     out = []
     for completion in completions:
         step, _ = messages_for_template(completion, None, tokenizer)
-        whole = _ids(tokenizer, [*rows, *step], tools_arg)
+        whole = encode_chat(tokenizer, [*rows, *step], tools_arg)
         cut = _common_prefix(alone, whole)
         if cut < 1 or cut >= len(whole):
             raise StepwiseError("a step renders to no tokens after the prompt under the chat "

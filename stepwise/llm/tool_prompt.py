@@ -157,3 +157,26 @@ def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, Any]],
     return tokenizer.apply_chat_template(rows, tools=tools_arg, tokenize=False,
                                          add_generation_prompt=add_generation_prompt,
                                          **template_kwargs)
+
+
+def token_ids(encoded: Any) -> list[int]:
+    """Token ids from what ``apply_chat_template(tokenize=True)`` returned: a list, a
+    dict/BatchEncoding (transformers 5 returns one by default), a batch of one, a tensor."""
+    if isinstance(encoded, Mapping) or hasattr(encoded, "keys"):
+        encoded = encoded["input_ids"]
+    if hasattr(encoded, "tolist"):
+        encoded = encoded.tolist()
+    encoded = list(encoded)
+    if encoded and isinstance(encoded[0], list | tuple):
+        if len(encoded) != 1:
+            raise ValueError("expected the ids of one conversation")
+        encoded = list(encoded[0])
+    return [int(token) for token in encoded]
+
+
+def encode_chat(tokenizer: Any, messages: Sequence[Mapping[str, Any]],
+                tools: Sequence[Mapping[str, Any]] | None = None, *,
+                generation_prompt: bool = False) -> list[int]:
+    """The template's token ids for messages already rewritten (``messages_for_template``)."""
+    return token_ids(tokenizer.apply_chat_template(
+        list(messages), tools=tools, add_generation_prompt=generation_prompt, tokenize=True))

@@ -52,8 +52,9 @@ def call_schema(tools: Sequence[Mapping[str, Any]], name: str = "") -> dict:
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
-def _tokenizer_data(tokenizer: Any) -> Any:
-    """lm-format-enforcer's per-tokenizer table (every regular token's text), built once."""
+def _tokenizer_data(tokenizer: Any, end_ids: Sequence[int]) -> tuple[Any, frozenset[int]]:
+    """lm-format-enforcer's per-tokenizer table (every regular token's text) and the
+    whitespace-only tokens, built once per tokenizer."""
     cached = getattr(tokenizer, "_stepwise_enforcer_data", None)
     if cached is not None:
         return cached
@@ -73,31 +74,32 @@ def _tokenizer_data(tokenizer: Any) -> Any:
     def decode(tokens: list[int]) -> str:
         return tokenizer.decode(tokens, clean_up_tokenization_spaces=False).rstrip("\ufffd")
 
-    eos = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", tokenizer.eos_token) if t]
-    eos = [token for token in eos if isinstance(token, int) and token != tokenizer.unk_token_id]
-    data = TokenEnforcerTokenizerData(regular, decode, eos or tokenizer.eos_token_id, False,
-                                      len(tokenizer))
+    data = TokenEnforcerTokenizerData(regular, decode, list(end_ids) or tokenizer.eos_token_id,
+                                      False, len(tokenizer))
+    blank = frozenset(token for token, text, _ in regular if text and not text.strip())
     try:
-        tokenizer._stepwise_enforcer_data = data
+        tokenizer._stepwise_enforcer_data = (data, blank)
     except AttributeError:
         pass
-    return data
+    return data, blank
 
 
-def call_constraint(tokenizer: Any, tools: Sequence[Mapping[str, Any]], name: str = ""):
-    """A ``prefix_allowed_tokens_fn`` for ``generate`` that only lets one valid call through."""
+def call_constraint(tokenizer: Any, tools: Sequence[Mapping[str, Any]], name: str = "",
+                    end_ids: Sequence[int] = ()):
+    """A ``prefix_allowed_tokens_fn`` for ``generate`` that only lets one valid call through
+    (``end_ids``: the model's end-of-turn tokens, allowed once the call is complete)."""
     try:
         from lmformatenforcer import CharacterLevelParserConfig, JsonSchemaParser
         from lmformatenforcer.tokenenforcer import TokenEnforcer
     except ImportError:
         raise ImportError("a forced tool call on a local model needs lm-format-enforcer: "
                           "pip install -e '.[real]'") from None
-    # Fields in the order the call format shows ("name" first).
+    # Asks for the fields in the order the call format shows ("name" first); through the
+    # token enforcer this is not always held, and either order parses.
     config = CharacterLevelParserConfig(force_json_field_order=True)
     parser = JsonSchemaParser(call_schema(tools, name), config=config)
-    data = _tokenizer_data(tokenizer)
+    data, blank = _tokenizer_data(tokenizer, end_ids)
     enforcer = TokenEnforcer(data, parser)
-    blank = {token for token, text, _ in data.regular_tokens if text and not text.strip()}
 
     def allowed(batch_id: int, sent: Any) -> list[int]:
         tokens = enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens

@@ -199,7 +199,7 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
             generate_args["max_time"] = float(options["timeout"])
         if forced is not None:
             generate_args["prefix_allowed_tokens_fn"] = call_constraint(
-                self.tokenizer, options["tools"], forced)
+                self.tokenizer, options["tools"], forced, self._eos_ids())
         if sample:
             generate_args["temperature"] = float(temperature or 1.0)
             if options["top_p"] is not None:

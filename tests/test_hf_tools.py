@@ -51,8 +51,24 @@ def test_a_chatml_template_gets_the_schemas_in_the_system_prompt(chatml):
     assert not template_support(chatml.tokenizer).tools
     answer = chatml.bind_tools([lookup_entities]).invoke("Names?")
     text = _prompt_text(chatml, answer)
-    assert "<tools>" in text and '"name": "lookup_entities"' in text
+    assert "<tools>\nlookup_entities(): The recorded translations of names.\n</tools>" in text
     assert "<tool_call>" in text  # the call format is stated
+
+
+def test_a_tool_signature_says_types_optional_arguments_defaults_and_ranges():
+    from stepwise.llm.tool_prompt import tool_signature
+
+    schema = {"type": "function", "function": {
+        "name": "view_pages", "description": "Earlier sentences.",
+        "parameters": {"type": "object", "required": ["query"], "properties": {
+            "query": {"type": "string", "description": "Words to look for."},
+            "pages": {"anyOf": [{"type": "array", "items": {"type": "integer"}},
+                                {"type": "null"}], "default": None},
+            "k": {"type": "integer", "default": 5, "minimum": 1, "maximum": 20},
+            "mode": {"enum": ["fast", "exact"]}}}}}
+    assert tool_signature(schema) == (
+        'view_pages(query: str, pages?: int[], k?: int = 5, mode?: "fast"|"exact"): '
+        "Earlier sentences. query: Words to look for. k: 1 to 20.")
 
 
 def test_past_calls_render_as_tool_call_text_not_as_an_empty_turn(chatml):

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stepwise.cli import app
+from stepwise.errors import StepwiseError
 from stepwise.train.dpo import DPOSettings, split_pairs, train_dpo
 from stepwise.train.pair_checks import PREFIX_REASON, PairsError, check_pairs
 
@@ -165,7 +166,7 @@ def test_loop_runs_rounds_with_the_trained_policy_and_resumes(tmp_path):
     rows = run_loop(settings, tmp_path / "loop", on_stage=lambda r, s: stages.append((r, s)))
     assert [r["round"] for r in rows] == [1, 2]
     assert [r["rollout"] for r in rows] == ["random", "auto"]  # round 2: the trained policy
-    assert stages == [(1, "explore"), (1, "train"), (1, "evaluate"),
+    assert stages == [(0, "baselines"), (1, "explore"), (1, "train"), (1, "evaluate"),
                       (2, "explore"), (2, "train"), (2, "evaluate")]
     assert all(r["pairs"] >= 1 and r["fallbacks"] is not None for r in rows)
     assert (tmp_path / "loop" / "round-2" / "model" / "config.json").is_file()
@@ -175,6 +176,32 @@ def test_loop_runs_rounds_with_the_trained_policy_and_resumes(tmp_path):
     assert marker.stat().st_mtime_ns == written
     with pytest.raises(Exception, match="other settings"):
         run_loop(settings.model_copy(update={"rounds": 3}), tmp_path / "loop")
+
+
+def test_loop_measures_every_row_on_held_out_documents(tmp_path):
+    from stepwise.sim.translation import make_documents, write_dataset
+    from stepwise.train.loop import LoopSettings, run_loop
+
+    dataset = write_dataset(make_documents(2, 0), tmp_path / "explored")
+    held_out = write_dataset(make_documents(1, 1), tmp_path / "held-out")
+    settings = LoopSettings(dataset=str(dataset), heldout=str(held_out), rounds=1,
+                            per_step=8, reward="page", page_sentences=4, decide="rank",
+                            dpo=DPOSettings(max_steps=2, eval_frac=0.3))
+    run_loop(settings, tmp_path / "loop")
+    table = json.loads((tmp_path / "loop" / "heldout.json").read_text())
+    rows = table["rows"]
+    assert list(rows) == ["none", "all", "only:entities", "markers", "oracle", "untrained",
+                          "round 1"]
+    assert table["held_out"] and table["simulated"]
+    assert rows["oracle"]["oracle_agreement"] == 1.0  # the oracle agrees with itself
+    assert rows["none"]["module_calls"] == 0 and rows["all"]["module_calls"] > 0
+    pages = rows["none"]["pages"]
+    assert all(row["pages"] == pages for row in rows.values())  # the same documents
+    assert 0 <= rows["round 1"]["oracle_agreement"] <= 1
+    assert set(table["bleu_gap_closed"]) == {"untrained", "round 1"}
+
+    with pytest.raises(StepwiseError, match="never explored"):
+        run_loop(settings.model_copy(update={"heldout": str(dataset)}), tmp_path / "loop2")
 
 
 def test_demo_runs_the_whole_loop_offline(tmp_path):

@@ -47,13 +47,10 @@ def numbered(lines: Sequence[str]) -> str:
 def query_prompt(page: int, page_count: int, src: str, tgt: str, lines: Sequence[str]) -> str:
     """The decision turn: which memory modules does this page need? (``page`` from 0)"""
     return (
-        f"{QUERY_HEAD} {page + 1} of {page_count} (from {language_name(src)} into "
-        f"{language_name(tgt)}), you may call memory tools: view_summaries (summaries of "
-        "earlier pages), view_pages (the earlier sentences most relevant to a query, with "
-        "their translations) and lookup_entities (the recorded translations of names). Call "
-        "only what this page needs: context that does not help can hurt. When you have what "
-        "you need, reply without a tool call; if this page needs none of them, reply "
-        f"exactly: {NO_MODULES_REPLY}\n\n"
+        f"{QUERY_HEAD} {page + 1} of {page_count} ({language_name(src)} into "
+        f"{language_name(tgt)}), call the memory tools this page needs, if any: context "
+        "that does not help can hurt. When you have what you need, reply without a tool "
+        f"call; if the page needs none of them, reply exactly: {NO_MODULES_REPLY}\n\n"
         f'<page number="{page + 1}">\n{numbered(lines)}\n</page>')
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from stepwise.cli.common import (
 )
 from stepwise.cli.train import training_progress
 from stepwise.cli.translate import DecideOpt, check_decide
+from stepwise.errors import StepwiseError
 
 ROUND_COLUMNS = (("pairs", "pairs"), ("chosen_is_best", "chosen = best"),
                  ("reward_accuracy_before", "reward acc before"),
@@ -35,6 +37,32 @@ MaxTokensOpt = max_tokens_option(2048, "a cap: each page's translation asks for 
                                  "characters + 64, each module decision for 128")
 
 
+HELD_OUT_COLUMNS = (("bleu", "bleu"), ("d_bleu", "d-bleu"), ("oracle_agreement", "= oracle"),
+                    ("module_calls", "module calls"), ("fallbacks", "fallbacks"),
+                    ("tokens", "tokens"))
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def held_out_table(table: dict[str, Any]) -> Table:
+    """Every policy on the same documents: baselines, the untrained model, each round."""
+    where = "held-out documents" if table["held_out"] else "the explored documents"
+    title = f"Every policy on {where}" + (
+        " [yellow](simulated world)[/yellow]" if table["simulated"] else "")
+    out_table = Table(title=title, title_justify="left")
+    out_table.add_column("policy", no_wrap=True)
+    for _, label in HELD_OUT_COLUMNS:
+        out_table.add_column(label, justify="right")
+    out_table.add_column("gap closed", justify="right")
+    gaps = table.get("bleu_gap_closed", {})
+    for policy, row in table["rows"].items():
+        out_table.add_row(policy, *(_cell(row.get(key)) for key, _ in HELD_OUT_COLUMNS),
+                          _cell(gaps.get(policy)))
+    return out_table
+
+
 def rounds_table(rows: list[dict[str, Any]], simulated: bool) -> Table:
     title = "Iterative DPO, one row per round" + (
         " [yellow](simulated world)[/yellow]" if simulated else "")
@@ -43,12 +71,7 @@ def rounds_table(rows: list[dict[str, Any]], simulated: bool) -> Table:
     for _, label in ROUND_COLUMNS:
         table.add_column(label, justify="right")
     for row in rows:
-        cells = []
-        for key, _ in ROUND_COLUMNS:
-            value = row.get(key)
-            cells.append("-" if value is None else f"{value:.2f}" if isinstance(value, float)
-                         else str(value))
-        table.add_row(str(row["round"]), *cells)
+        table.add_row(str(row["round"]), *(_cell(row.get(key)) for key, _ in ROUND_COLUMNS))
     return table
 
 
@@ -63,9 +86,21 @@ def loop(
     start: Annotated[str, typer.Option(help="The policy model round 1 trains: tiny or "
                                        "hf:PATH.")] = "tiny",
     rounds: Annotated[int, typer.Option(help="How many rounds.")] = 2,
+    heldout: Annotated[Path | None, typer.Option(help="Documents never explored or trained "
+                                                 "on (e.g. stepwise sim make --seed 1): "
+                                                 "the baselines, the untrained model and "
+                                                 "each round are measured there.")] = None,
     simulations: Annotated[int, typer.Option(help="MCTS iterations per document.")] = 24,
+    per_step: Annotated[int | None, typer.Option(help="Search step by step instead: this "
+                                                 "many simulations per page, so every page "
+                                                 "gets a pair.")] = None,
+    reward: Annotated[str, typer.Option(help="What scores a step in search: document "
+                                        "(BLEU after the rollout) or page (its page's "
+                                        "sentences).")] = "document",
     page_sentences: Annotated[int, typer.Option(help="Most sentences per page.")] = 5,
     max_steps: Annotated[int, typer.Option(help="DPO steps per round.")] = 30,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: by what is "
+                                             "trained).")] = None,
     beta: Annotated[float, typer.Option(help="DPO beta.")] = 0.1,
     sft_weight: Annotated[float, typer.Option(help="α of the SFT term.")] = 0.2,
     lora: Annotated[int | None, typer.Option(help="LoRA rank (default: all weights).")] = None,
@@ -96,6 +131,8 @@ def loop(
     from stepwise.train.dpo import DPOSettings
 
     check_decide(decide)
+    if reward not in ("document", "page"):
+        raise StepwiseError(f"--reward must be one of document, page (got {reward!r})")
     from stepwise.train.loop import LoopSettings, StageFailed, run_loop
 
     calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, None,
@@ -106,7 +143,8 @@ def loop(
         dataset=str(dataset), model=model, start=start, rounds=rounds,
         simulations=simulations, page_sentences=page_sentences, seed=seed,
         dpo=DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
-                        eval_frac=eval_frac, seed=seed),
+                        eval_frac=eval_frac, seed=seed, learning_rate=lr),
+        per_step=per_step, reward=reward, heldout=str(heldout) if heldout else None,
         model_kwargs=model_kwargs, policy_kwargs=policy_kwargs,
         decision_max_tokens=calls.capped(DECISION_TOKENS).max_tokens
         if "max_tokens" in policy_kwargs else None,
@@ -129,6 +167,8 @@ def loop(
             stopped = None
     if rows:
         out.print(rounds_table(rows, simulated))
+    if (out_dir / "heldout.json").is_file():
+        out.print(held_out_table(json.loads((out_dir / "heldout.json").read_text("utf-8"))))
     if stopped is not None:
         err.print(f"[red]error:[/red] {escape(str(stopped))} (rounds before it are kept in "
                   f"{escape(str(out_dir))}/rounds.json; run the same command again to resume)",

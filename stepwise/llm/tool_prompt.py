@@ -7,7 +7,8 @@ and a rejected step into the same tokens. So the template is probed once (the sa
 messages rendered with and without a tool, a tool call rendered or not), and where it
 falls short the messages are rewritten before rendering, Hermes-style:
 
-- the tool schemas and the call format go into the system prompt (``<tools>`` ...);
+- the tools (one signature line each: name, typed arguments, what they mean) and the
+  call format go into the system prompt (``<tools>`` ...);
 - an assistant tool-call turn becomes text, one ``<tool_call>{json}</tool_call>`` per call,
   the very format ``parse_hermes_tool_calls`` reads back from the model's answer;
 - a tool result the template cannot show becomes a user turn in ``<tool_response>`` tags.
@@ -31,8 +32,8 @@ _PROBE_TOOL = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {_PROBE_ARG: {"type": "string"}}}}}
 
 TOOLS_HEADER = (
-    "# Tools\n\nYou may call one or more functions. Their signatures are inside "
-    "<tools></tools>:\n<tools>\n{schemas}\n</tools>\n\n"
+    "# Tools\n\nYou may call one or more functions, listed inside <tools></tools> as "
+    "name(arguments; ? marks optional ones): what it does.\n<tools>\n{schemas}\n</tools>\n\n"
     "To call a function, answer with one block per call, and nothing else:\n"
     '<tool_call>{{"name": <function name>, "arguments": <JSON object>}}</tool_call>'
 )
@@ -84,10 +85,52 @@ def template_support(tokenizer: Any) -> TemplateSupport:
     return support
 
 
+JSON_TYPES = {"integer": "int", "string": "str", "number": "float", "boolean": "bool",
+              "object": "object", "null": "null"}
+
+
+def _type_text(schema: Mapping[str, Any]) -> str:
+    """A parameter's JSON schema as a short type: ``int``, ``str[]``, ``a|b`` ..."""
+    if "enum" in schema:
+        return "|".join(json.dumps(value, ensure_ascii=False) for value in schema["enum"])
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(options, list):
+        kept = [o for o in options if o.get("type") != "null"] or options
+        return "|".join(_type_text(option) for option in kept)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return "|".join(JSON_TYPES.get(k, str(k)) for k in kind if k != "null")
+    if kind == "array":
+        return _type_text(schema.get("items") or {}) + "[]"
+    return JSON_TYPES.get(kind, "any") if kind else "any"
+
+
+def tool_signature(tool: Mapping[str, Any]) -> str:
+    """One tool as a line: ``name(arg: type, opt?: type = default): description``, then
+    what each argument means. The JSON schema says the same in about three times the
+    tokens, and every prompt token costs a small model's training run on a CPU."""
+    function = tool.get("function", tool)
+    parameters = function.get("parameters") or {}
+    required = set(parameters.get("required") or ())
+    args, notes = [], []
+    for name, schema in (parameters.get("properties") or {}).items():
+        arg = f"{name}{'' if name in required else '?'}: {_type_text(schema)}"
+        if schema.get("default") is not None:
+            arg += f" = {json.dumps(schema['default'], ensure_ascii=False)}"
+        args.append(arg)
+        note = (schema.get("description") or "").rstrip(".")
+        if "minimum" in schema or "maximum" in schema:
+            bounds = f"{schema.get('minimum', '')} to {schema.get('maximum', '')}"
+            note = f"{note} ({bounds})" if note else bounds
+        if note:
+            notes.append(f"{name}: {note}.")
+    description = (function.get("description") or "").strip()
+    return " ".join([f"{function.get('name')}({', '.join(args)}): {description}", *notes])
+
+
 def tools_system_text(tools: Sequence[Mapping[str, Any]]) -> str:
-    """The tool schemas and the call format, as system-prompt text."""
-    schemas = "\n".join(json.dumps(dict(tool), ensure_ascii=False) for tool in tools)
-    return TOOLS_HEADER.format(schemas=schemas)
+    """The tools (one signature line each) and the call format, as system-prompt text."""
+    return TOOLS_HEADER.format(schemas="\n".join(tool_signature(tool) for tool in tools))
 
 
 def _arguments(raw: Any) -> Any:

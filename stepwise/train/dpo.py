@@ -42,6 +42,7 @@ METRIC_NAMES = {"loss": "loss", "rewards/accuracies": "reward_accuracy",
                 "num_tokens": "tokens"}
 # Learning rates by what is trained: random tiny weights move fast, real weights must not.
 DEFAULT_LR = {"tiny": 1e-3, "lora": 1e-4, "full": 5e-6}
+FIT_SAMPLE = 16  # training pairs re-scored after training (how well it fits them)
 GENERATION_TOKENS = 256  # room for a tool-call step when the trained model is used as a policy
 
 
@@ -73,7 +74,7 @@ class TrainResult:
     eval_pairs: int
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
-    train_fit: dict[str, float] = field(default_factory=dict)  # the training pairs, after
+    train_fit: dict[str, float] = field(default_factory=dict)  # training pairs, after
     seconds: float = 0.0
     tokens_per_second: float | None = None
     peak_memory_gb: float | None = None
@@ -201,18 +202,22 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / "metrics.jsonl"
     metrics_path.unlink(missing_ok=True)
+    # On a CPU a real model takes its pairs one at a time (gradients accumulated to the same
+    # batch) without recomputing activations: the memory of one pair, and no second forward
+    # pass. A GPU batches them and recomputes instead.
+    one_at_a_time = not cuda and kind != "tiny"
+    per_device = 1 if one_at_a_time else settings.batch_size
     config = DPOConfig(
         output_dir=str(out / "checkpoints"), max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size, learning_rate=rate,
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=settings.batch_size // per_device,
+        per_device_eval_batch_size=per_device, learning_rate=rate,
         beta=settings.beta, loss_type=["sigmoid", "sft"],
         loss_weights=[1.0, settings.sft_weight], max_length=settings.max_length,
         padding_free=settings.padding_free, logging_steps=1, save_strategy="no",
         eval_strategy="no", report_to=[], disable_tqdm=True, seed=settings.seed,
         use_cpu=not cuda, bf16=dtype == torch.bfloat16,
-        # Recomputing activations costs time but keeps a real model's DPO step within a
-        # small machine's memory (the tiny model needs none of it).
-        gradient_checkpointing=cuda or kind != "tiny",
+        gradient_checkpointing=cuda,
     )
     trainer = DPOTrainer(model=policy, args=config, train_dataset=_dataset(train_rows, tokenizer),
                          eval_dataset=_dataset(eval_rows, tokenizer) if eval_rows else None,
@@ -226,7 +231,7 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     trainer.train()
     seconds = time.perf_counter() - started
     after = _eval_figures(trainer.evaluate()) if eval_rows else {}
-    fitted = _eval_figures(trainer.evaluate(_dataset(train_rows, tokenizer),
+    fitted = _eval_figures(trainer.evaluate(_dataset(train_rows[:FIT_SAMPLE], tokenizer),
                                             metric_key_prefix="eval"))
 
     trained = trainer.model

@@ -42,6 +42,14 @@ class LoopSettings(BaseModel):
     decision_max_tokens: int | None = None
     translation_max_tokens: int | None = None
     decide: str = "generate"  # how the trained policy decides: generate, or rank the sets
+    per_step: int | None = Field(None, gt=0)  # step-by-step search: simulations per decision
+    reward: str = "document"  # what a rollout's step is scored by: document or page
+    # Documents never explored or trained on: every round, the untrained model and the
+    # baselines are measured there (``heldout``); None: on the explored dataset itself.
+    heldout: str | None = None
+
+
+UNTRAINED = "untrained"  # the held-out row of the start model, before any training
 
 
 class StageFailed(StepwiseError):
@@ -74,7 +82,8 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
     make_env, cached = spec.factory()
     options = ExploreOptions(simulations=settings.simulations,
                              rollout=rollout,  # type: ignore[arg-type]
-                             seed=settings.seed + round_)
+                             reward=settings.reward,  # type: ignore[arg-type]
+                             per_step=settings.per_step, seed=settings.seed + round_)
     report = explore_tasks(spec.task_ids(), make_env, options, folder, env_name="longmt",
                            model_counts=lambda: cached.counts,
                            simulated=settings.model.startswith("sim:"))
@@ -85,31 +94,32 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
             "failed_documents": report.failed}
 
 
-def evaluate_policy(settings: LoopSettings, policy_model: str) -> dict[str, Any]:
-    """The trained model deciding the modules while ``settings.model`` translates."""
-    from stepwise.agents.longmt import LongMTAgent
-    from stepwise.agents.longmt.agreement import Agreement, trace_agreement
-    from stepwise.agents.longmt.evaluate import DocOutcome, policy_scores
-    from stepwise.documents.sources import load_documents
+def evaluate_policy(settings: LoopSettings, policy_model: str | None,
+                    policy: str = "auto") -> dict[str, Any]:
+    """``policy`` (auto: ``policy_model`` deciding the modules) while ``settings.model``
+    translates, on the held-out documents (else the explored ones)."""
     from stepwise.llm import from_uri
-    from stepwise.sim.translation.oracle import WorldOracle
+    from stepwise.train.heldout import evaluate
 
-    agent = LongMTAgent(from_uri(settings.model, **settings.model_kwargs), policy="auto",
-                        policy_model=from_uri(policy_model, **settings.policy_kwargs),
-                        page_sentences=settings.page_sentences,
-                        decision_max_tokens=settings.decision_max_tokens,
-                        translation_max_tokens=settings.translation_max_tokens,
-                        decide=settings.decide)
-    outcomes, found = [], Agreement()
-    for doc in load_documents(Path(settings.dataset)):
-        result = agent.translate(doc.src, src=doc.src_lang, tgt=doc.tgt_lang, doc_id=doc.id)
-        outcomes.append(DocOutcome(doc.id, doc.tgt_lang, result.lines, result.totals(), doc.ref))
-        if doc.world == "translation":  # pages after the first: chosen set among the exact best
-            found += trace_agreement(result, doc.ref, agent.model, WorldOracle(doc.ref))
-    row = policy_scores(outcomes)
-    if found.decided:
-        row["oracle_agreement"] = found.rate
-    return row
+    decider = from_uri(policy_model, **settings.policy_kwargs) if policy_model else None
+    return evaluate(settings.heldout or settings.dataset,
+                    from_uri(settings.model, **settings.model_kwargs), policy=policy,
+                    policy_model=decider, page_sentences=settings.page_sentences,
+                    decide=settings.decide, decision_max_tokens=settings.decision_max_tokens,
+                    translation_max_tokens=settings.translation_max_tokens)
+
+
+def baseline_rows(settings: LoopSettings) -> dict[str, Any]:
+    """The rows every round is compared with: the rule policies and the untrained model."""
+    from stepwise.documents.sources import load_documents
+    from stepwise.train.heldout import BASELINES
+
+    docs = load_documents(Path(settings.heldout or settings.dataset))
+    simulated_world = all(doc.world == "translation" for doc in docs)
+    rows = {policy: evaluate_policy(settings, None, policy) for policy in BASELINES
+            if simulated_world or policy not in ("markers", "oracle")}
+    rows[UNTRAINED] = evaluate_policy(settings, settings.start)
+    return rows
 
 
 def _train(settings: LoopSettings, folder: Path, start: str, round_: int,
@@ -123,46 +133,67 @@ def _train(settings: LoopSettings, folder: Path, start: str, round_: int,
             "steps": result.steps, "seconds": result.seconds}
 
 
+def _write_held_out(out: Path, settings: LoopSettings, rows: dict[str, dict[str, Any]]) -> None:
+    from stepwise.train.heldout import gap_closed
+
+    trained = [label for label in rows if label.startswith("round ")]
+    write_atomic(out / "heldout.json", json.dumps({
+        "documents": settings.heldout or settings.dataset, "held_out": bool(settings.heldout),
+        "simulated": settings.model.startswith("sim:"), "rows": rows,
+        "bleu_gap_closed": {label: gap_closed(rows, label) for label in [UNTRAINED, *trained]},
+    }, indent=1))
+
+
 def run_loop(settings: LoopSettings, out: Path,
              on_stage: Callable[[int, str], None] | None = None,
              on_step: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Every round's figures, one dict per round (also in OUT/rounds.json)."""
+    """Every round's figures, one dict per round (also in OUT/rounds.json); the held-out
+    table in OUT/heldout.json."""
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "loop.json"
     wanted = settings.model_dump()
     if saved.is_file() and json.loads(saved.read_text(encoding="utf-8")) != wanted:
         raise StepwiseError(f"{out} holds a loop with other settings; use another --out")
+    if settings.heldout:
+        from stepwise.train.heldout import check_held_out
+
+        check_held_out(settings.dataset, settings.heldout)
     write_atomic(saved, json.dumps(wanted, indent=1))
     rows: list[dict[str, Any]] = []
+
+    def stage(folder: Path, round_: int, name: str,
+              run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A stage's figures: kept from an earlier run, or computed and kept now."""
+        if on_stage:
+            on_stage(round_, name)
+        done = _done(folder / f"{name}.done.json")
+        if done is not None:
+            return done
+        where = f"round {round_} {name}" if round_ else name
+        try:
+            done = run()
+        except StepwiseError as exc:
+            raise StageFailed(f"{where} failed: {exc}", rows) from exc
+        except Exception as exc:  # any other failure: stop the loop cleanly, rounds kept
+            raise StageFailed(f"{where} failed: {error_line(exc)}", rows) from exc
+        write_atomic(folder / f"{name}.done.json", json.dumps(done))
+        return done
+
+    table = stage(out / "heldout", 0, "baselines", lambda: baseline_rows(settings))
+    _write_held_out(out, settings, table)
     policy: str | None = None  # round 1 explores without a trained policy
     start = settings.start
     for round_ in range(1, settings.rounds + 1):
         folder = out / f"round-{round_}"
-
-        def stage(name: str, run: Callable[[], dict[str, Any]],
-                  folder: Path = folder, round_: int = round_) -> dict[str, Any]:
-            """A stage's figures: kept from an earlier run, or computed and kept now."""
-            if on_stage:
-                on_stage(round_, name)
-            done = _done(folder / f"{name}.done.json")
-            if done is not None:
-                return done
-            try:
-                done = run()
-            except StepwiseError as exc:
-                raise StageFailed(f"round {round_} {name} failed: {exc}", rows) from exc
-            except Exception as exc:  # any other failure: stop the loop cleanly, rounds kept
-                raise StageFailed(f"round {round_} {name} failed: {error_line(exc)}",
-                                  rows) from exc
-            write_atomic(folder / f"{name}.done.json", json.dumps(done))
-            return done
-
-        explored = stage("explore", lambda f=folder, p=policy, r=round_:
+        explored = stage(folder, round_, "explore", lambda f=folder, p=policy, r=round_:
                          explore_round(settings, f / "explore", p, r))
-        trained = stage("train", lambda f=folder, s=start, r=round_:
+        trained = stage(folder, round_, "train", lambda f=folder, s=start, r=round_:
                         _train(settings, f, s, r, on_step))
         policy = start = f"hf:{folder / 'model'}"
-        measured = stage("evaluate", lambda p=policy: evaluate_policy(settings, p))
+        measured = stage(folder, round_, "evaluate",
+                         lambda p=policy: evaluate_policy(settings, p))
+        table[f"round {round_}"] = measured
+        _write_held_out(out, settings, table)
         explored = {**explored, "failed_documents": len(explored.get("failed_documents", {}))}
         rows.append({"round": round_, **explored, **trained,
                      **{k: measured.get(k) for k in ("bleu", "chrf", "module_calls",

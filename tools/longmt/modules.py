@@ -33,20 +33,20 @@ _CAPITALISED = re.compile(r"[~]?([A-ZÀ-ÞА-Я][^\W\d_]{2,})")
 
 class ViewSummariesArgs(BaseModel):
     pages: list[int] | None = Field(
-        default=None, description="Earlier page numbers (from 1); leave out for all of them.")
+        default=None, description="Earlier pages (from 1); default: all.")
 
 
 class ViewPagesArgs(BaseModel):
-    query: str = Field(description="What to look for: words, names or a sentence of this page.")
+    query: str = Field(description="Words, names or a sentence of this page.")
     pages: list[int] | None = Field(
-        default=None, description="Earlier page numbers to search (from 1); leave out for all.")
-    k: int = Field(default=5, ge=1, le=MAX_SENTENCES, description="How many sentences to return.")
+        default=None, description="Earlier pages to search (from 1); default: all.")
+    k: int = Field(default=5, ge=1, le=MAX_SENTENCES, description="How many sentences.")
 
 
 class LookupEntitiesArgs(BaseModel):
     names: list[str] | None = Field(
-        default=None, description="Names as written in the source (a name's first letters "
-        "also match); leave out for the names that occur on this page.")
+        default=None, description="Names as written in the source (a prefix matches); "
+        "default: the names on this page.")
 
 
 @dataclass(frozen=True)
@@ -111,15 +111,13 @@ def memory_tools(view: PageView) -> dict[str, BaseTool]:
     return {
         VIEW_SUMMARIES: StructuredTool.from_function(
             view.view_summaries, name=VIEW_SUMMARIES, args_schema=ViewSummariesArgs,
-            description="Read the summaries of earlier pages: who and what came before, and "
-                        "what things refer to."),
+            description="Summaries of earlier pages: who and what came before."),
         VIEW_PAGES: StructuredTool.from_function(
             view.view_pages, name=VIEW_PAGES, args_schema=ViewPagesArgs,
-            description="Re-read the earlier sentences most relevant to a query, each with "
-                        "its translation, to translate repeated wording the same way."),
+            description="Earlier sentences matching a query, with their translations."),
         LOOKUP_ENTITIES: StructuredTool.from_function(
             view.lookup_entities, name=LOOKUP_ENTITIES, args_schema=LookupEntitiesArgs,
-            description="Look up how names and terms were translated on earlier pages."),
+            description="How names and terms were translated on earlier pages."),
     }
 
 

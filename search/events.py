@@ -3,7 +3,10 @@
 The tree is never pickled or overwritten mid-run: each iteration appends what it created
 and what it backed up, flushed and fsynced, so a run killed at any moment (SIGKILL
 included) is rebuilt exactly by replaying the lines. A last line torn by the kill is
-dropped on load and its iteration simply runs again.
+dropped on load and its iteration simply runs again. Each line keeps its iteration index
+(``i``: the iterations done before it), so a replay applies every iteration once even where
+two writers logged it twice; the run folder's lock (``run.hold_run``) keeps a second writer
+out in the first place.
 """
 
 from __future__ import annotations

@@ -345,9 +345,16 @@ class Explorer:
     # -- running and resuming -----------------------------------------------------------
 
     def replay(self, events: list[dict[str, Any]]) -> int:
-        """Rebuild the tree from logged iterations; the number of iterations replayed."""
+        """Rebuild the tree from logged iterations; the number of iterations replayed.
+
+        Each iteration is applied at most once, keyed by the index it was logged at: a log
+        that two explores appended to holds some iterations twice, and applying them again
+        would double their visits and children.
+        """
         done = 0
         for event in events:
+            if event.get("i", done) < done:  # logged before, by another writer
+                continue
             for item in event["batch"]:
                 self._create(item["expanded"])
             for item in event["batch"]:

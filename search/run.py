@@ -4,15 +4,20 @@ A run folder holds ``run.json`` (the settings; a resume must match them), per ta
 append-only ``events/<task>.jsonl`` and, once the task is done, ``trees/<task>.json``;
 ``pairs.jsonl`` (rebuilt from the finished trees in task order, so an interrupted and an
 uninterrupted run end with the same bytes) and ``summary.json``. Every file but the event
-logs is written atomically.
+logs is written atomically. ``explore.lock`` is held (an OS lock) while an explore works in
+the folder, so a second one started beside it is refused instead of logging every
+iteration twice.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,15 @@ from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
 from stepwise.search.pairs import check_prefix, decision_parents, extract_pairs, write_pairs
 from stepwise.search.tree import commit_entropy, load_tree, visit_entropy
+
+try:
+    import fcntl
+except ImportError:  # no flock on this system: runs go unlocked
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_NAME = "explore.lock"
+_held: dict[Path, int] = {}  # run folder -> the thread holding its lock in this process
+_held_guard = threading.Lock()
 
 
 @dataclass
@@ -53,6 +67,49 @@ def safe_name(task_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
 
 
+@contextmanager
+def hold_run(out: str | Path) -> Iterator[None]:
+    """Hold the run folder's lock while exploring in it, or refuse at once if another
+    explore holds it: two writers would log each iteration twice.
+
+    An OS lock (``flock``) on ``explore.lock``, so a killed holder (SIGKILL included) leaves
+    no stale lock; the holder's pid is written in the file only to name it in the refusal.
+    A hold nested in the same thread (the CLI, then ``explore_tasks``) shares the outer one.
+    """
+    if fcntl is None:
+        yield
+        return
+    folder = Path(out).resolve()
+    with _held_guard:
+        nested = _held.get(folder) == threading.get_ident()
+    if nested:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("utf-8", "replace").strip() or "unknown"
+            raise StepwiseError(f"{out} is in use by another explore (pid {holder}); wait for "
+                                "it or use another --out") from None
+        except OSError:  # a filesystem without locks: explore unlocked, as without flock
+            yield
+            return
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with _held_guard:
+            _held[folder] = threading.get_ident()
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held.pop(folder, None)
+    finally:
+        os.close(fd)  # closing the file releases the lock
+
+
 def check_settings(out: Path, settings: dict[str, Any], resume: bool) -> None:
     """A new run needs a fresh folder; a resumed one the same settings."""
     saved = out / "run.json"
@@ -66,7 +123,7 @@ def check_settings(out: Path, settings: dict[str, Any], resume: bool) -> None:
                              if before.get(k) != settings.get(k))
             raise StepwiseError(f"{out} was run with other settings ({', '.join(changed)}); "
                                 "resume with the same ones, or choose another --out")
-    elif resume and out.exists() and any(out.iterdir()):
+    elif resume and out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise StepwiseError(f"{out} holds no run to resume (no run.json)")
     write_atomic(saved, json.dumps(settings, ensure_ascii=False, sort_keys=True, indent=1))
 
@@ -154,35 +211,37 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
 
     A task that fails (its model times out, say) is recorded in ``report.failed`` with its
     error line, and ``on_failure(task, line)`` is told; the other tasks go on. Its event log
-    is kept, so a resumed run redoes only the failed tasks, from where they stopped.
+    is kept, so a resumed run redoes only the failed tasks, from where they stopped. The run
+    folder is locked meanwhile (``hold_run``): a second explore on it is refused.
     """
-    started = time.perf_counter()
-    pair_options = pair_options or PairOptions()
-    report = RunReport(tasks=len(task_ids))
+    with hold_run(out):
+        started = time.perf_counter()
+        pair_options = pair_options or PairOptions()
+        report = RunReport(tasks=len(task_ids))
 
-    def one(task_id: str) -> int:
-        tree_path = out / "trees" / f"{safe_name(task_id)}.json"
-        if tree_path.is_file():
-            return 0
-        try:
-            explorer = Explorer(make_env(task_id), options,
-                                EventLog(out / "events" / f"{safe_name(task_id)}.jsonl"),
-                                env_name=env_name, simulated=simulated,
-                                on_iteration=(lambda i: on_iteration(task_id, i))
-                                if on_iteration else None)
-            tree = explorer.run()
-        except Exception as exc:  # noqa: BLE001 -- one failed task; its event log is kept
-            report.failed[task_id] = error_line(exc)
-            if on_failure is not None:
-                on_failure(task_id, report.failed[task_id])
-            return 0
-        write_atomic(tree_path, tree.to_json())
-        return tree.root.visits
+        def one(task_id: str) -> int:
+            tree_path = out / "trees" / f"{safe_name(task_id)}.json"
+            if tree_path.is_file():
+                return 0
+            try:
+                explorer = Explorer(make_env(task_id), options,
+                                    EventLog(out / "events" / f"{safe_name(task_id)}.jsonl"),
+                                    env_name=env_name, simulated=simulated,
+                                    on_iteration=(lambda i: on_iteration(task_id, i))
+                                    if on_iteration else None)
+                tree = explorer.run()
+            except Exception as exc:  # noqa: BLE001 -- one failed task; its event log is kept
+                report.failed[task_id] = error_line(exc)
+                if on_failure is not None:
+                    on_failure(task_id, report.failed[task_id])
+                return 0
+            write_atomic(tree_path, tree.to_json())
+            return tree.root.visits
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        report.iterations = sum(pool.map(one, task_ids))
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            report.iterations = sum(pool.map(one, task_ids))
 
-    return finish_run(task_ids, out, pair_options, report, started, model_counts)
+        return finish_run(task_ids, out, pair_options, report, started, model_counts)
 
 
 def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, report: RunReport,

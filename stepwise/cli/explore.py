@@ -138,7 +138,7 @@ def explore(
     """
     from stepwise.agents.environments import EnvSpec
     from stepwise.search.explorer import ExploreOptions
-    from stepwise.search.run import PairOptions, check_settings
+    from stepwise.search.run import PairOptions, check_settings, hold_run
 
     for name, value, allowed in (("--rollout", rollout, ("random", "auto")),
                                  ("--reward", reward, ("document", "page")),
@@ -184,32 +184,32 @@ def explore(
                           "scope": "all" if all_parents else "best_path",
                           "stepwise_format": stepwise_format,
                           "tokenizer": str(tokenizer) if tokenizer else None}}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(out_dir, settings, resume)
+    with hold_run(out_dir):  # a second explore on this folder is refused until this one ends
+        check_settings(out_dir, settings, resume)
 
-    checker = None
-    if tokenizer is not None:
-        from transformers import AutoTokenizer
+        checker = None
+        if tokenizer is not None:
+            from transformers import AutoTokenizer
 
-        from stepwise.llm.hf import check_model_dir
+            from stepwise.llm.hf import check_model_dir
 
-        checker = AutoTokenizer.from_pretrained(str(check_model_dir(str(tokenizer))))
-    pair_options = PairOptions(min_visits, min_delta_q, "all" if all_parents else "best_path",
-                               "stepwise" if stepwise_format else "preference", checker)
-    simulated = model.startswith("sim:")
-    factory = None
-    if per_step is not None and task_ids:  # refuse a budget too small before any search
-        from stepwise.search.explorer import check_budget
+            checker = AutoTokenizer.from_pretrained(str(check_model_dir(str(tokenizer))))
+        pair_options = PairOptions(min_visits, min_delta_q, "all" if all_parents else "best_path",
+                                   "stepwise" if stepwise_format else "preference", checker)
+        simulated = model.startswith("sim:")
+        factory = None
+        if per_step is not None and task_ids:  # refuse a budget too small before any search
+            from stepwise.search.explorer import check_budget
 
-        factory = spec.factory()
-        check_budget(factory[0](task_ids[0]), options,
-                     "a LongMT page" if env == "longmt" else f"a {env} decision")
-    if ray_address is not None:
-        report = _explore_on_ray(spec, task_ids, options, out_dir, ray_address, pair_options,
-                                 simulated)
-    else:
-        report = _explore_here(spec, task_ids, options, out_dir, workers, pair_options,
-                               simulated, factory)
+            factory = spec.factory()
+            check_budget(factory[0](task_ids[0]), options,
+                         "a LongMT page" if env == "longmt" else f"a {env} decision")
+        if ray_address is not None:
+            report = _explore_on_ray(spec, task_ids, options, out_dir, ray_address, pair_options,
+                                     simulated)
+        else:
+            report = _explore_here(spec, task_ids, options, out_dir, workers, pair_options,
+                                   simulated, factory)
     summary = json.loads((out_dir / "summary.json").read_text())
     out.print_json(json.dumps(summary))
     if model.startswith("sim:"):

@@ -2,7 +2,8 @@
 
 Siblings share a parent, so they share the history up to the decision: comparing them
 isolates one step. Per parent, the max-Q child is *chosen* and the min-Q child
-*rejected* (MCTS-DPO, Step-DPO). By default only the parents along the best path are
+*rejected* (MCTS-DPO, Step-DPO); the best child below the chosen one can be the rejected
+side too (``negatives``), a near miss that teaches finer choices than the worst one does. By default only the parents along the best path are
 used (the root, then each chosen node while it has children: the seed's "each layer"; a
 tree searched step by step has its committed path, ``spine``, and that is used instead);
 ``scope="all"`` uses every parent with two or more children.
@@ -41,6 +42,7 @@ from stepwise.search.pair_templates import template_problem, template_row, tools
 
 SCOPES = ("best_path", "all")
 FORMATS = ("preference", "stepwise")
+NEGATIVES = ("worst", "closest", "both")
 MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "reasoning_content")
 
 
@@ -165,21 +167,40 @@ def decision_parents(graph: nx.DiGraph, scope: str = "best_path",
     yield from (n for n in best_path(graph, min_visits) if graph.out_degree(n))
 
 
+def rejected_children(graph: nx.DiGraph, children: Sequence[int], chosen: int,
+                      negatives: str = "worst") -> list[int]:
+    """The children paired against ``chosen``: the min-Q one (``worst``), the best one
+    below the chosen's Q (``closest``: the hard negative, a near miss the policy must tell
+    apart), or both (``both``, once each)."""
+    worst = min(children, key=lambda c: rank(graph, c))
+    if negatives == "worst":
+        return [worst]
+    top = rank(graph, chosen)[0]
+    below = [c for c in children if rank(graph, c)[0] < top - 1e-12]
+    closest = max(below, key=lambda c: rank(graph, c)) if below else worst
+    if negatives == "closest":
+        return [closest]
+    return [closest] if closest == worst else [closest, worst]
+
+
 def extract_pairs(graph: nx.DiGraph, *, min_visits: int = 1, min_delta_q: float = 0.0,
                   scope: str = "best_path", format: str = "preference",
                   arguments_as: str = "json", tokenizer: Any = None,
-                  ) -> tuple[list[dict], PairStats]:
+                  negatives: str = "worst") -> tuple[list[dict], PairStats]:
     """Preference rows from ``graph`` (as ``load_tree`` or ``Tree.to_graph`` gives it).
 
     Only children with ``visits >= min_visits`` take part; a parent needs two of them.
     A pair is kept when ``ΔQ = q_chosen - q_rejected`` is positive and ``>= min_delta_q``.
-    ``format="stepwise"`` gives TRL's stepwise-supervision rows instead (``to_stepwise``;
-    ``tokenizer`` renders their text with its chat template when given).
+    ``negatives`` picks the rejected side (``rejected_children``); with ``both`` a parent
+    can give two pairs. ``format="stepwise"`` gives TRL's stepwise-supervision rows instead
+    (``to_stepwise``; ``tokenizer`` renders their text with its chat template when given).
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+    if negatives not in NEGATIVES:
+        raise ValueError(f"negatives must be one of {NEGATIVES}, not {negatives!r}")
     attrs = graph.graph
     tools = tools_json(attrs.get("tools"))
     stats = PairStats()
@@ -194,60 +215,66 @@ def extract_pairs(graph: nx.DiGraph, *, min_visits: int = 1, min_delta_q: float 
             stats.too_few_children += 1
             continue
         chosen = max(children, key=lambda c: rank(graph, c))
-        rejected = min(children, key=lambda c: rank(graph, c))
-        p, c, r = graph.nodes[parent], graph.nodes[chosen], graph.nodes[rejected]
-        q_chosen, q_rejected = float(c.get("q") or 0.0), float(r.get("q") or 0.0)
-        delta = q_chosen - q_rejected
-        if delta <= 1e-12:
-            stats.no_preference += 1
-            continue
-        if delta < min_delta_q:
-            stats.below_delta_q += 1
-            continue
-        if not p.get("prompt"):
-            stats.no_prompt += 1
-            continue
-        if not c.get("completion") or not r.get("completion"):
-            stats.no_completion += 1
-            continue
-        chosen_messages = normalize_messages(c["completion"], arguments_as=arguments_as)
-        rejected_messages = normalize_messages(r["completion"], arguments_as=arguments_as)
-        if chosen_messages == rejected_messages:
-            stats.same_completion += 1
-            continue
-        meta = {
-            "task": attrs.get("task"),
-            "seed": attrs.get("seed"),
-            "depth": int(p.get("depth") or 0),
-            "parent_id": int(parent),
-            "chosen_id": int(chosen),
-            "rejected_id": int(rejected),
-            "q_chosen": q_chosen,
-            "q_rejected": q_rejected,
-            "delta_q": delta,
-            "visits_chosen": int(c.get("visits") or 0),
-            "visits_rejected": int(r.get("visits") or 0),
-            "chosen_action": c.get("action"),
-            "rejected_action": r.get("action"),
-            "chosen_label": c.get("label"),
-            "rejected_label": r.get("label"),
-            "optimal_action": p.get("optimal"),
-            "best_actions": p.get("best_actions"),
-        }
-        for side, node in (("chosen", c), ("rejected", r)):
-            if node.get("call_tokens"):  # a step a model generated, as it saw and wrote it
-                meta[f"{side}_tokens"] = node["call_tokens"]
-        rows.append({
-            "prompt": normalize_messages(p["prompt"], arguments_as=arguments_as),
-            "chosen": chosen_messages,
-            "rejected": rejected_messages,
-            "tools": tools,
-            "meta": meta,
-        })
-        stats.pairs += 1
+        found = [_pair(graph, parent, chosen, rejected, tools, min_delta_q, arguments_as)
+                 for rejected in rejected_children(graph, children, chosen, negatives)]
+        kept = [row for row in found if isinstance(row, dict)]
+        if not kept:  # the parent's reason: that of its first candidate
+            setattr(stats, found[0], getattr(stats, found[0]) + 1)
+        rows += kept
+        stats.pairs += len(kept)
     if format == "stepwise":
         return to_stepwise(rows, tokenizer), stats
     return rows, stats
+
+
+def _pair(graph: nx.DiGraph, parent: int, chosen: int, rejected: int, tools: str | None,
+          min_delta_q: float, arguments_as: str) -> dict | str:
+    """One preference row, or the ``PairStats`` field that says why there is none."""
+    attrs = graph.graph
+    p, c, r = graph.nodes[parent], graph.nodes[chosen], graph.nodes[rejected]
+    q_chosen, q_rejected = float(c.get("q") or 0.0), float(r.get("q") or 0.0)
+    delta = q_chosen - q_rejected
+    if delta <= 1e-12:
+        return "no_preference"
+    if delta < min_delta_q:
+        return "below_delta_q"
+    if not p.get("prompt"):
+        return "no_prompt"
+    if not c.get("completion") or not r.get("completion"):
+        return "no_completion"
+    chosen_messages = normalize_messages(c["completion"], arguments_as=arguments_as)
+    rejected_messages = normalize_messages(r["completion"], arguments_as=arguments_as)
+    if chosen_messages == rejected_messages:
+        return "same_completion"
+    meta = {
+        "task": attrs.get("task"),
+        "seed": attrs.get("seed"),
+        "depth": int(p.get("depth") or 0),
+        "parent_id": int(parent),
+        "chosen_id": int(chosen),
+        "rejected_id": int(rejected),
+        "q_chosen": q_chosen,
+        "q_rejected": q_rejected,
+        "delta_q": delta,
+        "visits_chosen": int(c.get("visits") or 0),
+        "visits_rejected": int(r.get("visits") or 0),
+        "chosen_action": c.get("action"),
+        "rejected_action": r.get("action"),
+        "chosen_label": c.get("label"),
+        "rejected_label": r.get("label"),
+        "optimal_action": p.get("optimal"),
+        "best_actions": p.get("best_actions"),
+    }
+    for side, node in (("chosen", c), ("rejected", r)):
+        if node.get("call_tokens"):  # a step a model generated, as it saw and wrote it
+            meta[f"{side}_tokens"] = node["call_tokens"]
+    return {
+        "prompt": normalize_messages(p["prompt"], arguments_as=arguments_as),
+        "chosen": chosen_messages,
+        "rejected": rejected_messages,
+        "tools": tools,
+        "meta": meta,
+    }
 
 
 # -- stepwise supervision ------------------------------------------------------------------

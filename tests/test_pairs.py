@@ -120,6 +120,19 @@ def test_all_scope_adds_parents_off_the_best_path(tree):
         extract_pairs(tree.to_graph(), scope="layer")
 
 
+def test_closest_negatives_pair_the_chosen_step_with_its_near_miss_too(tree):
+    def triples(negatives: str) -> list[tuple[int, int, int]]:
+        rows, _ = extract_pairs(tree.to_graph(), negatives=negatives)
+        return [(r["meta"]["parent_id"], r["meta"]["chosen_id"], r["meta"]["rejected_id"])
+                for r in rows]
+
+    assert triples("worst") == [(0, 1, 3), (1, 4, 5)]
+    assert triples("closest") == [(0, 1, 2), (1, 4, 5)]  # E+P (q .5) is the root's near miss
+    assert triples("both") == [(0, 1, 2), (0, 1, 3), (1, 4, 5)]  # two children: one pair
+    with pytest.raises(ValueError, match="negatives"):
+        extract_pairs(tree.to_graph(), negatives="all")
+
+
 def test_meta_fields(tree):
     row = extract_pairs(tree.to_graph())[0][0]
     assert set(row) == {"prompt", "chosen", "rejected", "tools", "meta"}

@@ -190,8 +190,8 @@ def test_loop_measures_every_row_on_held_out_documents(tmp_path):
     run_loop(settings, tmp_path / "loop")
     table = json.loads((tmp_path / "loop" / "heldout.json").read_text())
     rows = table["rows"]
-    assert list(rows) == ["none", "all", "only:entities", "markers", "oracle", "untrained",
-                          "round 1"]
+    assert list(rows) == ["none", "all", "only:entities", "auto", "markers", "oracle",
+                          "untrained", "round 1"]
     assert table["held_out"] and table["simulated"]
     assert rows["oracle"]["oracle_agreement"] == 1.0  # the oracle agrees with itself
     assert rows["none"]["module_calls"] == 0 and rows["all"]["module_calls"] > 0
@@ -202,6 +202,13 @@ def test_loop_measures_every_row_on_held_out_documents(tmp_path):
 
     with pytest.raises(StepwiseError, match="never explored"):
         run_loop(settings.model_copy(update={"heldout": str(dataset)}), tmp_path / "loop2")
+
+
+def test_demo_refuses_an_unknown_model_in_one_line(tmp_path):
+    result = run_cli("demo", "--out", tmp_path / "demo", "--model", "gpt-9")
+    assert result.exit_code != 0
+    assert "--model must be one of tiny, smollm2" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "demo").exists()
 
 
 def test_demo_runs_the_whole_loop_offline(tmp_path):

@@ -2,7 +2,8 @@
 
 A trained policy is judged where it has never been: documents of another seed of the
 world, the same for every row of one table. The rows are the fixed policies (``none``,
-``all``, one module), the simulated world's marker heuristic and exact oracle, the
+``all``, one module), ``auto`` (the translating model deciding), the simulated world's
+marker heuristic and exact oracle, the
 untrained policy model and each round's trained one; the columns are BLEU, d-BLEU,
 agreement with the exact best sets ("= oracle", pages after the first), module calls,
 fallbacks and tokens per page. A held-out set that shares a document's source with the
@@ -17,7 +18,7 @@ from typing import Any
 
 from stepwise.errors import StepwiseError
 
-BASELINES = ("none", "all", "only:entities", "markers", "oracle")
+BASELINES = ("none", "all", "only:entities", "auto", "markers", "oracle")
 COLUMNS = ("bleu", "d_bleu", "oracle_agreement", "module_calls", "fallbacks", "tokens")
 
 

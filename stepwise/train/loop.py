@@ -105,7 +105,8 @@ def evaluate_policy(settings: LoopSettings, policy_model: str | None,
     return evaluate(settings.heldout or settings.dataset,
                     from_uri(settings.model, **settings.model_kwargs), policy=policy,
                     policy_model=decider, page_sentences=settings.page_sentences,
-                    decide=settings.decide, decision_max_tokens=settings.decision_max_tokens,
+                    decide=settings.decide if decider else "generate",
+                    decision_max_tokens=settings.decision_max_tokens,
                     translation_max_tokens=settings.translation_max_tokens)
 
 

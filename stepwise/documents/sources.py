@@ -53,6 +53,48 @@ def _row(line: str, number: int, path: Path, src: str | None, tgt: str | None) -
         raise StepwiseError(f"{path}:{number}: {where}: {problem['msg']}") from None
 
 
+def file_name(doc_id: str) -> str:
+    """The name a document's files get where a run names them by id: explore's trees and
+    event logs (the same mapping as ``stepwise.search.run.safe_name``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in doc_id)
+
+
+def _unsafe_id(doc_id: str) -> str | None:
+    """Why ``doc_id`` cannot name files inside an output folder, or None: translate writes
+    ``<id>.<tgt>`` and its trace beside it, so ``..`` or a leading ``/`` would write
+    elsewhere."""
+    if not doc_id.strip():
+        return "is empty"
+    if "\0" in doc_id:
+        return "holds a NUL character"
+    if doc_id.startswith(("/", "\\")):
+        return "starts with a slash"
+    if ".." in doc_id.replace("\\", "/").split("/"):
+        return "has a '..' part"
+    return None
+
+
+def _check_ids(path: Path, docs: list[SourceDocument], where: list[str]) -> None:
+    """Refuse ids that would mix two documents up: a repeated id (one would never be
+    translated, the other scored against both references) or two ids that become the same
+    file name (one tree file for both), and ids that could escape the output folder.
+    ``where`` says where each document came from (``line 3``, a file name)."""
+    seen: dict[str, int] = {}
+    named: dict[str, int] = {}
+    for index, doc in enumerate(docs):
+        if (why := _unsafe_id(doc.id)) is not None:
+            raise StepwiseError(f"{path}: {where[index]}: id {doc.id!r} {why}, and an id names "
+                                "the document's output files; give it a plain name")
+        if (first := seen.setdefault(doc.id, index)) != index:
+            raise StepwiseError(f"{path}: {where[first]} and {where[index]} have the same id "
+                                f"{doc.id!r}; each document needs its own id")
+        name = file_name(doc.id)
+        if (first := named.setdefault(name, index)) != index:
+            raise StepwiseError(f"{path}: {where[first]} and {where[index]} have ids "
+                                f"{docs[first].id!r} and {doc.id!r}, which both become the file "
+                                f"name {name!r}; give ids that differ in letters or digits")
+
+
 def load_documents(path: str | Path, *, src: str | None = None, tgt: str | None = None,
                    ref: str | Path | None = None) -> list[SourceDocument]:
     """The documents at ``path``; languages from the rows or from ``src``/``tgt``."""
@@ -61,9 +103,11 @@ def load_documents(path: str | Path, *, src: str | None = None, tgt: str | None 
         raise StepwiseError(f"{path}: no such file or folder")
     if path.suffix == ".jsonl":
         lines = jsonl_lines(path.read_text(encoding="utf-8"))
-        docs = [_row(line, i, path, src, tgt) for i, line in enumerate(lines, 1) if line.strip()]
+        numbers = [i for i, line in enumerate(lines, 1) if line.strip()]
+        docs = [_row(lines[i - 1], i, path, src, tgt) for i in numbers]
         if not docs:
             raise StepwiseError(f"{path}: the dataset has no rows")
+        _check_ids(path, docs, [f"line {i}" for i in numbers])
         return docs
     if not src or not tgt:
         raise StepwiseError("give the languages with --src and --tgt (e.g. --src en --tgt zh)")
@@ -74,9 +118,11 @@ def load_documents(path: str | Path, *, src: str | None = None, tgt: str | None 
         if ref is not None:
             raise StepwiseError("--ref goes with a single document; in a folder the reference "
                                 f"of name.{src} is name.{tgt} beside it")
-        return [SourceDocument(id=f.stem, src=read_lines(f), src_lang=src, tgt_lang=tgt,
+        docs = [SourceDocument(id=f.stem, src=read_lines(f), src_lang=src, tgt_lang=tgt,
                                ref=read_lines(f.with_suffix(f".{tgt}"))
                                if f.with_suffix(f".{tgt}").is_file() else None)
                 for f in files]
+        _check_ids(path, docs, [f.name for f in files])
+        return docs
     return [SourceDocument(id=path.stem, src=read_lines(path), src_lang=src, tgt_lang=tgt,
                            ref=read_lines(ref) if ref is not None else None)]

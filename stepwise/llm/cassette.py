@@ -72,8 +72,11 @@ class Cassette:
         if not rows:
             raise CassetteError(f"cassette {path} is empty")
         header = cls._parse(path, 1, rows[0])
-        if header.get("stepwise_cassette") != FORMAT_VERSION:
+        if "stepwise_cassette" not in header:
             raise CassetteError(f"{path}:1: not a stepwise cassette (no 'stepwise_cassette' header)")
+        if header["stepwise_cassette"] != FORMAT_VERSION:
+            raise CassetteError(f"{path}:1: cassette format {header['stepwise_cassette']!r:.40}, "
+                                f"not {FORMAT_VERSION}: record it again with this version")
         cassette = cls(path, header)
         for number, line in enumerate(rows[1:], start=2):
             if not line.strip():
@@ -110,10 +113,12 @@ class Cassette:
             raise CassetteError(f"{path}:{number}: malformed exchange (request needs messages, "
                                 "tools and params)")
         try:
-            result_from_dict(row["result"])
+            result = result_from_dict(row["result"])
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
             raise CassetteError(f"{path}:{number}: malformed exchange result ({why})") from None
+        if not result.generations:  # every caller of a replayed answer reads generations[0]
+            raise CassetteError(f"{path}:{number}: malformed exchange result (no generations)")
 
     def add(self, key: str, request: dict, result: ChatResult) -> None:
         row = {"key": key, "request": request, "result": result_to_dict(result)}

@@ -32,7 +32,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 from stepwise.errors import ConfigError, ModelBackendError
 from stepwise.llm.base import ToolCallingMixin, normalize_tool_choice, tracing_params
@@ -96,6 +96,45 @@ def _token_data(payload: dict, choice: dict) -> dict[str, list]:
     if (logprobs := _logprobs(choice.get("logprobs"))) is not None:
         data["completion_logprobs"] = logprobs
     return data
+
+
+def _json_kind(value: Any) -> str:
+    """``value``'s JSON type with its article, for saying what an answer held instead."""
+    for kind, name in ((bool, "a boolean"), (int | float, "a number"), (str, "a string"),
+                       (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _answer_problem(payload: Any) -> str | None:
+    """What makes an HTTP 200 answer unusable, in words, or None: a server behind a proxy
+    can send an HTML page, and a broken one odd shapes, which must be the backend's error
+    rather than a TypeError from deep in the parsing."""
+    if isinstance(payload, str):
+        return f"not JSON ({len(payload)} characters of text: {payload[:80]!r})"
+    if not isinstance(payload, dict):
+        return f"{_json_kind(payload)}, not a JSON object"
+    if not isinstance(payload.get("choices"), list) or not payload["choices"]:
+        return f"answer has no choices: {str(payload)[:200]}"
+    if payload.get("usage") is not None and not isinstance(payload["usage"], dict):
+        return f"usage is {_json_kind(payload['usage'])}, not an object"
+    for index, choice in enumerate(payload["choices"]):
+        if not isinstance(choice, dict):
+            return f"choice {index} is {_json_kind(choice)}, not an object"
+        message = choice.get("message")
+        if message is None:
+            continue
+        if not isinstance(message, dict):
+            return f"choice {index}: message is {_json_kind(message)}, not an object"
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            return f"choice {index}: content is {_json_kind(content)}, not a string"
+        calls = message.get("tool_calls")
+        if calls is not None and not (isinstance(calls, list)
+                                      and all(isinstance(call, dict) for call in calls)):
+            return f"choice {index}: tool_calls is not a list of objects"
+    return None
 
 
 def _says_something(message: AIMessage | AIMessageChunk) -> bool:
@@ -379,11 +418,19 @@ class OpenAICompatChatModel(ToolCallingMixin, BaseChatModel):
     # -- response ---------------------------------------------------------------------
 
     def _result(self, completion: Any) -> ChatResult:
-        payload = completion if isinstance(completion, dict) else completion.model_dump()
-        if not isinstance(payload.get("choices"), list) or not payload["choices"]:
-            raise ModelBackendError(
-                f"model server {self.base_url}: answer has no choices: {str(payload)[:200]}"
-            )
+        """The answer as a result; anything unusable in it is one ``ModelBackendError``."""
+        # the SDK hands a non-JSON body back as text, and odd JSON as a loosely built model
+        payload = (completion.model_dump(warnings=False) if isinstance(completion, BaseModel)
+                   else completion)
+        if (problem := _answer_problem(payload)) is not None:
+            raise ModelBackendError(f"{self._where}: unusable answer: {problem}")
+        try:
+            return self._checked_result(payload)
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:  # a shape not foreseen
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            raise ModelBackendError(f"{self._where}: unusable answer ({why})") from exc
+
+    def _checked_result(self, payload: dict) -> ChatResult:
         usage = _usage(payload.get("usage"))
         generations = []
         for choice in payload["choices"]:
@@ -471,7 +518,11 @@ class OpenAICompatChatModel(ToolCallingMixin, BaseChatModel):
             with self._lock:
                 self._timeouts += 1
             raise self._timeout_error(0)
-        chunk = self._chunk(event.model_dump(), watch)
+        try:
+            chunk = self._chunk(event.model_dump(warnings=False), watch)
+        except (TypeError, KeyError, AttributeError) as exc:  # odd chunks; ValueError the caller's
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            raise ModelBackendError(f"{self._where}: unusable stream chunk ({why})") from exc
         if chunk is not None:
             watch.saw(chunk.message)
         return chunk

@@ -8,15 +8,49 @@ checks the expectations.
 from __future__ import annotations
 
 import re
+import reprlib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from stepwise.errors import ScenarioError
 
 CHECKS = ("equals", "contains", "matches", "min", "max", "length")
 PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+MAX_EXPECTED_CHARS = 32_000  # about what an expected value's JSON may take
+MAX_EXPECTED_DEPTH = 20
+
+_short = reprlib.Repr()  # a check in one table row: never the whole of a big value
+_short.maxlevel, _short.maxlist, _short.maxdict, _short.maxstring, _short.maxother = 4, 8, 8, 120, 120
+
+
+def _oversized(value: Any) -> str | None:
+    """Why an expected value is too big to check, or None. A YAML alias bomb is a few lines
+    that stand for billions of nodes (or a cycle): the walk counts an alias each time it is
+    reached, so it stops at the limit instead of expanding the value."""
+    budget = MAX_EXPECTED_CHARS
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_EXPECTED_DEPTH:
+            return f"nests deeper than {MAX_EXPECTED_DEPTH} levels"
+        if isinstance(item, dict):
+            budget -= 2 + 2 * len(item)  # braces, colons and commas
+            parts = [*item.keys(), *item.values()]
+        elif isinstance(item, list | tuple | set | frozenset):
+            budget -= 2 + len(item)
+            parts = list(item)
+        elif isinstance(item, str | bytes):
+            budget -= 2 + len(item)
+            parts = []
+        else:
+            budget -= len(str(item))
+            parts = []
+        if budget < 0:
+            return f"is larger than {MAX_EXPECTED_CHARS} characters of JSON"
+        stack += [(part, depth + 1) for part in parts]
+    return None
 
 
 def resolve(result: Any, path: str) -> Any:
@@ -43,6 +77,14 @@ class Expectation(BaseModel):
     max: float | None = None
     length: int | None = None
 
+    @field_validator("equals", "contains")
+    @classmethod
+    def bounded(cls, value: Any) -> Any:
+        """Refuse a value too big to compare or show: a scenario is a small test."""
+        if (why := _oversized(value)) is not None:
+            raise ValueError(f"the expected value {why}; expect something smaller")
+        return value
+
     @model_validator(mode="after")
     def one_check(self) -> Expectation:
         given = [name for name in CHECKS if name in self.model_fields_set]
@@ -57,7 +99,7 @@ class Expectation(BaseModel):
         return next(name for name in CHECKS if name in self.model_fields_set)
 
     def describe(self) -> str:
-        return f"{self.path} {self.check} {getattr(self, self.check)!r}"
+        return f"{self.path} {self.check} {_short.repr(getattr(self, self.check))}"
 
     def evaluate(self, result: Any) -> tuple[bool, str]:
         """Whether the result passes, and what was found."""

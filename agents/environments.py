@@ -52,8 +52,10 @@ class EnvSpec(BaseModel):
 
     def documents(self) -> dict[str, Any]:
         from stepwise.documents.sources import load_documents
+        from stepwise.sim.translation.translator import check_translatable
 
         docs = {d.id: d for d in load_documents(Path(self.dataset), src=self.src, tgt=self.tgt)}
+        check_translatable(self.model, docs.values())
         missing = [d for d in docs.values() if d.ref is None]
         if missing:
             raise StepwiseError(f"{missing[0].id}: exploring needs a reference to score against")

@@ -3,8 +3,9 @@
 A run folder holds ``run.json`` (the settings; a resume must match them), per task an
 append-only ``events/<task>.jsonl`` and, once the task is done, ``trees/<task>.json``;
 ``pairs.jsonl`` (rebuilt from the finished trees in task order, so an interrupted and an
-uninterrupted run end with the same bytes) and ``summary.json``. Every file but the event
-logs is written atomically. ``explore.lock`` is held (an OS lock) while an explore works in
+uninterrupted run end with the same bytes) and ``summary.json`` (counts over the whole run,
+every session's; the last session's apart). Every file but the event logs is written
+atomically. ``explore.lock`` is held (an OS lock) while an explore works in
 the folder, so a second one started beside it is refused instead of logging every
 iteration twice.
 """
@@ -50,6 +51,8 @@ class PairOptions:
 
 @dataclass
 class RunReport:
+    """What one call did; ``summary.json`` holds the same over the whole run."""
+
     tasks: int = 0
     finished: int = 0
     iterations: int = 0
@@ -61,6 +64,11 @@ class RunReport:
     visit_entropy: list[dict[str, Any]] = field(default_factory=list)
     model_calls: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # task -> its error line
+    stopped: list[str] = field(default_factory=list)  # unfinished: a stop was asked for
+
+
+class StopRequested(Exception):
+    """Ends a task's search after a round once a stop is asked for; the round is logged."""
 
 
 def safe_name(task_id: str) -> str:
@@ -206,8 +214,13 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
                   on_iteration: Callable[[str, int], None] | None = None,
                   model_counts: Callable[[], dict[str, int]] | None = None,
                   simulated: bool = False,
-                  on_failure: Callable[[str, str], None] | None = None) -> RunReport:
+                  on_failure: Callable[[str, str], None] | None = None,
+                  stop: threading.Event | None = None) -> RunReport:
     """Search every task (finished ones are kept), then write pairs and the summary.
+
+    Once ``stop`` is set (the first Ctrl-C), each task in search ends after its current
+    round and no other task starts; they are listed in ``report.stopped`` and a resumed run
+    continues them from their event logs.
 
     A task that fails (its model times out, say) is recorded in ``report.failed`` with its
     error line, and ``on_failure(task, line)`` is told; the other tasks go on. Its event log
@@ -218,18 +231,31 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
         started = time.perf_counter()
         pair_options = pair_options or PairOptions()
         report = RunReport(tasks=len(task_ids))
+        stopped: set[str] = set()
 
         def one(task_id: str) -> int:
             tree_path = out / "trees" / f"{safe_name(task_id)}.json"
             if tree_path.is_file():
                 return 0
+            if stop is not None and stop.is_set():
+                stopped.add(task_id)
+                return 0
+
+            def iterated(i: int) -> None:
+                if on_iteration is not None:
+                    on_iteration(task_id, i)
+                if stop is not None and stop.is_set():
+                    raise StopRequested
+
             try:
                 explorer = Explorer(make_env(task_id), options,
                                     EventLog(out / "events" / f"{safe_name(task_id)}.jsonl"),
                                     env_name=env_name, simulated=simulated,
-                                    on_iteration=(lambda i: on_iteration(task_id, i))
-                                    if on_iteration else None)
+                                    on_iteration=iterated)
                 tree = explorer.run()
+            except StopRequested:
+                stopped.add(task_id)
+                return 0
             except Exception as exc:  # noqa: BLE001 -- one failed task; its event log is kept
                 report.failed[task_id] = error_line(exc)
                 if on_failure is not None:
@@ -240,7 +266,7 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             report.iterations = sum(pool.map(one, task_ids))
-
+        report.stopped = [t for t in task_ids if t in stopped]
         return finish_run(task_ids, out, pair_options, report, started, model_counts)
 
 
@@ -249,16 +275,20 @@ def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, re
                ) -> RunReport:
     """Pairs from every finished tree, in task order, then the summary (both atomic).
 
-    Tasks without a tree (they failed) are left out; ``report.failed`` says why.
+    Tasks without a tree (they failed or were stopped) are left out; ``report.failed`` and
+    ``report.stopped`` say which. ``report`` keeps this session's iterations, model calls
+    and seconds; the summary counts them over the whole run (``whole_run``).
     """
     rows: list[dict] = []
     stats: dict[str, int] = {}
     unequal = [0, 0]
     entropy: dict[int, list[float]] = {}
     spine_entropy: dict[int, list[float]] = {}
+    searched = 0  # simulations in the finished trees, whichever session ran them
     finished = [t for t in task_ids if (out / "trees" / f"{safe_name(t)}.json").is_file()]
     for task_id in finished:  # task order, whatever order the tasks finished in
         graph = load_tree(out / "trees" / f"{safe_name(task_id)}.json")
+        searched += graph.nodes[0]["visits"]
         tree_rows, task_stats = extract_pairs(
             graph,
             min_visits=pair_options.min_visits, min_delta_q=pair_options.min_delta_q,
@@ -288,5 +318,37 @@ def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, re
     report.visit_entropy = entropy_report(entropy, spine_entropy)
     report.model_calls = model_counts() if model_counts else {}
     report.seconds = round(time.perf_counter() - started, 3)
-    write_atomic(out / "summary.json", json.dumps(asdict(report), indent=1, sort_keys=True))
+    summary = whole_run(asdict(report), out / "summary.json", searched)
+    write_atomic(out / "summary.json", json.dumps(summary, indent=1, sort_keys=True))
     return report
+
+
+def whole_run(session: dict[str, Any], previous: Path, searched: int) -> dict[str, Any]:
+    """A session's summary with its counts over the whole run: iterations in every finished
+    tree, and model calls and seconds added to those the previous summary held (a session
+    killed before its summary adds none); the session's own under ``last_session``."""
+    before = json.loads(previous.read_text(encoding="utf-8")) if previous.is_file() else {}
+    calls = dict(before.get("model_calls", {}))
+    for name, count in session["model_calls"].items():
+        calls[name] = calls.get(name, 0) + count
+    return {**session, "iterations": searched, "model_calls": calls,
+            "seconds": round(before.get("seconds", 0.0) + session["seconds"], 3),
+            "sessions": before.get("sessions", 1 if before else 0) + 1,
+            "last_session": {key: session[key] for key in ("iterations", "model_calls",
+                                                          "seconds")}}
+
+
+def simulations_done(out: Path, task_ids: Sequence[str], options: ExploreOptions) -> int:
+    """Simulations run in this folder before: where a resumed run's progress starts. A
+    finished plain-MCTS task counts its whole budget (the bar's share), early stop or not."""
+    done = 0
+    for task_id in task_ids:
+        if options.per_step is None and (out / "trees" / f"{safe_name(task_id)}.json").is_file():
+            done += options.simulations
+            continue
+        logged = 0
+        for event in EventLog(out / "events" / f"{safe_name(task_id)}.jsonl").read():
+            if event.get("i", logged) >= logged:  # as a replay counts: each iteration once
+                logged += len(event["batch"])
+        done += logged
+    return done

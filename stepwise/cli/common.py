@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable
+import os
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
@@ -257,3 +263,54 @@ class TaskFailures:
                   highlight=False, markup=False, emoji=False, soft_wrap=True)
         raise typer.Exit(1)
 
+
+def resume_command(command: str, fallback: str) -> str:
+    """The command line the user ran, with ``--resume``: what a stopped run is continued with.
+
+    ``fallback`` where the command was not typed itself (another command or Python ran it).
+    """
+    args = sys.argv[1:]
+    if command not in args:
+        return fallback
+    args = [arg for arg in args if arg != "--no-resume"]
+    return shlex.join(["stepwise", *args, *([] if "--resume" in args else ["--resume"])])
+
+
+def _say(line: str) -> None:
+    err.print(line, highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+
+@contextmanager
+def stop_on_ctrl_c(what: str, resume: str, graceful: bool = True) -> Iterator[threading.Event]:
+    """Ctrl-C during resumable work: the first sets the yielded event, which the work checks
+    whenever ``what`` ends, and says at once how to resume; the second exits at once (130).
+
+    The second exits from the signal handler instead of unwinding: unwinding would wait for
+    the threads in the middle of a model call, and the work's files survive a kill anyway.
+    Work that cannot check the event (``graceful=False``), or a caller outside the main
+    thread, gets Python's Ctrl-C: it stops at the first, with the same hint.
+    """
+    stop = threading.Event()
+    if graceful and threading.current_thread() is threading.main_thread():
+        def on_ctrl_c(signum: int, frame: Any) -> None:
+            if stop.is_set():
+                _say(f"interrupted; resume with: {resume}")
+                err.show_cursor(True)  # a progress bar hides it
+                for console in (out, err):
+                    console.file.flush()
+                os._exit(130)
+            stop.set()
+            _say(f"stopping after the current {what} (Ctrl-C again to stop now); "
+                 f"resume with: {resume}")
+
+        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+        try:
+            yield stop
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return
+    try:
+        yield stop
+    except KeyboardInterrupt:
+        _say(f"interrupted; resume with: {resume}")
+        raise typer.Exit(130) from None

@@ -30,6 +30,8 @@ from stepwise.cli.common import (
     err,
     max_tokens_option,
     out,
+    resume_command,
+    stop_on_ctrl_c,
 )
 from stepwise.cli.translate import DecideOpt, check_decide
 from stepwise.errors import StepwiseError
@@ -122,7 +124,8 @@ def explore(
     end, scored) -> backpropagate (wins / visits = Q). Per parent, the max-Q child is
     chosen and the min-Q child rejected. A task that fails (a server timing out, say) is
     reported and the others go on; the exit status is then 1, and --resume redoes only the
-    failed tasks, from where their event logs stopped.
+    failed tasks, from where their event logs stopped. The first Ctrl-C stops each task after
+    its current simulation round (exit 130; --resume goes on from there), the second at once.
 
     Plain MCTS (--simulations, the default) spends its budget near the root; --per-step N
     searches each decision with N simulations, then moves on to its best child, so every
@@ -184,7 +187,10 @@ def explore(
                           "scope": "all" if all_parents else "best_path",
                           "stepwise_format": stepwise_format,
                           "tokenizer": str(tokenizer) if tokenizer else None}}
-    with hold_run(out_dir):  # a second explore on this folder is refused until this one ends
+    resume_with = resume_command("explore", f"stepwise explore {dataset} --out {out_dir} "
+                                 "--resume, with the other options as before")
+    with (stop_on_ctrl_c("simulation round", resume_with, graceful=ray_address is None) as stop,
+          hold_run(out_dir)):  # a second explore on this folder is refused until this one ends
         check_settings(out_dir, settings, resume)
 
         checker = None
@@ -209,13 +215,18 @@ def explore(
                                      simulated)
         else:
             report = _explore_here(spec, task_ids, options, out_dir, workers, pair_options,
-                                   simulated, factory)
+                                   simulated, factory, stop)
     summary = json.loads((out_dir / "summary.json").read_text())
     out.print_json(json.dumps(summary))
     if model.startswith("sim:"):
         out.print("[yellow]simulated: scores and Q-values come from a synthetic world[/yellow]")
     out.print(decisions_line(summary["decisions"]), highlight=False)
     out.print(f"{report.pairs} pairs in {out_dir / 'pairs.jsonl'}; trees in {out_dir / 'trees'}/")
+    if report.stopped:
+        err.print(f"stopped: {summary['finished']} of {len(task_ids)} tasks finished; resume "
+                  f"with: {resume_with}", highlight=False, markup=False, emoji=False,
+                  soft_wrap=True)
+        raise typer.Exit(130)
     failures = TaskFailures()
     failures.errors.update(report.failed)
     failures.exit_if_any(len(task_ids), "rerun the same command with --resume to redo only "
@@ -246,9 +257,10 @@ def _kwargs_for(uri: str, model_name: str | None, calls: CallOptions) -> dict:
 
 
 def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simulated,
-                  factory=None):
-    """Tasks in a thread pool on this machine, with a bar of simulations."""
-    from stepwise.search.run import explore_tasks
+                  factory=None, stop=None):
+    """Tasks in a thread pool on this machine, with a bar of simulations that a resumed run
+    starts where the earlier sessions left it."""
+    from stepwise.search.run import explore_tasks, simulations_done
 
     make_env, cached = factory or spec.factory()
     lock = threading.Lock()
@@ -258,7 +270,8 @@ def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simul
                   MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
         total = None if options.per_step else len(task_ids) * options.simulations  # unknown
-        bar = progress.add_task("exploring", total=total, rate="")
+        bar = progress.add_task("exploring", total=total, rate="",
+                                completed=simulations_done(out_dir, task_ids, options))
 
         def on_iteration(task_id: str, iteration: int) -> None:
             with lock:
@@ -276,7 +289,7 @@ def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simul
         return explore_tasks(task_ids, make_env, options, out_dir, env_name=spec.env,
                              workers=workers, on_iteration=on_iteration,
                              pair_options=pair_options, model_counts=lambda: cached.counts,
-                             simulated=simulated, on_failure=on_failure)
+                             simulated=simulated, on_failure=on_failure, stop=stop)
 
 
 def _explore_on_ray(spec, task_ids, options, out_dir, address, pair_options, simulated):

@@ -189,6 +189,7 @@ def translate(
     from stepwise.documents.sentences import language_family
     from stepwise.documents.sources import load_documents
     from stepwise.scoring.languages import tokenizer_for
+    from stepwise.sim.translation.translator import check_translatable
 
     policies = [Policy.parse(p) for p in (compare.split(",") if compare else [policy])]
     module_set(policy_fallback)
@@ -227,6 +228,7 @@ def translate(
             from stepwise.llm.ranking import ranker
 
             ranker(deciding(label) or translator)
+    check_translatable(model, docs)  # real text with the simulated translator: before any page
 
     agents = {label: LongMTAgent(
         translator, policy=text, policy_model=deciding(label),

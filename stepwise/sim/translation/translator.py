@@ -23,7 +23,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -40,11 +40,13 @@ from stepwise.agents.longmt.prompts import (
     TRANSLATE_HEAD,
     blocks,
 )
+from stepwise.errors import StepwiseError
 from stepwise.llm.base import ToolCallingMixin, tracing_params
 from stepwise.llm.sim import register_sim, word_usage
 from stepwise.sim.translation.language import (
     ALIAS,
     GLOSS,
+    LANGUAGE,
     MARKED,
     PHRASE,
     REFERENCE,
@@ -71,6 +73,20 @@ KNOWN = re.compile(r"Already recorded: (?P<known>.*?)\. Answer with the JSON arr
 TOKEN = re.compile(r"[~^*]?[A-Za-z]+(?:\^[a-z]{3})?")
 NAME = re.compile(r"[A-Z][a-z]+")
 POSSESSIVE = re.compile(r"['’]s$")
+
+
+def check_translatable(model: str, documents: Iterable[Any]) -> None:
+    """Refuse documents in a real language for ``sim:translator``, before any page: it only
+    undoes qsy's letter permutation, so real text would come out scrambled and be scored as
+    if it were a translation. ``documents`` have ``src_lang`` and ``tgt_lang``."""
+    if model != MODEL_NAME:
+        return
+    for doc in documents:
+        if doc.src_lang != LANGUAGE:
+            raise StepwiseError(f"{MODEL_NAME} translates only the simulated language "
+                                f"{LANGUAGE} (stepwise sim make); for {doc.src_lang} -> "
+                                f"{doc.tgt_lang} use a real model: hf:smollm2, hf:PATH or "
+                                "openai:URL")
 
 
 def seeded(*parts: str) -> random.Random:

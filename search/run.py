@@ -47,6 +47,7 @@ class PairOptions:
     scope: str = "best_path"
     format: str = "preference"  # or "stepwise": TRL's stepwise-supervision rows
     tokenizer: Any = None  # drops pairs whose prompt tokens are not a prefix of prompt+step
+    negatives: str = "worst"  # the rejected side: worst, closest (the near miss) or both
 
 
 @dataclass
@@ -293,7 +294,7 @@ def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, re
             graph,
             min_visits=pair_options.min_visits, min_delta_q=pair_options.min_delta_q,
             scope=pair_options.scope, format=pair_options.format,
-            tokenizer=pair_options.tokenizer)
+            tokenizer=pair_options.tokenizer, negatives=pair_options.negatives)
         if pair_options.tokenizer is not None and pair_options.format == "preference":
             tree_rows, dropped = check_prefix(tree_rows, pair_options.tokenizer)
             task_stats.pairs -= dropped

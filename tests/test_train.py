@@ -185,7 +185,8 @@ def test_loop_measures_every_row_on_held_out_documents(tmp_path):
     dataset = write_dataset(make_documents(2, 0), tmp_path / "explored")
     held_out = write_dataset(make_documents(1, 1), tmp_path / "held-out")
     settings = LoopSettings(dataset=str(dataset), heldout=str(held_out), rounds=1,
-                            per_step=8, reward="page", page_sentences=4, decide="rank",
+                            per_step=8, reward="page", negatives="closest",
+                            page_sentences=4, decide="rank",
                             dpo=DPOSettings(max_steps=2, eval_frac=0.3))
     run_loop(settings, tmp_path / "loop")
     table = json.loads((tmp_path / "loop" / "heldout.json").read_text())

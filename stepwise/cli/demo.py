@@ -44,9 +44,10 @@ def demo(
     module policy, with a tree picture and the training curves.
 
     --model smollm2: SmolLM2-135M-Instruct learns the module decisions. Search step by
-    step over 7 documents gives 100+ pairs, one epoch of DPO + SFT trains the model, and
-    the untrained and trained model (ranking the eight module sets) are measured beside
-    the fixed policies and the oracle on 3 held-out documents of another seed.
+    step over 7 documents gives 100+ pairs (each page's best module set against its near
+    miss), one epoch of DPO + SFT trains the model, and the untrained and trained model
+    (ranking the eight module sets) are measured beside the fixed policies and the oracle
+    on 3 held-out documents of another seed.
 
     Everything here is a simulation: the documents are in a synthetic language and the
     translator is a simulated one. The figures show what search and training do in that
@@ -102,7 +103,7 @@ def _learning_demo(out_dir: Path, docs: int, max_steps: int) -> None:
     _section(2, "step-by-step search -> pairs -> DPO + SFT on SmolLM2 -> held-out table")
     loop(dataset=explored / "dataset.jsonl", out_dir=out_dir / "loop", start="hf:smollm2",
          rounds=1, heldout=held_out / "dataset.jsonl", per_step=LEARNING["per_step"],
-         reward="page", page_sentences=LEARNING["page_sentences"], max_steps=max_steps,
+         reward="page", negatives="closest", page_sentences=LEARNING["page_sentences"], max_steps=max_steps,
          lr=LEARNING["lr"], eval_frac=0.1, decide="rank")
     out.print(f"\n[bold]the trained policy:[/bold] {out_dir / 'loop' / 'round-1' / 'model'} "
               f"(training curves in {out_dir / 'loop' / 'round-1' / 'model' / 'curves.png'})")

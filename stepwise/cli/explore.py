@@ -89,6 +89,9 @@ def explore(
     min_delta_q: Annotated[float, typer.Option(help="Pairs: smallest Q difference.")] = 0.0,
     all_parents: Annotated[bool, typer.Option("--all-parents", help="Pairs at every expanded "
                                               "parent, not only along the best path.")] = False,
+    negatives: Annotated[str, typer.Option(help="Pairs: the rejected side: worst (the min-Q "
+                                           "sibling), closest (the best sibling below the "
+                                           "chosen one: a near miss) or both.")] = "worst",
     stepwise_format: Annotated[bool, typer.Option("--stepwise-format", help="Write TRL's "
                                                   "stepwise-supervision rows (prompt, "
                                                   "completions, labels) instead of preference "
@@ -145,7 +148,8 @@ def explore(
 
     for name, value, allowed in (("--rollout", rollout, ("random", "auto")),
                                  ("--reward", reward, ("document", "page")),
-                                 ("--q", q, ("mean", "max"))):
+                                 ("--q", q, ("mean", "max")),
+                                 ("--negatives", negatives, ("worst", "closest", "both"))):
         if value not in allowed:
             raise StepwiseError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
     check_decide(decide)
@@ -186,7 +190,8 @@ def explore(
                 "pairs": {"min_visits": min_visits, "min_delta_q": min_delta_q,
                           "scope": "all" if all_parents else "best_path",
                           "stepwise_format": stepwise_format,
-                          "tokenizer": str(tokenizer) if tokenizer else None}}
+                          "tokenizer": str(tokenizer) if tokenizer else None,
+                          **({"negatives": negatives} if negatives != "worst" else {})}}
     resume_with = resume_command("explore", f"stepwise explore {dataset} --out {out_dir} "
                                  "--resume, with the other options as before")
     with (stop_on_ctrl_c("simulation round", resume_with, graceful=ray_address is None) as stop,
@@ -201,7 +206,8 @@ def explore(
 
             checker = AutoTokenizer.from_pretrained(str(check_model_dir(str(tokenizer))))
         pair_options = PairOptions(min_visits, min_delta_q, "all" if all_parents else "best_path",
-                                   "stepwise" if stepwise_format else "preference", checker)
+                                   "stepwise" if stepwise_format else "preference", checker,
+                                   negatives)
         simulated = model.startswith("sim:")
         factory = None
         if per_step is not None and task_ids:  # refuse a budget too small before any search

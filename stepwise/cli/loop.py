@@ -97,6 +97,9 @@ def loop(
     reward: Annotated[str, typer.Option(help="What scores a step in search: document "
                                         "(BLEU after the rollout) or page (its page's "
                                         "sentences).")] = "document",
+    negatives: Annotated[str, typer.Option(help="A pair's rejected side: worst (the min-Q "
+                                           "sibling), closest (the best one below the "
+                                           "chosen: a near miss) or both.")] = "worst",
     page_sentences: Annotated[int, typer.Option(help="Most sentences per page.")] = 5,
     max_steps: Annotated[int, typer.Option(help="DPO steps per round.")] = 30,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: by what is "
@@ -133,6 +136,9 @@ def loop(
     check_decide(decide)
     if reward not in ("document", "page"):
         raise StepwiseError(f"--reward must be one of document, page (got {reward!r})")
+    if negatives not in ("worst", "closest", "both"):
+        raise StepwiseError(f"--negatives must be one of worst, closest, both (got "
+                            f"{negatives!r})")
     from stepwise.train.loop import LoopSettings, StageFailed, run_loop
 
     calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, None,
@@ -144,7 +150,7 @@ def loop(
         simulations=simulations, page_sentences=page_sentences, seed=seed,
         dpo=DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
                         eval_frac=eval_frac, seed=seed, learning_rate=lr),
-        per_step=per_step, reward=reward, heldout=str(heldout) if heldout else None,
+        per_step=per_step, reward=reward, negatives=negatives, heldout=str(heldout) if heldout else None,
         model_kwargs=model_kwargs, policy_kwargs=policy_kwargs,
         decision_max_tokens=calls.capped(DECISION_TOKENS).max_tokens
         if "max_tokens" in policy_kwargs else None,

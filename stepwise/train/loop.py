@@ -44,6 +44,7 @@ class LoopSettings(BaseModel):
     decide: str = "generate"  # how the trained policy decides: generate, or rank the sets
     per_step: int | None = Field(None, gt=0)  # step-by-step search: simulations per decision
     reward: str = "document"  # what a rollout's step is scored by: document or page
+    negatives: str = "worst"  # a pair's rejected side: worst, closest (a near miss) or both
     # Documents never explored or trained on: every round, the untrained model and the
     # baselines are measured there (``heldout``); None: on the explored dataset itself.
     heldout: str | None = None
@@ -69,7 +70,7 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
     """Search every document and write the round's pairs; returns the run summary."""
     from stepwise.agents.environments import EnvSpec
     from stepwise.search.explorer import ExploreOptions
-    from stepwise.search.run import explore_tasks
+    from stepwise.search.run import PairOptions, explore_tasks
 
     rollout = "auto" if policy_model else settings.rollout
     spec = EnvSpec(env="longmt", dataset=settings.dataset, model=settings.model,
@@ -85,6 +86,7 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
                              reward=settings.reward,  # type: ignore[arg-type]
                              per_step=settings.per_step, seed=settings.seed + round_)
     report = explore_tasks(spec.task_ids(), make_env, options, folder, env_name="longmt",
+                           pair_options=PairOptions(negatives=settings.negatives),
                            model_counts=lambda: cached.counts,
                            simulated=settings.model.startswith("sim:"))
     if not report.finished:
@@ -155,6 +157,12 @@ def run_loop(settings: LoopSettings, out: Path,
     wanted = settings.model_dump()
     if saved.is_file() and json.loads(saved.read_text(encoding="utf-8")) != wanted:
         raise StepwiseError(f"{out} holds a loop with other settings; use another --out")
+    from stepwise.documents.sources import load_documents
+    from stepwise.sim.translation.translator import check_translatable
+
+    for documents in (settings.dataset, settings.heldout):  # refused before any page
+        if documents:
+            check_translatable(settings.model, load_documents(Path(documents)))
     if settings.heldout:
         from stepwise.train.heldout import check_held_out
 

@@ -13,14 +13,17 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from stepwise import __version__
 from stepwise.errors import StepwiseError, error_line
@@ -314,3 +317,177 @@ def stop_on_ctrl_c(what: str, resume: str, graceful: bool = True) -> Iterator[th
     except KeyboardInterrupt:
         _say(f"interrupted; resume with: {resume}")
         raise typer.Exit(130) from None
+
+
+PROGRESS_EVERY = "STEPWISE_PROGRESS_EVERY"  # seconds between progress lines off a terminal
+
+
+def progress_every() -> float:
+    """Seconds between progress lines in a log: STEPWISE_PROGRESS_EVERY, else 10."""
+    try:
+        return max(0.0, float(os.environ.get(PROGRESS_EVERY) or 10))
+    except ValueError:
+        return 10.0
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a log line reads them: 42s, 1m05s, 2h03m."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def count_text(completed: float, total: float | None, unit: str) -> str:
+    """``12/48 simulations``; ``12 simulations`` when the total is not known ahead; nothing
+    before anything is counted (a stage that only runs)."""
+    if total is None and not completed:
+        return ""
+    count = f"{int(completed)}" if total is None else f"{int(completed)}/{int(total)}"
+    return f"{count} {unit}".rstrip()
+
+
+def progress_line(description: str, completed: float, total: float | None, unit: str,
+                  elapsed: float, left: float | None = None, detail: str = "") -> str:
+    """One plain progress line: ``explore: 12/48 simulations, 1m05s elapsed, about 3m20s
+    left``, the task's detail in brackets after it."""
+    parts = [count_text(completed, total, unit), f"{duration(elapsed)} elapsed"]
+    if left is not None:
+        parts.append(f"about {duration(left)} left")
+    line = f"{description}: " + ", ".join(part for part in parts if part)
+    return f"{line} ({detail})" if detail else line
+
+
+class _CountColumn(ProgressColumn):
+    """The bar's count with its unit (a task's ``unit`` field wins) and ``detail`` field."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        count = count_text(task.completed, task.total, task.fields.get("unit", self.unit))
+        detail = task.fields.get("detail", "")
+        return Text.assemble((count, "progress.download"), ("  " if count and detail else ""),
+                             detail)
+
+
+@dataclass
+class _Counted:
+    """What ProgressLines knows of one task."""
+
+    description: str
+    total: float | None
+    completed: float
+    fields: dict[str, Any]
+    started: float
+    base: tuple[float, float] | None = None  # (time, count) when the total became known
+
+    def left(self, now: float) -> float | None:
+        """Seconds left at this session's rate (a resumed run's earlier work not counted)."""
+        if self.total is None or self.base is None or self.completed >= self.total:
+            return None
+        since, counted = self.base
+        rate = (self.completed - counted) / (now - since) if now > since else 0.0
+        return (self.total - self.completed) / rate if rate > 0 else None
+
+
+class ProgressLines:
+    """Progress as plain lines on stderr, for a log or a pipe, where a live bar shows nothing
+    until it ends: every ``every`` seconds a line per task, whether or not it moved (so a
+    slow stage still shows it is alive), and a closing one for a task that ran that long.
+
+    Takes the calls the commands make on a rich ``Progress``.
+    """
+
+    def __init__(self, unit: str = "", every: float = 10.0, disable: bool = False) -> None:
+        self.unit, self.every, self.disable = unit, every, disable
+        self.console = err
+        self._tasks: dict[int, _Counted] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._next_id = 0
+
+    def __enter__(self) -> Self:
+        if not self.disable:
+            self._ticker = threading.Thread(target=self._tick, name="progress-lines",
+                                            daemon=True)
+            self._ticker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        with self._lock:
+            for task_id in list(self._tasks):
+                self.remove_task(task_id)
+
+    def add_task(self, description: str, total: float | None = None, completed: float = 0,
+                 **fields: Any) -> int:
+        now = time.monotonic()
+        with self._lock:
+            task_id = self._next_id
+            self._next_id += 1
+            self._tasks[task_id] = _Counted(description, total, completed, fields, now,
+                                            (now, completed) if total is not None else None)
+            return task_id
+
+    def update(self, task_id: int, *, total: float | None = None, completed: float | None = None,
+               advance: float | None = None, description: str | None = None,
+               **fields: Any) -> None:
+        """As rich's: a None argument leaves that part as it was."""
+        with self._lock:
+            task = self._tasks[task_id]
+            if completed is not None:
+                task.completed = completed
+            if advance is not None:
+                task.completed += advance
+            if total is not None and total != task.total:
+                task.total = total
+                task.base = (time.monotonic(), task.completed)
+            if description is not None:
+                task.description = description
+            task.fields.update(fields)
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        self.update(task_id, advance=advance)
+
+    def remove_task(self, task_id: int) -> None:
+        """Drop a task, with its closing line when it ran long enough to have had lines."""
+        with self._lock:
+            task = self._tasks.pop(task_id)
+            if time.monotonic() - task.started >= self.every:
+                self._print(task)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(max(self.every, 0.05)):
+            with self._lock:
+                for task in self._tasks.values():
+                    self._print(task)
+
+    def _print(self, task: _Counted) -> None:
+        if self.disable:
+            return
+        now = time.monotonic()
+        _say(progress_line(task.description, task.completed, task.total,
+                           task.fields.get("unit", self.unit), now - task.started,
+                           task.left(now), task.fields.get("detail", "")))
+
+
+def progress_bar(unit: str = "", *, transient: bool = True,
+                 disable: bool = False) -> Progress | ProgressLines:
+    """A long-running command's progress, counted in ``unit``: a live bar on a terminal;
+    in a log or a pipe, plain lines (ProgressLines; none under --quiet there, where they
+    would stay).
+
+    A task's ``detail`` field follows its count, its ``unit`` field replaces ``unit``.
+    """
+    if err.is_terminal:
+        return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                        _CountColumn(unit), TimeElapsedColumn(), console=err,
+                        transient=transient, disable=disable)
+    return ProgressLines(unit, every=progress_every(), disable=disable or state["quiet"])

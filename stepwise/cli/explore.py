@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stepwise.cli.common import (
     CallOptions,
@@ -30,6 +29,7 @@ from stepwise.cli.common import (
     err,
     max_tokens_option,
     out,
+    progress_bar,
     resume_command,
     stop_on_ctrl_c,
 )
@@ -272,11 +272,9 @@ def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simul
     lock = threading.Lock()
     started = time.perf_counter()
     done = [0]
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
+    with progress_bar("simulations") as progress:
         total = None if options.per_step else len(task_ids) * options.simulations  # unknown
-        bar = progress.add_task("exploring", total=total, rate="",
+        bar = progress.add_task("exploring", total=total, detail="",
                                 completed=simulations_done(out_dir, task_ids, options))
 
         def on_iteration(task_id: str, iteration: int) -> None:
@@ -285,7 +283,7 @@ def _explore_here(spec, task_ids, options, out_dir, workers, pair_options, simul
                 rate = done[0] / max(time.perf_counter() - started, 1e-9)
                 counts = cached.counts
                 progress.update(bar, advance=1, description=f"exploring {task_id}",
-                                rate=f"{rate:.1f} sim/s · calls {counts['calls']} · "
+                                detail=f"{rate:.1f} sim/s · calls {counts['calls']} · "
                                      f"saved {counts['saved']}")
 
         def on_failure(task_id: str, line: str) -> None:
@@ -302,9 +300,7 @@ def _explore_on_ray(spec, task_ids, options, out_dir, address, pair_options, sim
     """One Ray task per search task, with a bar of tasks."""
     from stepwise.search.distributed import explore_tasks_ray
 
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                  transient=True) as progress:
+    with progress_bar("tasks") as progress:
         bar = progress.add_task("exploring (ray)", total=len(task_ids))
         return explore_tasks_ray(spec, task_ids, options, out_dir, address=address,
                                  env_name=spec.env, pair_options=pair_options,

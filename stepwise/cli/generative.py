@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 from langchain_core.embeddings import Embeddings
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stepwise.cli.common import (
@@ -32,6 +31,7 @@ from stepwise.cli.common import (
     max_tokens_option,
     model_from_uri,
     out,
+    progress_bar,
     state,
 )
 from stepwise.errors import StepwiseError
@@ -124,9 +124,7 @@ def simulate(
                                 max_turns=max_turns, threshold=threshold)
     with run:
         start = run.step_number
-        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                      transient=True, disable=state["quiet"]) as progress:
+        with progress_bar("steps", disable=state["quiet"]) as progress:
             bar = progress.add_task("simulating", total=steps)
 
             def logged(entry: dict) -> None:

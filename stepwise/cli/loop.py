@@ -22,8 +22,8 @@ from stepwise.cli.common import (
     err,
     max_tokens_option,
     out,
+    progress_bar,
 )
-from stepwise.cli.train import training_progress
 from stepwise.cli.translate import DecideOpt, check_decide
 from stepwise.errors import StepwiseError
 
@@ -157,15 +157,19 @@ def loop(
         translation_max_tokens=calls.max_tokens if "max_tokens" in model_kwargs else None,
         decide=decide)
     simulated = model.startswith("sim:")
-    with training_progress(False) as progress:
-        bar = progress.add_task("round 1 · explore", total=max_steps)
+    with progress_bar() as progress:
+        bar = [progress.add_task("starting")]
 
         def on_stage(round_: int, stage: str) -> None:
-            progress.update(bar, description=f"round {round_} · {stage}", completed=0)
+            """A fresh task per stage: its own count, unit and elapsed time from zero."""
+            progress.remove_task(bar[0])
+            bar[0] = progress.add_task(f"round {round_} · {stage}" if round_ else stage)
+
+        def on_progress(done: int, total: int | None, unit: str) -> None:
+            progress.update(bar[0], completed=done, total=total, unit=unit)
 
         try:
-            rows = run_loop(settings, out_dir, on_stage=on_stage,
-                            on_step=lambda step, _: progress.update(bar, completed=step))
+            rows = run_loop(settings, out_dir, on_stage=on_stage, on_progress=on_progress)
         except StageFailed as failed:
             stopped: StageFailed | None = failed
             rows = failed.rows

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stepwise.checkpoints import DEFAULT_CHECKPOINTS
@@ -28,6 +27,7 @@ from stepwise.cli.common import (
     max_tokens_option,
     model_from_uri,
     out,
+    progress_bar,
     state,
     warn,
 )
@@ -298,9 +298,7 @@ def _evaluate(session, options, world, trials, tasks, label, as_json) -> None:
     if unknown:
         raise ConfigError(f"unknown {world} task {', '.join(map(repr, unknown))} "
                           f"(known: {', '.join(task_ids(world))})")
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                  disable=as_json or state["quiet"]) as progress:
+    with progress_bar("trials", transient=False, disable=as_json or state["quiet"]) as progress:
         bar = progress.add_task(f"{world} tasks (simulated)", total=len(chosen) * trials)
         failures = TaskFailures("task trials")
 

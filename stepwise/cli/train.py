@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stepwise.cli.common import app, cli_errors, err, out, state
+from stepwise.cli.common import app, cli_errors, err, out, progress_bar, state
 
 train_app = typer.Typer(
     help="Train a model on step-level preference pairs (TRL). The result loads back as "
@@ -19,12 +18,6 @@ train_app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(train_app, name="train")
-
-
-def training_progress(quiet: bool) -> Progress:
-    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TextColumn("steps"), TimeElapsedColumn(),
-                    console=err, transient=True, disable=quiet)
 
 
 def report_table(result) -> Table:
@@ -100,7 +93,7 @@ def dpo(
                       "in one pair and rejected in another (pairs from every parent do this; "
                       "the best path's do not)[/yellow]")
 
-    with training_progress(quiet) as progress:
+    with progress_bar("steps", disable=quiet) as progress:
         task = progress.add_task("training", total=max_steps)
         result = train_dpo(pairs, model, out_dir, settings,
                            on_step=lambda step, total: progress.update(task, completed=step),

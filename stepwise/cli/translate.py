@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stepwise.cli.common import (
@@ -31,11 +30,11 @@ from stepwise.cli.common import (
     app,
     cli_errors,
     decision_choice,
-    err,
     generates,
     max_tokens_option,
     model_from_uri,
     out,
+    progress_bar,
     warn,
 )
 from stepwise.errors import StepwiseError
@@ -251,9 +250,7 @@ def translate(
     rows: dict[str, dict] = {}
     report: dict[str, Any] = {}
     failures = TaskFailures("documents")
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TextColumn("pages"), TimeElapsedColumn(),
-                  console=err, transient=True, disable=as_json) as progress:
+    with progress_bar("pages", disable=as_json) as progress:
         task = progress.add_task("translating", total=total)
         for label, agent in agents.items():
             settings = {"model": model, "model_name": model_name, "policy": agent.policy.text,

@@ -52,6 +52,10 @@ class LoopSettings(BaseModel):
 
 UNTRAINED = "untrained"  # the held-out row of the start model, before any training
 
+# How far the running stage is: done of total (None: not known ahead) units, e.g.
+# (12, 48, "simulations"); a stage with nothing to count (evaluate) reports nothing.
+Progressed = Callable[[int, int | None, str], None]
+
 
 class StageFailed(StepwiseError):
     """A loop stage that failed as a whole; ``rows`` are the rounds finished before it."""
@@ -66,11 +70,11 @@ def _done(path: Path) -> dict | None:
 
 
 def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None,
-                  round_: int) -> dict[str, Any]:
+                  round_: int, on_progress: Progressed | None = None) -> dict[str, Any]:
     """Search every document and write the round's pairs; returns the run summary."""
     from stepwise.agents.environments import EnvSpec
     from stepwise.search.explorer import ExploreOptions
-    from stepwise.search.run import PairOptions, explore_tasks
+    from stepwise.search.run import PairOptions, explore_tasks, simulations_done
 
     rollout = "auto" if policy_model else settings.rollout
     spec = EnvSpec(env="longmt", dataset=settings.dataset, model=settings.model,
@@ -85,9 +89,20 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
                              rollout=rollout,  # type: ignore[arg-type]
                              reward=settings.reward,  # type: ignore[arg-type]
                              per_step=settings.per_step, seed=settings.seed + round_)
-    report = explore_tasks(spec.task_ids(), make_env, options, folder, env_name="longmt",
+    task_ids = spec.task_ids()
+    total = None if settings.per_step else len(task_ids) * settings.simulations  # unknown
+    done = [simulations_done(folder, task_ids, options)]  # a resumed stage starts there
+
+    def counted(_task_id: str, _iteration: int) -> None:
+        done[0] += 1
+        if on_progress:
+            on_progress(done[0], total, "simulations")
+
+    if on_progress:
+        on_progress(done[0], total, "simulations")
+    report = explore_tasks(task_ids, make_env, options, folder, env_name="longmt",
                            pair_options=PairOptions(negatives=settings.negatives),
-                           model_counts=lambda: cached.counts,
+                           on_iteration=counted, model_counts=lambda: cached.counts,
                            simulated=settings.model.startswith("sim:"))
     if not report.finished:
         first = next(iter(report.failed.items()), ("", "no documents"))
@@ -112,24 +127,42 @@ def evaluate_policy(settings: LoopSettings, policy_model: str | None,
                     translation_max_tokens=settings.translation_max_tokens)
 
 
-def baseline_rows(settings: LoopSettings) -> dict[str, Any]:
+def baseline_rows(settings: LoopSettings,
+                  on_progress: Progressed | None = None) -> dict[str, Any]:
     """The rows every round is compared with: the rule policies and the untrained model."""
     from stepwise.documents.sources import load_documents
     from stepwise.train.heldout import BASELINES
 
     docs = load_documents(Path(settings.heldout or settings.dataset))
     simulated_world = all(doc.world == "translation" for doc in docs)
-    rows = {policy: evaluate_policy(settings, None, policy) for policy in BASELINES
-            if simulated_world or policy not in ("markers", "oracle")}
-    rows[UNTRAINED] = evaluate_policy(settings, settings.start)
+    policies = [policy for policy in BASELINES
+                if simulated_world or policy not in ("markers", "oracle")]
+    rows: dict[str, Any] = {}
+    for policy in [*policies, UNTRAINED]:
+        if on_progress:
+            on_progress(len(rows), len(policies) + 1, "policies")
+        rows[policy] = (evaluate_policy(settings, settings.start) if policy == UNTRAINED
+                        else evaluate_policy(settings, None, policy))
+    if on_progress:
+        on_progress(len(rows), len(rows), "policies")
     return rows
 
 
 def _train(settings: LoopSettings, folder: Path, start: str, round_: int,
-           on_step: Callable[[int, int], None] | None) -> dict[str, Any]:
+           on_step: Callable[[int, int], None] | None,
+           on_progress: Progressed | None = None) -> dict[str, Any]:
     dpo = settings.dpo.model_copy(update={"seed": settings.dpo.seed + round_})
+
+    def stepped(step: int, total: int) -> None:
+        if on_step:
+            on_step(step, total)
+        if on_progress:
+            on_progress(step, total, "steps")
+
+    if on_progress:
+        on_progress(0, dpo.max_steps, "steps")
     result = train_dpo(folder / "explore" / "pairs.jsonl", start, folder / "model", dpo,
-                       on_step=on_step)
+                       on_step=stepped)
     return {"reward_accuracy_before": result.before.get("reward_accuracy"),
             "reward_accuracy_after": result.after.get("reward_accuracy"),
             "train_fit": result.train_fit.get("reward_accuracy"),
@@ -149,9 +182,13 @@ def _write_held_out(out: Path, settings: LoopSettings, rows: dict[str, dict[str,
 
 def run_loop(settings: LoopSettings, out: Path,
              on_stage: Callable[[int, str], None] | None = None,
-             on_step: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+             on_step: Callable[[int, int], None] | None = None,
+             on_progress: Progressed | None = None) -> list[dict[str, Any]]:
     """Every round's figures, one dict per round (also in OUT/rounds.json); the held-out
-    table in OUT/heldout.json."""
+    table in OUT/heldout.json.
+
+    ``on_stage(round, name)`` says a stage begins (round 0: the baselines), ``on_step`` how
+    far training is, ``on_progress`` how far the running stage is, whichever it is."""
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "loop.json"
     wanted = settings.model_dump()
@@ -188,16 +225,16 @@ def run_loop(settings: LoopSettings, out: Path,
         write_atomic(folder / f"{name}.done.json", json.dumps(done))
         return done
 
-    table = stage(out / "heldout", 0, "baselines", lambda: baseline_rows(settings))
+    table = stage(out / "heldout", 0, "baselines", lambda: baseline_rows(settings, on_progress))
     _write_held_out(out, settings, table)
     policy: str | None = None  # round 1 explores without a trained policy
     start = settings.start
     for round_ in range(1, settings.rounds + 1):
         folder = out / f"round-{round_}"
         explored = stage(folder, round_, "explore", lambda f=folder, p=policy, r=round_:
-                         explore_round(settings, f / "explore", p, r))
+                         explore_round(settings, f / "explore", p, r, on_progress))
         trained = stage(folder, round_, "train", lambda f=folder, s=start, r=round_:
-                        _train(settings, f, s, r, on_step))
+                        _train(settings, f, s, r, on_step, on_progress))
         policy = start = f"hf:{folder / 'model'}"
         measured = stage(folder, round_, "evaluate",
                          lambda p=policy: evaluate_policy(settings, p))

@@ -119,6 +119,15 @@ RepetitionPenaltyOpt = Annotated[float | None, typer.Option(
     "keeps small models out of loops (hf: models; sent as repetition_penalty to openai: "
     "servers such as vLLM; default: none).", show_default=False)]
 
+DeviceOpt = Annotated[str | None, typer.Option(
+    "--device", help="Where hf: and tiny models run: auto (a CUDA GPU, else Apple's MPS, "
+    "else the CPU), cpu, cuda, cuda:N or mps. Other models ignore it. Default: auto.",
+    show_default=False)]
+DtypeOpt = Annotated[str | None, typer.Option(
+    "--dtype", help="The weights' precision for hf: and tiny models: auto (bfloat16 on a GPU "
+    "that has it, else float32), float32, float16 or bfloat16. Other models ignore it. "
+    "Default: auto.", show_default=False)]
+
 ToolChoiceOpt = Annotated[str | None, typer.Option(
     "--tool-choice", help="How the deciding model must answer its first decision turn per "
     "step: auto (call tools or answer in words), required (call one of the tools: a small "
@@ -138,12 +147,17 @@ def decision_choice(uri: str | None, tool_choice: str | None, applies: bool = Tr
     return {"tool_choice": tool_choice}
 
 
+PLACEMENT = ("device", "dtype")  # where a local model runs, not how a call is made
+
+
 @dataclass(frozen=True)
 class CallOptions:
-    """How every model call of a command is bounded and sampled.
+    """How every model call of a command is bounded and sampled, and where a local model runs.
 
     ``max_tokens`` is the command's default unless the user gave ``--max-tokens``; the
     other options are None unless given, so a backend keeps its own default for them.
+    ``device`` and ``dtype`` reach only local (hf:, tiny) models; a command mixes those with
+    servers and simulations, so the others ignore them without a warning.
     """
 
     max_tokens: int | None = None
@@ -151,16 +165,25 @@ class CallOptions:
     temperature: float | None = None
     seed: int | None = None
     repetition_penalty: float | None = None
+    device: str | None = None
+    dtype: str | None = None
     given: frozenset[str] = frozenset()  # the options the user set on the command line
 
     @classmethod
     def from_cli(cls, default_max_tokens: int, max_tokens: int | None, timeout: float | None,
                  temperature: float | None, seed: int | None,
-                 repetition_penalty: float | None) -> CallOptions:
+                 repetition_penalty: float | None, device: str | None = None,
+                 dtype: str | None = None) -> CallOptions:
+        from stepwise.llm.hf import DTYPES
+
+        if dtype is not None and dtype.strip().lower() not in DTYPES:
+            raise StepwiseError(f"--dtype {dtype}: unknown; expected one of {', '.join(DTYPES)}")
         given = {"max_tokens": max_tokens, "timeout": timeout, "temperature": temperature,
-                 "seed": seed, "repetition_penalty": repetition_penalty}
+                 "seed": seed, "repetition_penalty": repetition_penalty, "device": device,
+                 "dtype": dtype}
         return cls(max_tokens=max_tokens or default_max_tokens, timeout=timeout,
                    temperature=temperature, seed=seed, repetition_penalty=repetition_penalty,
+                   device=device, dtype=dtype,
                    given=frozenset(k for k, v in given.items() if v is not None))
 
     def capped(self, max_tokens: int) -> CallOptions:
@@ -170,7 +193,8 @@ class CallOptions:
         return replace(self, max_tokens=min(max_tokens, self.max_tokens or max_tokens))
 
     def values(self) -> dict[str, Any]:
-        names = ("max_tokens", "timeout", "temperature", "seed", "repetition_penalty")
+        names = ("max_tokens", "timeout", "temperature", "seed", "repetition_penalty",
+                 *PLACEMENT)
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def model_kwargs(self, fields: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
@@ -184,9 +208,10 @@ class CallOptions:
                 kwargs[name] = value
             elif name == "repetition_penalty" and "extra_body" in fields:
                 kwargs["extra_body"] = {"repetition_penalty": value}  # vLLM, SGLang, TGI
-            elif name in self.given:
+            elif name in self.given and name not in PLACEMENT:
                 dropped += options_named([name])
         return kwargs, dropped
+
 
 
 def model_from_uri(uri: str, model_name: str | None, options: CallOptions | None = None,
@@ -209,9 +234,10 @@ def call_kwargs(uri: str, model: Any, options: CallOptions) -> dict[str, Any]:
     for. Options the user gave that a backend cannot take are named in one warning line.
     """
     if uri.startswith("replay:"):
-        if options.given:
+        shaping = options.given - set(PLACEMENT)
+        if shaping:
             warn(f"{uri} answers as recorded; "
-                 f"{', '.join(sorted(options_named(options.given)))} do not apply")
+                 f"{', '.join(sorted(options_named(shaping)))} do not apply")
         return {}
     extra, dropped = options.model_kwargs(type(model).model_fields)
     if dropped:

@@ -17,6 +17,8 @@ from rich.markup import escape
 
 from stepwise.cli.common import (
     CallOptions,
+    DeviceOpt,
+    DtypeOpt,
     ModelNameOpt,
     ModelOpt,
     RepetitionPenaltyOpt,
@@ -119,6 +121,8 @@ def explore(
     timeout: TimeoutOpt = None,
     temperature: TemperatureOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
     decide: DecideOpt = "generate",
 ) -> None:
     """Search an agent's step-level choices with MCTS and export step-level DPO pairs.
@@ -164,7 +168,8 @@ def explore(
     from stepwise.cli.translate import DECISION_TOKENS, MAX_TOKENS
 
     calls = CallOptions.from_cli(MAX_TOKENS if env == "longmt" else THINK_MAX_TOKENS,
-                                 max_tokens, timeout, temperature, None, repetition_penalty)
+                                 max_tokens, timeout, temperature, None, repetition_penalty,
+                                 device, dtype)
     model_kwargs = _kwargs_for(model, model_name, calls)
     decider_kwargs = _kwargs_for(policy_model, model_name, calls) if policy_model else {}
     spec = EnvSpec(env=env, dataset=str(dataset), model=model, model_name=model_name,

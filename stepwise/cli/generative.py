@@ -20,6 +20,8 @@ from rich.table import Table
 
 from stepwise.cli.common import (
     CallOptions,
+    DeviceOpt,
+    DtypeOpt,
     ModelNameOpt,
     RepetitionPenaltyOpt,
     SeedOpt,
@@ -100,6 +102,8 @@ def simulate(
     temperature: TemperatureOpt = None,
     seed: SeedOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Run generative agents in a simulated sandbox world for --steps steps.
 
@@ -112,7 +116,7 @@ def simulate(
     path = world_file(world)
     spec = load_world(path).spec  # a bad world file fails here, before anything is written
     chat = model_from_uri(model, model_name, CallOptions.from_cli(
-        MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty))
+        MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty, device, dtype))
     if resume and (run_dir / RUN_DB).exists():
         run = Simulation.open(run_dir, chat, embeddings=run_embeddings())
         if run.world.spec != spec:
@@ -160,6 +164,8 @@ def interview(
     temperature: TemperatureOpt = None,
     seed: SeedOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Ask an agent of a run a question; it answers from the memories it retrieves for it.
 
@@ -173,7 +179,7 @@ def interview(
     if not question.strip():
         raise StepwiseError("the question is empty")
     chat = model_from_uri(model, model_name, CallOptions.from_cli(
-        MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty))
+        MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty, device, dtype))
     with Simulation.open(run_dir, chat, embeddings=run_embeddings()) as run:
         mind = run.agent(agent)
         with run.inspection():

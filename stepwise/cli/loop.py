@@ -12,6 +12,8 @@ from rich.table import Table
 
 from stepwise.cli.common import (
     CallOptions,
+    DeviceOpt,
+    DtypeOpt,
     ModelOpt,
     RepetitionPenaltyOpt,
     TemperatureOpt,
@@ -115,6 +117,8 @@ def loop(
     timeout: TimeoutOpt = None,
     temperature: TemperatureOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Iterative preference training on the LongMT module decisions.
 
@@ -142,14 +146,15 @@ def loop(
     from stepwise.train.loop import LoopSettings, StageFailed, run_loop
 
     calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, None,
-                                 repetition_penalty)
+                                 repetition_penalty, device, dtype)
     model_kwargs = call_kwargs(model, from_uri(model), calls)
     policy_kwargs = call_kwargs(start, from_uri(start), calls)  # later rounds: hf: like it
     settings = LoopSettings(
         dataset=str(dataset), model=model, start=start, rounds=rounds,
         simulations=simulations, page_sentences=page_sentences, seed=seed,
         dpo=DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
-                        eval_frac=eval_frac, seed=seed, learning_rate=lr),
+                        eval_frac=eval_frac, seed=seed, learning_rate=lr,
+                        device=device or "auto"),
         per_step=per_step, reward=reward, negatives=negatives, heldout=str(heldout) if heldout else None,
         model_kwargs=model_kwargs, policy_kwargs=policy_kwargs,
         decision_max_tokens=calls.capped(DECISION_TOKENS).max_tokens

@@ -12,6 +12,8 @@ from rich.text import Text
 
 from stepwise.cli.common import (
     CallOptions,
+    DeviceOpt,
+    DtypeOpt,
     ModelNameOpt,
     ModelOpt,
     RepetitionPenaltyOpt,
@@ -97,6 +99,8 @@ def record_command(
     temperature: TemperatureOpt = None,
     seed: SeedOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Run a scenario against a real model and write its cassette (replacing the old one).
 
@@ -105,7 +109,7 @@ def record_command(
     from stepwise.scenario.runner import record_file
 
     calls = CallOptions.from_cli(RECORD_MAX_TOKENS, max_tokens, timeout, temperature, seed,
-                                 repetition_penalty)
+                                 repetition_penalty, device, dtype)
     outcome = record_file(str(scenario), model_from_uri(model, model_name, calls), source=model)
     if outcome.error:
         raise StepwiseError(outcome.error)
@@ -127,6 +131,8 @@ def ask(
     temperature: TemperatureOpt = None,
     seed: SeedOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Send one prompt to a model and print its answer: a quick check that a backend works.
 
@@ -134,7 +140,7 @@ def ask(
     --model-name Qwen/Qwen3-8B[/bold]
     """
     calls = CallOptions.from_cli(ASK_MAX_TOKENS, max_tokens, timeout, temperature, seed,
-                                 repetition_penalty)
+                                 repetition_penalty, device, dtype)
     chat = model_from_uri(model, model_name, calls)
     messages = ([("system", system)] if system else []) + [("user", prompt)]
     answer = chat.invoke(messages)

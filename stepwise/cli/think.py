@@ -15,6 +15,8 @@ from rich.table import Table
 from stepwise.checkpoints import DEFAULT_CHECKPOINTS
 from stepwise.cli.common import (
     CallOptions,
+    DeviceOpt,
+    DtypeOpt,
     ModelNameOpt,
     RepetitionPenaltyOpt,
     SeedOpt,
@@ -130,6 +132,8 @@ def think(
     temperature: TemperatureOpt = None,
     seed: SeedOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Run the think-as-tool agent: thinking is a set of tools the model calls when it decides to.
 
@@ -169,7 +173,7 @@ def think(
     if not (evaluate or resume or request or task):
         raise ConfigError("give a request, --task ID (with --world), --resume THREAD or --eval")
     calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, seed,
-                                 repetition_penalty)
+                                 repetition_penalty, device, dtype)
     session = Session(model_from_uri(model, model_name, calls),
                       model_from_uri(think_model, model_name, calls.capped(THINK_TOKENS))
                       if think_model else None,

@@ -60,6 +60,9 @@ def dpo(
     skip_bad: Annotated[bool, typer.Option(help="Drop pairs that fail the checks (reported) "
                                            "instead of stopping.")] = False,
     seed: Annotated[int, typer.Option(help="Seeds the held-out split and training.")] = 0,
+    device: Annotated[str, typer.Option(help="Where training runs: auto (a CUDA GPU, else "
+                                        "Apple's MPS, else the CPU), cpu, cuda, cuda:N or "
+                                        "mps.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print train.json instead of the "
                                           "table.")] = False,
 ) -> None:
@@ -79,7 +82,7 @@ def dpo(
     settings = DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
                            eval_frac=eval_frac, learning_rate=lr, batch_size=batch_size,
                            max_length=max_length, padding_free=padding_free, seed=seed,
-                           skip_bad=skip_bad)
+                           skip_bad=skip_bad, device=device)
     quiet = as_json or state["quiet"]
 
     def show(report) -> None:

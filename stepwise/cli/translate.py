@@ -19,6 +19,8 @@ from rich.table import Table
 
 from stepwise.cli.common import (
     CallOptions,
+    DeviceOpt,
+    DtypeOpt,
     ModelNameOpt,
     ModelOpt,
     RepetitionPenaltyOpt,
@@ -167,6 +169,8 @@ def translate(
     temperature: TemperatureOpt = None,
     seed: SeedOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
     tool_choice: ToolChoiceOpt = None,
     decide: DecideOpt = "generate",
 ) -> None:
@@ -208,7 +212,7 @@ def translate(
         raise StepwiseError("the oracle and markers policies need a world that knows each "
                             "page's best modules: use a dataset from stepwise sim make")
     calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, seed,
-                                 repetition_penalty)
+                                 repetition_penalty, device, dtype)
     translator = model_from_uri(model, model_name, calls,
                                 **decision_choice(model, tool_choice, policy_model is None))
     decider = model_from_uri(policy_model, model_name, calls,

@@ -28,7 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, PrivateAttr
 
-from stepwise.errors import ModelURIError
+from stepwise.errors import ModelURIError, StepwiseError
 from stepwise.llm.base import ToolCallingMixin, tracing_params
 from stepwise.llm.constrained import CALL_CLOSE, CALL_OPEN, call_constraint, forced_tool_name
 from stepwise.llm.messages import to_chat_dicts
@@ -37,6 +37,58 @@ from stepwise.llm.tool_prompt import render_chat
 
 # Parameters the chat template sees rather than the sampler.
 TEMPLATE_PARAMS = ("tools", "chat_template_kwargs")
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """The torch device a local model runs on: ``auto`` is the GPU when there is one (CUDA,
+    then Apple's MPS), else the CPU. A device this machine lacks is one clear error here,
+    not a traceback from deep inside the first load."""
+    import torch
+
+    name = (device or "auto").strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
+    kind, colon, index = name.partition(":")
+    if name in ("cpu", "mps"):
+        if name == "mps" and not _mps_available():
+            raise StepwiseError("device mps: this machine has no MPS (Apple GPU) device; "
+                                "use --device cpu, or leave --device out for the default")
+        return name
+    if kind == "cuda" and (not colon or index.isdigit()):
+        if not torch.cuda.is_available():
+            raise StepwiseError(f"device {device}: no CUDA GPU is available here; use "
+                                "--device cpu, or leave --device out for the default")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise StepwiseError(f"device {device}: this machine has {count} CUDA GPU(s), "
+                                f"numbered from cuda:0")
+        return name
+    raise StepwiseError(f"device {device!r} is unknown; expected {DEVICES}")
+
+
+def resolve_dtype(dtype: str | None, device: str) -> Any:
+    """The torch dtype of a model's weights on ``device`` (a resolved one): ``auto`` is
+    bfloat16 on a GPU that computes in it (half the memory, the speed of its tensor cores),
+    else float32 (a CPU is slow in half precision, and some ops lack it there)."""
+    import torch
+
+    name = (dtype or "auto").strip().lower()
+    if name not in DTYPES:
+        raise StepwiseError(f"dtype {dtype!r} is unknown; expected one of {', '.join(DTYPES)}")
+    if name != "auto":
+        return getattr(torch, name)
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -57,17 +109,21 @@ def check_model_dir(path: str | Path) -> Path:
     return path
 
 
-def load_hf(path: str | Path, device: str = "cpu", dtype: str = "auto"):
-    """Load model and tokenizer from a local directory, with a clear error for what's missing."""
+def load_hf(path: str | Path, device: str = "auto", dtype: str = "auto"):
+    """Load model and tokenizer from a local directory onto ``device`` in ``dtype`` (both
+    as ``resolve_device`` and ``resolve_dtype`` read them), with a clear error for what's
+    missing."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
     path = check_model_dir(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.chat_template is None:
         raise ModelURIError(f"hf:{path}: the tokenizer has no chat template")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
     model.to(device)
     model.eval()
     return model, tokenizer
@@ -88,7 +144,9 @@ def _token_logprobs(logits: Any, completions: Any) -> list[list[float]]:
 class HFChatModel(ToolCallingMixin, BaseChatModel):
     """Chat model over a local transformers causal LM (``hf:<path>`` and ``tiny`` URIs).
 
-    Pass ``model_path`` (loaded on first use), or ``hf_model`` and ``tokenizer`` objects.
+    Pass ``model_path`` (loaded on first use, onto ``device`` in ``dtype``), or ``hf_model``
+    and ``tokenizer`` objects (used where they are). ``device`` and ``dtype`` are checked
+    when the model is made, so a missing GPU is reported before any work starts.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
@@ -97,8 +155,8 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
     model_label: str | None = None  # the name answers carry; the model URI by default
     hf_model: Any = None
     tokenizer: Any = None
-    device: str = "cpu"
-    dtype: str = "auto"
+    device: str = "auto"  # auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps
+    dtype: str = "auto"  # auto (bfloat16 on a GPU that has it, else float32), or a torch name
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = 256
@@ -112,6 +170,11 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
     streaming: bool = False
 
     _loaded: bool = PrivateAttr(default=False)
+
+    def model_post_init(self, context: Any) -> None:
+        super().model_post_init(context)
+        if self.hf_model is None:
+            resolve_dtype(self.dtype, resolve_device(self.device))
 
     @property
     def _llm_type(self) -> str:

@@ -60,6 +60,10 @@ class DPOSettings(BaseModel):
     seed: int = 0
     padding_free: bool = False
     skip_bad: bool = Field(False, description="Drop bad rows (reported) instead of stopping.")
+    # Where the trainer runs, not what it learns: left out of the saved settings (the result
+    # names the device), so a run resumes on another machine.
+    device: str = Field("auto", exclude=True, description="auto (CUDA, else MPS, else CPU), "
+                        "cpu, cuda, cuda:N or mps.")
 
 
 @dataclass
@@ -171,6 +175,9 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
+    from stepwise.llm.hf import resolve_device
+
+    device = resolve_device(settings.device)  # a missing GPU fails before anything loads
     quiet_libraries()
     model_dir, kind = resolve_model(model)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -187,7 +194,9 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
         raise PairsError(f"{pairs_path}: no pair left to train on")
     train_rows, eval_rows = split_pairs(rows, settings.eval_frac, settings.seed)
 
-    cuda = torch.cuda.is_available()
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(torch.device(device))  # the trainer places on the current GPU
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     peft_config = None
@@ -205,7 +214,7 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     # On a CPU a real model takes its pairs one at a time (gradients accumulated to the same
     # batch) without recomputing activations: the memory of one pair, and no second forward
     # pass. A GPU batches them and recomputes instead.
-    one_at_a_time = not cuda and kind != "tiny"
+    one_at_a_time = device == "cpu" and kind != "tiny"
     per_device = 1 if one_at_a_time else settings.batch_size
     config = DPOConfig(
         output_dir=str(out / "checkpoints"), max_steps=settings.max_steps,
@@ -216,7 +225,7 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
         loss_weights=[1.0, settings.sft_weight], max_length=settings.max_length,
         padding_free=settings.padding_free, logging_steps=1, save_strategy="no",
         eval_strategy="no", report_to=[], disable_tqdm=True, seed=settings.seed,
-        use_cpu=not cuda, bf16=dtype == torch.bfloat16,
+        use_cpu=device == "cpu", bf16=dtype == torch.bfloat16,
         gradient_checkpointing=cuda,
     )
     trainer = DPOTrainer(model=policy, args=config, train_dataset=_dataset(train_rows, tokenizer),
@@ -249,7 +258,7 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
         tokens_per_second=round(tokens / seconds, 1) if tokens and seconds else None,
         peak_memory_gb=round(torch.cuda.max_memory_allocated() / 2**30, 3) if cuda
         else round(peak_rss_bytes() / 2**30, 3),
-        device=torch.cuda.get_device_name() if cuda else "cpu",
+        device=torch.cuda.get_device_name() if cuda else device,
         settings=settings.model_dump(),
     )
     from stepwise.train.curves import write_curves

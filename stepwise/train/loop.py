@@ -3,8 +3,11 @@
 Round r explores the dataset (round 1 with the settings' rollout, later rounds with
 the previous round's trained model deciding the modules in rollouts), extracts pairs,
 trains from the previous round's model (which is also DPO's reference, as in iterative
-DPO: APT, MCTS-DPO) and measures the new model as the LongMT module policy. Each stage
-leaves a marker, so a killed loop resumes at the stage it was in.
+DPO: APT, MCTS-DPO) and measures the new model as the LongMT module policy. Before round
+1 the baselines (fixed policies, the simulated world's heuristic and oracle, the untrained
+model) are measured, and every model is measured on the same documents: the held-out set
+when one is given (``heldout.json``). Each stage leaves a marker, so a killed loop resumes
+at the stage it was in.
 
 A document whose search fails is left out of its round's pairs (and counted in the row);
 a stage that fails as a whole stops the loop with ``StageFailed``, the rounds before it

@@ -169,7 +169,8 @@ def test_loop_runs_rounds_with_the_trained_policy_and_resumes(tmp_path):
     assert stages == [(0, "baselines"), (1, "explore"), (1, "train"), (1, "evaluate"),
                       (2, "explore"), (2, "train"), (2, "evaluate")]
     assert all(r["pairs"] >= 1 and r["fallbacks"] is not None for r in rows)
-    assert (tmp_path / "loop" / "round-2" / "model" / "config.json").is_file()
+    config = json.loads((tmp_path / "loop" / "round-2" / "model" / "config.json").read_text())
+    assert config.get("use_cache", True) is True  # saved for generation, not for training
     marker = tmp_path / "loop" / "round-2" / "train.done.json"
     written = marker.stat().st_mtime_ns
     assert run_loop(settings, tmp_path / "loop") == rows  # everything kept, nothing redone

@@ -247,6 +247,7 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     if settings.lora:
         trained = trained.merge_and_unload()
     trained.generation_config.max_new_tokens = GENERATION_TOKENS
+    trained.config.use_cache = True  # training turns the cache off; generation needs it (3x)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # save_strategy="no": only logs
     trained.save_pretrained(out)
     tokenizer.save_pretrained(out)

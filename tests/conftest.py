@@ -16,6 +16,19 @@ USER_CACHE = cache_root()
 os.environ.setdefault("STEPWISE_CACHE", tempfile.mkdtemp(prefix="stepwise-test-cache-"))
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def json_objects(text: str) -> list:
+    """The JSON objects printed one after another (``stepwise replay --json``: one per
+    scenario, each pretty-printed over several lines)."""
+    import json
+
+    decoder, text, objects = json.JSONDecoder(), text.strip(), []
+    while text:
+        value, end = decoder.raw_decode(text)
+        objects.append(value)
+        text = text[end:].strip()
+    return objects
 # The real parallel documents live beside the repository (../shared/data); tests that read
 # them skip where they are absent. STEPWISE_SHARED_DATA points elsewhere.
 WMT_DOCS = Path(os.environ.get("STEPWISE_SHARED_DATA", REPO.parent / "shared" / "data")

@@ -17,7 +17,7 @@ from stepwise.llm import OpenAICompatChatModel
 from stepwise.scenario.loader import load_scenario
 from stepwise.scenario.schema import Expectation
 
-from .conftest import REPO
+from .conftest import REPO, json_objects
 
 runner = CliRunner()
 
@@ -164,11 +164,7 @@ def test_replay_dir_shows_each_malformed_cassette_as_one_fail_row(tmp_path):
 
     result = runner.invoke(app, ["replay", str(folder), "--json"])
     assert result.exit_code == 1, result.output
-    decoder, text, rows = json.JSONDecoder(), result.output.strip(), []
-    while text:
-        row, end = decoder.raw_decode(text)
-        rows.append(row)
-        text = text[end:].strip()
+    rows = json_objects(result.output)
     assert [(r["name"], r["passed"]) for r in rows] == [
         ("chat-echo", True), *((name, False) for name in sorted(broken)), ("chat-echo", True)]
     for row in rows[1:-1]:

@@ -20,7 +20,7 @@ from stepwise.llm import from_uri
 from stepwise.llm.cassette import Cassette
 from stepwise.llm.replay import ReplayChatModel, record
 
-from .conftest import REPO
+from .conftest import REPO, json_objects
 
 runner = CliRunner()
 MARKUP_NAME = "doc[/].en"  # read as markup, "[/]" closes a tag never opened
@@ -147,11 +147,7 @@ def test_replaying_a_folder_shows_a_malformed_cassette_as_one_fail_row(tmp_path)
 
     result = runner.invoke(app, ["replay", str(folder), "--json"])
     assert result.exit_code == 1, result.output
-    decoder, text, rows = json.JSONDecoder(), result.output.strip(), []
-    while text:
-        row, end = decoder.raw_decode(text)
-        rows.append(row)
-        text = text[end:].strip()
+    rows = json_objects(result.output)
     assert [(r["name"], r["passed"]) for r in rows] == [
         ("chat-echo", True), ("broken", False), ("again", True)]
     assert "broken.jsonl:2: malformed exchange" in rows[1]["error"]

@@ -15,11 +15,9 @@ Sentences are counted as the agent pages the source, with the sentence splitter 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import string
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -32,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stepwise.documents import split_sentences
 from stepwise.documents.sentences import ABBREVIATIONS
 from stepwise.errors import StepwiseError
+from stepwise.files import write_atomic
 from stepwise.sim.translation.language import (
     LANGUAGE,
     MARKED,
@@ -338,17 +337,6 @@ def reveal(text: str, terms: Sequence[Term]) -> str:
     return "".join([*out, decode(text[last:])])
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_dataset(docs: Sequence[SyntheticDocument], out_dir: str | Path) -> Path:
     """``out_dir/dataset.jsonl`` (one row per document) and ``out_dir/world.json``."""
     if not docs:
@@ -368,6 +356,6 @@ def write_dataset(docs: Sequence[SyntheticDocument], out_dir: str | Path) -> Pat
         "documents": [{"id": d.id, "text": d.text, "mark_probability": d.mark_probability,
                        "sentences": d.sentences, "terms": len(d.terms)} for d in docs],
     }
-    _write_atomic(out / "dataset.jsonl", rows)
-    _write_atomic(out / "world.json", json.dumps(world, indent=2) + "\n")
+    write_atomic(out / "dataset.jsonl", rows)
+    write_atomic(out / "world.json", json.dumps(world, indent=2) + "\n")
     return out / "dataset.jsonl"

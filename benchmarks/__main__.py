@@ -18,6 +18,7 @@ import time
 # "figures", "baseline" and "ratio". Descriptions are the modules' first docstring lines.
 BENCHMARKS = {
     "replay_throughput": "benchmarks.replay_throughput",
+    "recording": "benchmarks.recording",
     "openai_overhead": "benchmarks.openai_overhead",
     "think_loop": "benchmarks.think_loop",
     "incremental_bleu": "benchmarks.incremental_bleu",

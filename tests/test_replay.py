@@ -103,7 +103,7 @@ def test_missing_and_corrupt_cassettes(tmp_path):
     with pytest.raises(CassetteError, match="cassette not found"):
         from_uri(f"replay:{tmp_path / 'none.jsonl'}")
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"stepwise_cassette": 1}\n{"key": "k", "request": {}, "res')
+    bad.write_text('{"stepwise_cassette": 1}\n{"key": "k", "request": {}, "res\n{}\n')
     with pytest.raises(CassetteError, match=r"bad.jsonl:2: corrupt cassette line"):
         from_uri(f"replay:{bad}")
     bad.write_text('{"something": "else"}\n')

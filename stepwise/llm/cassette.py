@@ -3,13 +3,19 @@
 A cassette is a JSONL file: a header line, then one line per exchange
 ``{"key", "request", "result"}``. The same request may appear several times (a sampled
 call made twice); replay answers them in recorded order and repeats the last one.
-Writes go to a temporary file that replaces the cassette, so a killed recording never
-leaves a half-written cassette behind.
+
+Recording appends: the first exchange replaces any old cassette atomically (header and
+that line, in a temporary file renamed into place), then each exchange is one appended
+line, flushed and synced, so recording N calls writes each line once. A recording killed
+mid-write can only tear the last line; ``Cassette.load`` drops a torn last line with a
+warning that names it, and replays the complete exchanges before it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,8 @@ from stepwise.files import write_atomic
 from stepwise.jsonl import jsonl_lines
 
 FORMAT_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 def result_to_dict(result: ChatResult) -> dict:
@@ -54,6 +62,7 @@ class Cassette:
         self.lines: list[str] = []  # serialized exchanges, in recorded order
         self.by_key: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
+        self._on_disk = False  # whether this object has written the file (append goes after)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -77,6 +86,10 @@ class Cassette:
         if header["stepwise_cassette"] != FORMAT_VERSION:
             raise CassetteError(f"{path}:1: cassette format {header['stepwise_cassette']!r:.40}, "
                                 f"not {FORMAT_VERSION}: record it again with this version")
+        if len(rows) > 1 and not text.endswith("\n") and _torn(rows[-1]):
+            log.warning("%s:%d: the last line is cut off (the recording stopped mid-write); "
+                        "replaying the %d exchanges before it", path, len(rows), len(rows) - 2)
+            rows.pop()
         cassette = cls(path, header)
         for number, line in enumerate(rows[1:], start=2):
             if not line.strip():
@@ -121,20 +134,62 @@ class Cassette:
             raise CassetteError(f"{path}:{number}: malformed exchange result (no generations)")
 
     def add(self, key: str, request: dict, result: ChatResult) -> None:
-        row = {"key": key, "request": request, "result": result_to_dict(result)}
+        """Keep an exchange in memory (``save`` writes them all)."""
         with self._lock:
-            self.lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True))
-            self.by_key.setdefault(key, []).append(row)
+            self._remember(key, request, result)
+
+    def append(self, key: str, request: dict, result: ChatResult) -> None:
+        """Keep an exchange and write only its line: recording stays O(calls), not O(calls²).
+
+        The first write replaces the file with the header and everything kept so far
+        (atomically); later ones append one line each, flushed and synced before the call
+        returns, so a kill tears at most that line. After a failed append (a full disk)
+        the next call rewrites the whole file, so a torn line never stays in the middle.
+        """
+        with self._lock:
+            line = self._remember(key, request, result)
+            if not self._on_disk:
+                write_atomic(self.path, self._body())
+                self._on_disk = True
+                return
+            try:
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(line + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except BaseException:
+                self._on_disk = False
+                raise
+
+    def _remember(self, key: str, request: dict, result: ChatResult) -> str:
+        """Add an exchange to the in-memory lines and index (the lock held); its line."""
+        row = {"key": key, "request": request, "result": result_to_dict(result)}
+        line = json.dumps(row, ensure_ascii=False, sort_keys=True)
+        self.lines.append(line)
+        self.by_key.setdefault(key, []).append(row)
+        return line
 
     def save(self) -> None:
         """Write the whole cassette atomically (temporary file, fsync, rename)."""
         with self._lock:
-            body = "\n".join([json.dumps(self.header, sort_keys=True), *self.lines]) + "\n"
-        write_atomic(self.path, body)
+            write_atomic(self.path, self._body())
+            self._on_disk = True
+
+    def _body(self) -> str:
+        return "\n".join([json.dumps(self.header, sort_keys=True), *self.lines]) + "\n"
 
     def requests(self) -> list[dict]:
         """One recorded request per key."""
         return [rows[0]["request"] for rows in self.by_key.values()]
+
+
+def _torn(line: str) -> bool:
+    """Whether a last line without its newline is cut off: not one whole JSON value."""
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return True
+    return False
 
 
 def _short(value: Any, limit: int = 70) -> str:

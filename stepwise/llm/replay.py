@@ -2,9 +2,10 @@
 
 ``ReplayChatModel`` answers only from a cassette and fails loudly on a miss, naming the
 closest recorded request and what differs, so a changed prompt is found at once instead
-of silently answered. ``record(model, path)`` wraps any chat model and writes what it
-answers. Both key requests the same way: messages, tool schemas and the call's
-output-changing parameters (``stepwise.llm.messages.canonical_request``).
+of silently answered. ``record(model, path)`` wraps any chat model and appends each
+answer to the cassette as one line (``Cassette.append``). Both key requests the same
+way: messages, tool schemas and the call's output-changing parameters
+(``stepwise.llm.messages.canonical_request``).
 """
 
 from __future__ import annotations
@@ -188,8 +189,7 @@ class RecordingChatModel(CassetteChatModel):
 
     def _keep(self, messages: list[BaseMessage], params: dict, result: ChatResult) -> None:
         key, request = self._key(messages, params)
-        self.tape.add(key, request, result)
-        self.tape.save()
+        self.tape.append(key, request, result)
 
     def _generate(
         self,

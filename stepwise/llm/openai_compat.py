@@ -7,7 +7,7 @@ generations from one request, vLLM's ``chat_template_kwargs`` / ``structured_out
 ``thinking_token_budget``, the server's reasoning text kept, malformed tool-call JSON
 turned into ``invalid_tool_calls`` instead of an exception, ``tool_choice`` sent whenever
 tools are bound, an empty answer turned into an error, token ids and logprobs on request,
-and a retry policy that does not retry timeouts.
+and a retry policy that does not retry timeouts but does retry an unusable answer.
 
 Retries are done here, not by the SDK: the SDK retries a timed-out request with the same
 budget as a refused connection, and a single-slot server (llama.cpp) that is still
@@ -145,9 +145,22 @@ def _says_something(message: AIMessage | AIMessageChunk) -> bool:
                 or message.additional_kwargs.get("reasoning_content"))
 
 
+class _UnusableAnswer(Exception):
+    """An HTTP 200 answer that cannot be used (not JSON, truncated, odd shapes): retried
+    like a 5xx, since a proxy or an overloaded server sends such bodies now and then."""
+
+    def __init__(self, problem: str, response: Any = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.response = response  # the HTTP response, for its Retry-After
+
+
 def _retryable(exc: Exception) -> bool:
     """The SDK's rule: a refused or dropped connection, 408/409/429/5xx, or what the
-    server's ``x-should-retry`` header says. Timeouts are decided by the caller."""
+    server's ``x-should-retry`` header says; and an unusable HTTP 200 answer. Timeouts are
+    decided by the caller."""
+    if isinstance(exc, _UnusableAnswer):
+        return True
     if isinstance(exc, openai.APIStatusError):
         should = exc.response.headers.get("x-should-retry")
         if should in ("true", "false"):
@@ -213,7 +226,8 @@ class OpenAICompatChatModel(ToolCallingMixin, BaseChatModel):
 
     ``timeout`` bounds each request, a streamed one in all; one that runs out is cancelled
     (the connection is closed), counted in ``timeouts`` and, unless ``retry_timeouts``, not
-    tried again. ``max_retries`` applies to refused connections, 408/409/429 and 5xx.
+    tried again. ``max_retries`` applies to refused connections, 408/409/429, 5xx and an
+    HTTP 200 answer that cannot be used (not JSON, truncated, odd shapes; not an empty one).
     llama-cpp-python's server stops generating when a *stream* is closed but finishes a
     plain request it can no longer deliver: ``streaming=True`` frees it at the timeout.
 
@@ -385,6 +399,8 @@ class OpenAICompatChatModel(ToolCallingMixin, BaseChatModel):
             why = f"cannot connect after {retries} retries ({exc.__cause__ or exc})"
         elif isinstance(exc, openai.APIStatusError):
             why = f"HTTP {exc.status_code} after {retries} retries: {str(exc.message)[:200]}"
+        elif isinstance(exc, _UnusableAnswer):
+            why = f"unusable answer after {retries} retries: {exc.problem}"
         else:
             why = f"unusable answer: {str(exc)[:200]}"
         return ModelBackendError(f"{self._where}: {why}")
@@ -396,6 +412,7 @@ class OpenAICompatChatModel(ToolCallingMixin, BaseChatModel):
                                  f"(finish_reason={reasons}){ended}")
 
     def _create(self, request: dict[str, Any]) -> Any:
+        """A streamed request's events (what the stream says later is never retried)."""
         for retries in itertools.count():
             try:
                 return self.client.chat.completions.create(**request)
@@ -415,20 +432,50 @@ class OpenAICompatChatModel(ToolCallingMixin, BaseChatModel):
                     raise self._backend_error(exc, retries) from exc
             await asyncio.sleep(delay)
 
+    def _answer(self, request: dict[str, Any]) -> ChatResult:
+        """A plain request's answer: asked again (within ``max_retries``) while the server
+        fails or answers something unusable."""
+        for retries in itertools.count():
+            try:
+                return self._parsed(self.client.chat.completions.with_raw_response.create(
+                    **request))
+            except (openai.OpenAIError, ValueError, _UnusableAnswer) as exc:
+                delay = self._retry_delay(exc, retries)
+                if delay is None:
+                    raise self._backend_error(exc, retries) from exc
+            time.sleep(delay)
+
+    async def _aanswer(self, request: dict[str, Any]) -> ChatResult:
+        for retries in itertools.count():
+            try:
+                return self._parsed(await self.async_client.chat.completions.with_raw_response
+                                    .create(**request))
+            except (openai.OpenAIError, ValueError, _UnusableAnswer) as exc:
+                delay = self._retry_delay(exc, retries)
+                if delay is None:
+                    raise self._backend_error(exc, retries) from exc
+            await asyncio.sleep(delay)
+
     # -- response ---------------------------------------------------------------------
 
-    def _result(self, completion: Any) -> ChatResult:
-        """The answer as a result; anything unusable in it is one ``ModelBackendError``."""
-        # the SDK hands a non-JSON body back as text, and odd JSON as a loosely built model
+    def _parsed(self, raw: Any) -> ChatResult:
+        """A raw HTTP 200 response as a result; a body that cannot be used (not JSON,
+        truncated, odd shapes) is an ``_UnusableAnswer`` carrying the response."""
+        response = raw.http_response
+        try:
+            # the SDK hands a non-JSON body back as text, and odd JSON as a loosely built model
+            completion = raw.parse()
+        except ValueError as exc:  # a JSON body cut short, or not JSON at all
+            raise _UnusableAnswer(f"not JSON ({str(exc)[:120]})", response) from exc
         payload = (completion.model_dump(warnings=False) if isinstance(completion, BaseModel)
                    else completion)
         if (problem := _answer_problem(payload)) is not None:
-            raise ModelBackendError(f"{self._where}: unusable answer: {problem}")
+            raise _UnusableAnswer(problem, response)
         try:
             return self._checked_result(payload)
         except (TypeError, KeyError, AttributeError, ValueError) as exc:  # a shape not foreseen
             why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-            raise ModelBackendError(f"{self._where}: unusable answer ({why})") from exc
+            raise _UnusableAnswer(why, response) from exc
 
     def _checked_result(self, payload: dict) -> ChatResult:
         usage = _usage(payload.get("usage"))
@@ -501,7 +548,7 @@ class OpenAICompatChatModel(ToolCallingMixin, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return self._result(self._create(self._request(messages, stop, kwargs)))
+        return self._answer(self._request(messages, stop, kwargs))
 
     async def _agenerate(
         self,
@@ -510,7 +557,7 @@ class OpenAICompatChatModel(ToolCallingMixin, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return self._result(await self._acreate(self._request(messages, stop, kwargs)))
+        return await self._aanswer(self._request(messages, stop, kwargs))
 
     def _watched_chunk(self, event: Any, watch: _StreamWatch) -> ChatGenerationChunk | None:
         """A stream event as a chunk; past the deadline, a timeout (the caller closes)."""

@@ -12,6 +12,10 @@ a loop over pages, and an explorer can drive the same steps with its own module 
 - translate: numbered lines, one per source sentence; an answer with the wrong number of
   lines is retried, then the page is split in halves, down to single sentences;
 - update: the page goes into page memory, then a summary and entity records are asked for.
+
+A translate, summary or entity call whose model fails (the server, a replay miss) stops
+the document at that page step with ``PageStepFailed``, which keeps the trace so far; a
+bug in stepwise's own code raises as itself.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from stepwise.agents.longmt.prompts import (
 )
 from stepwise.agents.longmt.state import LongMTState, ModuleCall, PageStep
 from stepwise.documents.pages import Document, Page
-from stepwise.errors import StepwiseError
+from stepwise.errors import CassetteError, ModelBackendError, StepwiseError, error_line
 from stepwise.llm.messages import token_usage, tool_schemas, training_dicts
 from stepwise.llm.ranking import best_index, ranker
 from stepwise.llm.token_data import with_purpose
@@ -50,12 +54,20 @@ from stepwise.memory.translation import PageRecord, TranslationMemory
 from stepwise.tools.executor import is_error, run_tool_calls
 from stepwise.tools.longmt.formats import NOTHING_FOUND
 from stepwise.tools.longmt.modules import PageView, default_arguments, memory_tools
-from stepwise.tools.longmt.updates import update_entities, update_summaries
+from stepwise.tools.longmt.updates import (
+    UPDATE_ENTITIES,
+    UPDATE_SUMMARIES,
+    update_entities,
+    update_summaries,
+)
 from stepwise.tools.think.tokens import estimate_tokens
 
 NO_MODULES = "This page needs no memory; translating now."  # a rule turn that calls nothing
 DECIDE_MODES = ("generate", "rank")
 NOT_A_DECISION = "neither a tool call nor the no-modules reply"
+# What a failing model call raises, as opposed to a bug: the server's errors (timeouts and
+# unusable answers included), a replay that has no answer, a connection that broke.
+MODEL_ERRORS = (ModelBackendError, CassetteError, OSError)
 
 
 def page_tokens(lines: Sequence[str]) -> int:
@@ -98,6 +110,21 @@ def unusable_decision(answers: Sequence[AnyMessage]) -> str | None:
         if not is_no_modules_reply(first.text, NO_MODULES):
             return NOT_A_DECISION
     return None
+
+
+class PageStepFailed(ModelBackendError):
+    """A model call of one page step failed, so the document stops at that page.
+
+    ``steps`` is the trace so far: the finished pages, then the failed page's step with
+    ``failed`` (the call and its error line), so a caller can write down what was done.
+    """
+
+    def __init__(self, page: int, pages: int, call: str, cause: BaseException,
+                 steps: list[dict]) -> None:
+        super().__init__(f"page {page + 1} of {pages}, {call}: {error_line(cause)}")
+        self.page = page
+        self.call = call
+        self.steps = steps
 
 
 @dataclass
@@ -282,8 +309,12 @@ class PageSteps:
         started = time.perf_counter()
         page = state["page"]
         lines = self.pages[page].lines
-        done = self.translate_lines(page, lines, state.get("context", []))
         step = dict(state["current"])
+        try:
+            done = self.translate_lines(page, lines, state.get("context", []))
+        except MODEL_ERRORS as exc:
+            step.update(source=lines, translation=[])
+            raise self._failed(state, step, "translate", exc, started) from exc
         step.update(source=lines, translation=done.lines, attempts=done.attempts,
                     splits=done.splits, unaligned=done.unaligned,
                     tokens_in=step["tokens_in"] + done.tokens_in,
@@ -339,19 +370,34 @@ class PageSteps:
         source, translation = step["source"], step["translation"]
         memory: TranslationMemory = state["memory"].with_page(
             PageRecord(number=page, source=tuple(source), translation=tuple(translation)))
-        updates = []
-        if self.update_memory:
-            summary = update_summaries(self.model, memory, page, self.tgt, source, translation)
-            entities = update_entities(self.model, summary.memory, page, source, translation)
-            memory = entities.memory
-            for done in (summary, entities):
-                updates.append(done.trace())
-                step["tokens_in"] += done.tokens_in
-                step["tokens_out"] += done.tokens_out
-        step["updates"] = updates
+        step["updates"] = []
+        writes = {  # each takes the memory so far and adds to it
+            UPDATE_SUMMARIES: lambda memory: update_summaries(self.model, memory, page, self.tgt,
+                                                              source, translation),
+            UPDATE_ENTITIES: lambda memory: update_entities(self.model, memory, page, source,
+                                                            translation),
+        } if self.update_memory else {}
+        for name, write in writes.items():
+            try:
+                done = write(memory)
+            except MODEL_ERRORS as exc:
+                raise self._failed(state, step, name, exc, started) from exc
+            memory = done.memory
+            step["updates"].append(done.trace())
+            step["tokens_in"] += done.tokens_in
+            step["tokens_out"] += done.tokens_out
         step["seconds"] = {**step["seconds"], "update": time.perf_counter() - started}
         return {"memory": memory, "steps": [step], "page": page + 1, "current": {},
                 "context": []}
+
+    def _failed(self, state: LongMTState, step: dict, call: str, cause: BaseException,
+                started: float) -> PageStepFailed:
+        """The failure of ``call`` on this page, with the trace so far and this step last."""
+        node = "translate" if call == "translate" else "update"
+        seconds = {**step.get("seconds", {}), node: time.perf_counter() - started}
+        failed = {**step, "failed": {"call": call, "error": error_line(cause)}, "seconds": seconds}
+        return PageStepFailed(state["page"], len(self.pages), call, cause,
+                              [*state.get("steps", []), failed])
 
     def finished(self, state: LongMTState) -> bool:
         return state["page"] >= len(self.pages)

@@ -4,7 +4,8 @@ Writes, per policy and document: the translation (``<doc>.<tgt>``, one line per 
 line), the step trace (``<doc>.trace.jsonl``, one object per page), the memory at the
 end (``<doc>.memory.json``) and, with references, scores; and ``scores.json`` over all.
 Finished documents are kept: a rerun with the same settings picks up where a killed run
-stopped (``--fresh`` redoes them).
+stopped (``--fresh`` redoes them). A document whose model call failed on a page keeps the
+trace up to that page step in ``<doc>.failed.trace.jsonl`` and is redone by a rerun.
 """
 
 from __future__ import annotations
@@ -88,9 +89,19 @@ class RunFolder:
             return None
         return record if record.get("settings") == self.settings else None
 
+    def failed_trace(self, doc_id: str) -> Path:
+        return self.folder / f"{doc_id}.failed.trace.jsonl"
+
+    def write_failed(self, doc_id: str, steps: list[dict]) -> None:
+        """The trace of a document stopped by a failed page step: its pages up to that step."""
+        from stepwise.files import write_atomic
+
+        write_atomic(self.failed_trace(doc_id), _jsonl(steps))
+
     def write(self, result, scores: dict) -> dict:
         from stepwise.files import write_atomic
 
+        self.failed_trace(result.doc_id).unlink(missing_ok=True)  # an earlier try's, now redone
         stem = self.folder / result.doc_id
         write_atomic(stem.with_name(f"{result.doc_id}.{result.tgt}"), "\n".join(result.lines) + "\n")
         write_atomic(stem.with_name(f"{result.doc_id}.trace.jsonl"), _jsonl(result.steps))
@@ -111,11 +122,14 @@ def _table(rows: dict[str, dict], simulated: bool) -> Table:
                                 "tokens")
     if any(row.get("fallbacks") for row in rows.values()):
         columns += ("fallbacks",)
+    if any(row.get("failed_documents") for row in rows.values()):
+        columns += ("failed",)
     if any("decisions_by_tool_call" in row for row in rows.values()):
         columns += ("decisions_by_tool_call", "decisions_by_text")
     for column in columns:
         table.add_column(column.replace("_", " "), justify="right")
     for policy, row in rows.items():
+        row = {**row, "failed": len(row.get("failed_documents", {}))}  # documents, not scored
         cells = [f"{row[c]:.2f}" if isinstance(row.get(c), float) else str(row.get(c, "-"))
                  for c in columns]
         table.add_row(policy, *cells)
@@ -177,9 +191,10 @@ def translate(
     """Translate page by page with summary, page and entity memory (LongMT).
 
     Per page the policy decides which memory modules to call (view_summaries, view_pages,
-    lookup_entities); then the page is translated and memory updated. A document that
-    fails (a server timing out, say) is reported and the others go on; the exit status is
-    then 1, and a rerun redoes only the failed ones.
+    lookup_entities); then the page is translated and memory updated. A document whose
+    model call fails (a server timing out, or answering garbage past its retries) is
+    reported with the page step, its trace so far kept in DOC.failed.trace.jsonl, and the
+    others go on; the exit status is then 1, and a rerun redoes only the failed ones.
 
     Examples:
       [bold]stepwise sim make --world translation --docs 6 --seed 0 --out synth[/bold]
@@ -188,6 +203,7 @@ def translate(
     """
     from stepwise.agents.longmt import LongMTAgent, Policy
     from stepwise.agents.longmt.evaluate import DocOutcome, document_scores, policy_scores
+    from stepwise.agents.longmt.page_steps import PageStepFailed
     from stepwise.agents.longmt.policies import module_set
     from stepwise.documents.sentences import language_family
     from stepwise.documents.sources import load_documents
@@ -281,7 +297,10 @@ def translate(
                     try:
                         result = agent.translate(paged[doc.id], src=doc.src_lang,
                                                  tgt=doc.tgt_lang, doc_id=doc.id, on_page=advance)
-                    except Exception as exc:  # noqa: BLE001 -- one document, not the run
+                    except (StepwiseError, OSError) as exc:  # one document, not the run; a
+                        # bug in stepwise itself is no document's failure and raises
+                        if isinstance(exc, PageStepFailed):
+                            folder.write_failed(doc.id, exc.steps)
                         failed[doc.id] = failures.record(f"{label} · {doc.id}", exc)
                         progress.advance(task, len(paged[doc.id].pages) - pages_done[0])
                         continue

@@ -123,13 +123,13 @@ def _table(rows: dict[str, dict], simulated: bool) -> Table:
     if any(row.get("fallbacks") for row in rows.values()):
         columns += ("fallbacks",)
     if any(row.get("failed_documents") for row in rows.values()):
-        columns += ("failed",)
+        columns += ("failed_documents",)
     if any("decisions_by_tool_call" in row for row in rows.values()):
         columns += ("decisions_by_tool_call", "decisions_by_text")
     for column in columns:
         table.add_column(column.replace("_", " "), justify="right")
     for policy, row in rows.items():
-        row = {**row, "failed": len(row.get("failed_documents", {}))}  # documents, not scored
+        row = {**row, "failed_documents": len(row.get("failed_documents", {}))}  # not scored
         cells = [f"{row[c]:.2f}" if isinstance(row.get(c), float) else str(row.get(c, "-"))
                  for c in columns]
         table.add_row(policy, *cells)

@@ -5,6 +5,11 @@ they never need the explorer. The best path (the max-Q child from the root down)
 thick, and at each parent on it the *chosen* (max-Q) and *rejected* (min-Q) children are
 marked: the pairs that the preference data is made of. Labels, prompts and completions
 come from models and documents, so the HTML escapes every text it shows.
+
+The PNG is meant to be read at a glance: each parent's unvisited children are one grey
+"N unvisited" node, the tree is cut at the depth that keeps it readable (the caption says
+so; the HTML has every node), every node is labelled with its action and its Q and
+visits, and abbreviated labels are spelled out (``action_key``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from stepwise.files import write_atomic
 from stepwise.search.pairs import best_path as pairs_best_path
 from stepwise.search.pairs import rank, visited_children
 
-LABEL_LIMIT = 60  # more nodes than this and the PNG shows no labels
+MAX_LEAVES = 28  # the PNG draws only as deep as keeps this many leaves (or the first level)
 
 
 # ---- what the tree says -------------------------------------------------------------------
@@ -75,6 +80,81 @@ def _pruned(graph: nx.DiGraph, max_depth: int | None) -> nx.DiGraph:
     return graph.subgraph([n for n, d in graph.nodes(data="depth") if (d or 0) <= max_depth])
 
 
+def action_key(graph: nx.DiGraph) -> dict[str, str]:
+    """What each part of an abbreviated label stands for, read from the tree itself.
+
+    Where a node's action is a list of names and its label joins as many short parts with
+    "+" (LongMT: ``["view_summaries", "view_pages"]`` labelled ``S+P``), each part names the
+    matching element. Only one-to-one pairs are kept (a part standing for two names, or a
+    name given two parts, is no abbreviation), so a tree whose labels are not
+    abbreviations has no key: search code knows no agent's labels.
+    """
+    key: dict[str, set[str]] = {}
+    for _, attrs in graph.nodes(data=True):
+        action, label = attrs.get("action"), str(attrs.get("label") or "")
+        if not (isinstance(action, list) and action and all(isinstance(a, str) for a in action)):
+            continue
+        parts = label.split("+")
+        if len(parts) != len(action):
+            continue
+        for part, name in zip(parts, action, strict=True):
+            if part != name:
+                key.setdefault(part, set()).add(name)
+    claimed: dict[str, int] = {}  # name -> how many parts stand for it
+    for names in key.values():
+        for name in names:
+            claimed[name] = claimed.get(name, 0) + 1
+    return {part: name for part, names in key.items() if len(names) == 1
+            for name in names if claimed[name] == 1}
+
+
+def key_text(graph: nx.DiGraph) -> str:
+    """The abbreviations as one line ("S = view_summaries, P = view_pages"), or ""."""
+    return ", ".join(f"{part} = {name}" for part, name in action_key(graph).items())
+
+
+def _leaves(graph: nx.DiGraph) -> int:
+    return sum(1 for n in graph.nodes if not graph.out_degree(n))
+
+
+def _unvisited_folded(graph: nx.DiGraph) -> nx.DiGraph:
+    """A copy where each parent's unvisited children (two or more) are one grey node
+    labelled "N unvisited", placed after its visited siblings. Unvisited nodes were never
+    expanded, so nothing hangs below them."""
+    folded = nx.DiGraph(graph)
+    next_id = max(graph.nodes, default=0) + 1
+    for parent in sorted(graph.nodes):
+        idle = [c for c in children(graph, parent) if not graph.nodes[c].get("visits")]
+        if len(idle) < 2:
+            continue
+        folded.remove_nodes_from(idle)
+        folded.add_node(next_id, depth=graph.nodes[idle[0]].get("depth"), visits=0,
+                        label=f"{len(idle)}\nunvisited", folded=len(idle))
+        folded.add_edge(parent, next_id)
+        next_id += 1
+    return folded
+
+
+def readable_depth(graph: nx.DiGraph) -> int | None:
+    """The deepest cut that keeps at most ``MAX_LEAVES`` leaves (at least depth 1), or None
+    when the whole tree fits."""
+    if _leaves(graph) <= MAX_LEAVES:
+        return None
+    deepest = max((d or 0 for _, d in graph.nodes(data="depth")), default=0)
+    for depth in range(deepest - 1, 0, -1):
+        if _leaves(_pruned(graph, depth)) <= MAX_LEAVES:
+            return depth
+    return min(1, deepest)
+
+
+def node_text(attrs: dict) -> str:
+    """A node's label in the PNG: its action, then Q and visits when it was visited."""
+    label = str(attrs.get("label", ""))
+    if not attrs.get("visits") or attrs.get("folded"):
+        return label
+    return f"{label}\nQ {attrs.get('q') or 0.0:.3f}\nn={attrs['visits']}"
+
+
 # ---- layout -------------------------------------------------------------------------------
 
 def layout(graph: nx.DiGraph) -> dict[int, tuple[float, float]]:
@@ -104,20 +184,28 @@ def layout(graph: nx.DiGraph) -> dict[int, tuple[float, float]]:
 
 def tree_figure(graph: nx.DiGraph, *, max_depth: int | None = None,
                 highlight_pairs: bool = True):
-    """The tree as a matplotlib Figure: colour = Q, area = visits, thick = best path."""
+    """The tree as a matplotlib Figure: colour = Q, area = visits, thick = best path.
+
+    Without ``max_depth`` the figure is cut at ``readable_depth``; labels are drawn while
+    the drawn tree has at most ``MAX_LEAVES`` leaves (a first level wider than that has
+    none).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, without a global switch
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    shown = _pruned(graph, max_depth)
+    folded = _unvisited_folded(graph)
+    cut = readable_depth(folded) if max_depth is None else max_depth
+    shown = _pruned(folded, cut)
     pos = layout(shown)
     nodes = sorted(shown.nodes)
-    leaves = sum(1 for n in nodes if not shown.out_degree(n))
+    leaves = _leaves(shown)
     depth = max(-y for _, y in pos.values())
-    fig = Figure(figsize=(min(max(6.0, 1.5 + 0.45 * leaves), 40.0), 2.5 + 1.1 * depth),
-                 layout="constrained")
+    labelled = leaves <= MAX_LEAVES
+    fig = Figure(figsize=(min(max(6.0, 1.5 + 0.6 * leaves), 18.0),
+                          3.0 + (1.5 if labelled else 1.0) * depth), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.set_axis_off()
@@ -152,9 +240,9 @@ def tree_figure(graph: nx.DiGraph, *, max_depth: int | None = None,
                    edgecolors=[outline.get(n, "0.3") for n in group],
                    linewidths=[2.5 if n in outline else 0.6 for n in group],
                    zorder=2, **style)
-    if len(nodes) <= LABEL_LIMIT:
+    if labelled:
         for node in nodes:
-            ax.annotate(str(shown.nodes[node].get("label", node)), pos[node], fontsize=7,
+            ax.annotate(node_text(shown.nodes[node]), pos[node], fontsize=7,
                         xytext=(0, -area[node] ** 0.5 / 2 - 4), textcoords="offset points",
                         ha="center", va="top", bbox={"boxstyle": "round,pad=0.1", "fc": "white",
                                                      "ec": "none", "alpha": 0.8},
@@ -169,9 +257,26 @@ def tree_figure(graph: nx.DiGraph, *, max_depth: int | None = None,
                                        ("rejected (min Q)", "tab:red"))]
     legend.append(Line2D([], [], marker="o", linestyle="", color="0.85", label="unvisited"))
     fig.legend(handles=legend, loc="outside lower center", ncols=len(legend), fontsize=8,
-               frameon=False)
+               frameon=False, title=caption(graph, cut, labelled), title_fontsize=8)
     ax.margins(0.06, 0.15)
     return fig
+
+
+def caption(graph: nx.DiGraph, cut: int | None, labelled: bool) -> str:
+    """What the picture's labels mean, what its abbreviations stand for, and what it leaves
+    out."""
+    q = "best" if (graph.graph.get("options") or {}).get("q") == "max" else "mean"
+    lines = [f"node: its action; Q = {q} reward of the rollouts through it, n = visits"
+             if labelled else "too wide for labels: the HTML view has every node"]
+    if key := key_text(graph):
+        lines.append(key)
+    deepest = max((d or 0 for _, d in graph.nodes(data="depth")), default=0)
+    if cut is not None and cut < deepest:
+        hidden = graph.number_of_nodes() - sum(
+            1 for n, d in graph.nodes(data="depth") if (d or 0) <= cut)
+        lines.append(f"drawn to depth {cut} of {deepest}: {hidden} deeper "
+                     f"node{'s' * (hidden != 1)} not shown")
+    return "\n".join(lines)
 
 
 def write_png(graph: nx.DiGraph, path: str | Path, **kwargs: Any) -> Path:
@@ -246,7 +351,9 @@ def tree_html(graph: nx.DiGraph, *, max_depth: int | None = None) -> str:
                 if on]
         action = json.dumps(a.get("action"), ensure_ascii=False)
         stats = (f"action={action} visits={a.get('visits') or 0} Q={_fmt(a.get('q'))} "
-                 f"score={_fmt(a.get('score'))} tokens={a.get('tokens') or 0}")
+                 f"score={_fmt(a.get('score'))}")
+        if a.get("tokens"):  # 0 is what a tree holds when no token count was recorded
+            stats += f" tokens={a['tokens']}"
         summary = (f"<span class=\"label\">{html.escape(str(a.get('label', node)))}</span> "
                    f"<span class=\"stats\">#{node} {html.escape(stats)}</span> "
                    + " ".join(f"<span class=\"tag {t}\">{t}</span>" for t in tags))
@@ -257,11 +364,14 @@ def tree_html(graph: nx.DiGraph, *, max_depth: int | None = None) -> str:
                 f"</details></li>")
 
     heading = html.escape(title(graph))
+    key = key_text(graph)
+    key_line = f"<p class=\"stats\">{html.escape(key)}</p>" if key else ""
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{heading}</title><style>{STYLE}</style></head><body>"
             f"<h1>{heading}</h1><p class=\"stats\">best path drawn open; per parent on it, "
             f"<span class=\"tag chosen\">chosen</span> = max Q, "
             f"<span class=\"tag rejected\">rejected</span> = min Q</p>"
+            f"{key_line}"
             f"<ul>{item(root(shown))}</ul></body></html>\n")
 
 

@@ -13,6 +13,7 @@ from stepwise.cli.common import app
 from stepwise.search.tree import Tree, load_tree
 from stepwise.search.view import (
     best_path,
+    key_text,
     layout,
     marked_pairs,
     title,
@@ -111,12 +112,69 @@ def test_png_is_written_and_valid(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["tree.png"]  # no temp file left
 
 
-def test_labels_only_on_small_trees_and_max_depth(tmp_path):
+def labels(figure) -> set[str]:
+    return {t.get_text() for t in figure.axes[0].texts}
+
+
+def caption(figure) -> str:
+    return figure.legends[0].get_title().get_text()
+
+
+def test_every_node_is_labelled_with_its_action_q_and_visits(tmp_path):
     small = tree_figure(graph_of(hand_tree(), tmp_path))
-    assert {t.get_text() for t in small.axes[0].texts} >= {"root", "sum", "q0.9v3"}
-    assert not tree_figure(graph_of(random_tree(1, 100), tmp_path)).axes[0].texts
+    assert {"root\nQ 0.700\nn=14", "sum\nQ 0.800\nn=5", "q0.9v3\nQ 0.900\nn=3",
+            "all"} <= labels(small)
+    assert caption(small) == "node: its action; Q = mean reward of the rollouts through it, " \
+                             "n = visits"
     shallow = tree_figure(graph_of(hand_tree(), tmp_path), max_depth=1)
-    assert "q0.9v3" not in {t.get_text() for t in shallow.axes[0].texts}
+    assert not any(text.startswith("q0.9v3") for text in labels(shallow))
+
+
+def modules_tree() -> Tree:
+    """A LongMT-shaped tree: a forced first page, then 8 module sets per page, of which
+    two are visited below each of the first page's sets."""
+    tree = Tree.new(task="doc0", env="longmt", seed=0, tools=[], options={"q": "mean"},
+                    baseline_score=1.0)
+    short = {"view_summaries": "S", "view_pages": "P", "lookup_entities": "E"}
+    sets = [list(c) for k in range(4) for c in itertools.combinations(short, k)]
+    first = tree.add_child(0, [], "none")
+    visit(first, 16, 1.0)
+    for modules in sets:
+        node = tree.add_child(first.id, modules, "+".join(short[m] for m in modules) or "none")
+        visit(node, 2, 0.9 + 0.01 * len(node.label))
+        for below in sets:
+            child = tree.add_child(node.id, below, "+".join(short[m] for m in below) or "none")
+            if below in (["view_summaries"], ["view_pages"]):
+                visit(child, 1, 1.0)
+    tree.root.visits, tree.root.wins = 16, 16.0
+    return tree
+
+
+def test_a_wide_tree_folds_unvisited_children_and_keeps_a_readable_size(tmp_path):
+    graph = graph_of(modules_tree(), tmp_path)
+    figure = tree_figure(graph)
+    width, height = figure.get_size_inches()
+    assert width <= 18 and width / height <= 3  # was 30 x 6 inches with 64 leaves
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts.count("6\nunvisited") == 8  # each parent's 6 unvisited children in one node
+    assert "S+P+E\nQ 0.950\nn=2" in texts and len(texts) == 1 + 1 + 8 + 8 * (2 + 1)
+
+
+def test_the_caption_spells_out_abbreviated_labels(tmp_path):
+    graph = graph_of(modules_tree(), tmp_path)
+    assert key_text(graph) == "S = view_summaries, P = view_pages, E = lookup_entities"
+    assert key_text(graph) in caption(tree_figure(graph)).splitlines()
+    assert key_text(graph_of(hand_tree(), tmp_path)) == ""  # labels that abbreviate nothing
+    assert "S = view_summaries" in tree_html(graph)
+
+
+def test_a_deep_tree_is_cut_to_a_readable_depth_and_says_so(tmp_path):
+    graph = graph_of(random_tree(1, 100), tmp_path)
+    figure = tree_figure(graph)
+    assert figure.get_size_inches()[0] <= 18 and labels(figure)
+    deepest = max(d for _, d in graph.nodes(data="depth"))
+    assert f"drawn to depth 2 of {deepest}: " in caption(figure)
+    assert "deeper nodes not shown" in caption(figure)
 
 
 def test_html_escapes_hostile_text(tmp_path):
@@ -133,6 +191,14 @@ def test_html_escapes_hostile_text(tmp_path):
     assert "view_pages" in page and 'class="tag chosen"' in page and 'class="tag rejected"' in page
     path = write_html(graph_of(tree, tmp_path), tmp_path / "tree.html")
     assert path.read_text(encoding="utf-8") == page
+
+
+def test_html_shows_tokens_only_where_they_were_counted(tmp_path):
+    tree = hand_tree()
+    assert "tokens=" not in tree_html(graph_of(tree, tmp_path))  # none recorded: no tokens=0
+    tree.nodes[2].tokens = 1234
+    page = tree_html(graph_of(tree, tmp_path))
+    assert page.count("tokens=") == 1 and "score=72 tokens=1234" in page
 
 
 # ---- the command line ---------------------------------------------------------------------

@@ -34,11 +34,15 @@ def tree(
     html: Annotated[Path | None, typer.Option(help="Write a browsable page (every node's "
                                               "prompt and completion) here.")] = None,
     max_depth: Annotated[int | None, typer.Option(min=0, help="Draw nodes down to this "
-                                                  "depth only.")] = None,
+                                                  "depth only (the PNG otherwise stops at "
+                                                  "the depth that keeps it readable).")] = None,
 ) -> None:
     """Draw one task's search tree: colour = Q, size = visits, thick = the best path.
 
     Per parent on the best path the chosen (max Q) and rejected (min Q) children are marked.
+    The PNG labels each node with its action, Q and visits, folds a parent's unvisited
+    children into one node and spells out abbreviated actions in its caption; the HTML
+    page has every node.
     Example: [bold]stepwise tree runs/seed0 doc0 --png doc0.png --html doc0.html[/bold]
     """
     from stepwise.search.tree import load_tree

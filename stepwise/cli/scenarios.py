@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from stepwise.cli.common import (
@@ -28,6 +27,8 @@ from stepwise.cli.common import (
     out,
     state,
 )
+from stepwise.cli.tables import Column, ReadableTable, number
+from stepwise.cli.wording import plural
 from stepwise.errors import StepwiseError
 
 ASK_MAX_TOKENS = 512  # a quick check of a backend, not an essay
@@ -37,22 +38,28 @@ RecordMaxTokensOpt = max_tokens_option(RECORD_MAX_TOKENS, "a scenario's turns ar
                                        "and short answers")
 
 
-def _outcome_table(outcomes: list, title: str) -> Table:
-    table = Table(title=Text(title), title_justify="left")
-    for column in ("scenario", "agent", "checks", "result", "detail"):
-        table.add_column(column, overflow="fold")
+def _outcome_table(outcomes: list, title: str) -> ReadableTable:
+    rows = []
     for outcome in outcomes:
         passed = sum(check.passed for check in outcome.checks)
         failed = [c for c in outcome.checks if not c.passed]
         detail = outcome.error or "; ".join(
             f"{c.expectation.describe()}: {c.found}" for c in failed)
-        table.add_row(
-            Text(outcome.name or Path(outcome.file).name), Text(outcome.agent or "-"),
-            f"{passed}/{len(outcome.checks)}",
-            "[green]pass[/green]" if outcome.passed else "[red]FAIL[/red]",
-            Text(detail or f"{outcome.seconds * 1000:.0f} ms"),
-        )
-    return table
+        rows.append((outcome.name or Path(outcome.file).name, outcome.agent or "-",
+                     f"{passed}/{len(outcome.checks)}",
+                     Text("pass", "green") if outcome.passed else Text("FAIL", "red"),
+                     detail or f"{outcome.seconds * 1000:.0f} ms"))
+    return ReadableTable(["scenario", "agent", number("checks"), Column("result", wrap=False),
+                          "detail"], rows, title=title)
+
+
+def _outcome_json(outcome) -> str:
+    """A scenario's outcome as ``--json`` prints it: one object per scenario."""
+    return json.dumps({
+        "file": outcome.file, "name": outcome.name, "passed": outcome.passed,
+        "error": outcome.error,
+        "checks": [{"check": c.expectation.describe(), "passed": c.passed, "found": c.found}
+                   for c in outcome.checks]})
 
 
 @app.command()
@@ -77,13 +84,11 @@ def replay(
     outcomes = [replay_file(str(f)) for f in files]
     if as_json:
         for o in outcomes:
-            out.print_json(json.dumps({
-                "file": o.file, "name": o.name, "passed": o.passed, "error": o.error,
-                "checks": [{"check": c.expectation.describe(), "passed": c.passed,
-                            "found": c.found} for c in o.checks]}))
+            out.print_json(_outcome_json(o))
     else:
         failed = sum(not o.passed for o in outcomes)
-        out.print(_outcome_table(outcomes, f"replayed {len(outcomes)} scenarios, {failed} failed"))
+        out.print(_outcome_table(outcomes, f"replayed {plural(len(outcomes), 'scenario')}, "
+                                           f"{failed} failed"))
     if not all(o.passed for o in outcomes):
         raise typer.Exit(1)
 
@@ -101,6 +106,8 @@ def record_command(
     repetition_penalty: RepetitionPenaltyOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the new "
+                                          "recording's checks, as replay --json.")] = False,
 ) -> None:
     """Run a scenario against a real model and write its cassette (replacing the old one).
 
@@ -113,7 +120,10 @@ def record_command(
     outcome = record_file(str(scenario), model_from_uri(model, model_name, calls), source=model)
     if outcome.error:
         raise StepwiseError(outcome.error)
-    out.print(_outcome_table([outcome], f"recorded {scenario}"))
+    if as_json:
+        out.print_json(_outcome_json(outcome))
+    else:
+        out.print(_outcome_table([outcome], f"recorded {scenario}"))
     if not outcome.passed:
         err.print("the new recording fails some expectations: update them or the scenario")
         raise typer.Exit(1)
@@ -150,7 +160,7 @@ def ask(
     out.print(answer.text, highlight=False, markup=False, emoji=False)
     if answer.usage_metadata and not state["quiet"]:
         u = answer.usage_metadata
-        err.print(f"[dim]{u['input_tokens']} tokens in, {u['output_tokens']} out[/dim]")
+        err.print(f"[dim]{plural(u['input_tokens'], 'token')} in, {u['output_tokens']} out[/dim]")
 
 
 @app.command()

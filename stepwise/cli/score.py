@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from stepwise.cli.common import app, cli_errors, err, state
+from stepwise.cli.wording import plural
 
 Documents = dict[str, list[str]]  # document name -> its lines
 
@@ -90,7 +91,7 @@ def read_glossary(path: Path) -> dict[str, str]:
 
 
 def _mismatches(hyp: Documents, other: Documents) -> list[str]:
-    return [f"{name} ({len(hyp[name])} vs {len(other[name])} lines)"
+    return [f"{name} ({len(hyp[name])} vs {plural(len(other[name]), 'line')})"
             for name in hyp if len(hyp[name]) != len(other[name])]
 
 
@@ -166,8 +167,8 @@ def eval_command(
     unaligned = _mismatches(hyps, refs)
     if unaligned:
         warning = (f"hypothesis and reference line counts differ in {len(unaligned)} of "
-                   f"{len(hyps)} documents, first {unaligned[0]}: line-level scores skipped, "
-                   "d_bleu only")
+                   f"{plural(len(hyps), 'document')}, first {unaligned[0]}: line-level scores "
+                   "skipped, d_bleu only")
         result["warning"] = warning
         err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False,
                   soft_wrap=True)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from stepwise.cli.common import app, cli_errors, out, state
+from stepwise.cli.tables import ReadableTable, number
+from stepwise.cli.wording import plural
 from stepwise.errors import StepwiseError
 
 WORLDS = ("translation",)
@@ -35,6 +37,8 @@ def make(
                                       "documents.")] = 0,
     gap: Annotated[int, typer.Option(help="Fewest sentences between a term's introduction "
                                      "and its marked uses; keep it >= the page size.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the counts the "
+                                          "table shows and the files written.")] = False,
 ) -> None:
     """Make a simulated dataset: documents in the synthetic language qsy, English references.
 
@@ -48,7 +52,7 @@ def make(
 
     made = make_documents(docs, seed, gap=gap)
     path = write_dataset(made, out_dir)
-    if state["quiet"]:
+    if state["quiet"] and not as_json:
         out.print(str(path))
         return
     kinds = Counter(term.kind for doc in made for term in doc.terms)
@@ -56,12 +60,19 @@ def make(
     for doc in made:
         for term in doc.terms:
             uses[term.kind] += len(term.uses)
-    out.print(f"[bold]simulated[/bold] {world} world, seed {seed}: {len(made)} documents, "
-              f"{sum(doc.sentences for doc in made)} sentences (qsy -> en)")
-    table = Table()
-    for column in ("terms", "count", "marked uses"):
-        table.add_column(column, justify="right" if column != "terms" else "left")
-    for kind in ("entity", "reference", "phrase"):
-        table.add_row(kind, str(kinds[kind]), str(uses[kind]))
-    out.print(table)
-    out.print(f"wrote {path} and {path.parent / 'world.json'} (simulated)")
+    terms = [{"kind": kind, "count": kinds[kind], "marked_uses": uses[kind]}
+             for kind in ("entity", "reference", "phrase")]
+    sentences = sum(doc.sentences for doc in made)
+    world_file = path.parent / "world.json"
+    if as_json:
+        out.print_json(json.dumps({
+            "world": world, "seed": seed, "simulated": True, "documents": len(made),
+            "sentences": sentences, "terms": terms, "dataset": str(path),
+            "world_file": str(world_file)}))
+        return
+    out.print(f"[bold]simulated[/bold] {world} world, seed {seed}: "
+              f"{plural(len(made), 'document')}, {plural(sentences, 'sentence')} (qsy -> en)")
+    out.print(ReadableTable(
+        ["terms", number("count"), number("marked uses")],
+        [(row["kind"], row["count"], row["marked_uses"]) for row in terms]))
+    out.print(f"wrote {path} and {world_file} (simulated)")

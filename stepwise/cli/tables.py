@@ -1,0 +1,134 @@
+"""Tables that stay readable at any width: a wide terminal, COLUMNS, or 80 columns in a pipe.
+
+Left to itself, rich squeezes a table that is too wide by cutting cells and headers to a
+few characters and an ellipsis, so numbers and texts are lost. A ``ReadableTable`` picks
+its layout when it is printed, from the width it is given: the full table when it fits;
+else a table whose text columns wrap (never narrower than ``TEXT_MIN``) while numbers and
+headers stay whole; else, when even that cannot fit, each row as ``key: value`` lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Table
+from rich.text import Text, TextType
+
+TEXT_MIN = 20  # a text column narrower than this reads as fragments
+Cell = str | int | float | bool | Text | None
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column's header, and whether its cells are text that may wrap over lines.
+
+    Numbers, ids, counts and times do not wrap: they are printed whole or not in a table.
+    """
+
+    header: str
+    wrap: bool = True
+    right: bool = False  # right-aligned, as numbers are
+
+
+def number(header: str) -> Column:
+    """A column of numbers (or counts such as ``3/4``): right-aligned, never wrapped or cut."""
+    return Column(header, wrap=False, right=True)
+
+
+def cell_text(value: Cell) -> Text:
+    """A cell as rich text; a plain string is shown as written, never read as markup."""
+    if isinstance(value, Text):
+        return value.copy()
+    if isinstance(value, bool):
+        return Text("yes" if value else "no")
+    return Text("-" if value is None else str(value))
+
+
+def _widest_line(text: Text) -> int:
+    return max((cell_len(line) for line in text.plain.split("\n")), default=0)
+
+
+def _widest_word(text: str) -> int:
+    return max((cell_len(word) for word in text.split()), default=0)
+
+
+def _shared_out(least: list[int], most: list[int], room: int) -> list[int]:
+    """Widths from ``least`` toward ``most`` within ``room``: columns that need little more
+    get all of it, the others share what is left evenly."""
+    widths = list(least)
+    room -= sum(least)
+    growing = sorted(range(len(least)), key=lambda i: most[i] - least[i])
+    for done, i in enumerate(growing):
+        grow = min(most[i] - least[i], room // (len(growing) - done))
+        widths[i] += grow
+        room -= grow
+    return widths
+
+
+class ReadableTable:
+    """Rows under headers, laid out for the width they are printed at (see the module)."""
+
+    def __init__(self, columns: Sequence[Column | str], rows: Iterable[Sequence[Cell]],
+                 title: TextType | None = None) -> None:
+        self.columns = [c if isinstance(c, Column) else Column(c) for c in columns]
+        self.rows = [[cell_text(value) for value in row] for row in rows]
+        for row in self.rows:
+            if len(row) != len(self.columns):
+                raise ValueError(f"a row of {len(row)} cells under {len(self.columns)} columns")
+        self.title = Text(title) if isinstance(title, str) else title
+
+    def widths(self, width: int) -> list[int] | None:
+        """Each column's width in a table ``width`` cells wide; None when it cannot fit."""
+        most, least = [], []
+        for index, column in enumerate(self.columns):
+            widest = max([cell_len(column.header)]
+                         + [_widest_line(row[index]) for row in self.rows])
+            most.append(widest)
+            if column.wrap:
+                cells = max([0] + [_widest_line(row[index]) for row in self.rows])
+                least.append(max(_widest_word(column.header), min(cells, TEXT_MIN), 1))
+            else:
+                least.append(widest)
+        # a border before each column and after the last, a space either side of each cell
+        room = width - 3 * len(self.columns) - 1
+        if sum(most) <= room:
+            return most
+        if sum(least) > room:
+            return None
+        return _shared_out(least, most, room)
+
+    def table(self, widths: list[int]) -> Table:
+        wrapped = any(w < _widest_line(row[i]) for row in self.rows
+                      for i, w in enumerate(widths)) or any(
+            "\n" in cell.plain for row in self.rows for cell in row)
+        table = Table(title=self.title, title_justify="left", show_lines=wrapped)
+        for column, width in zip(self.columns, widths):
+            table.add_column(column.header, width=width, no_wrap=not column.wrap,
+                             overflow="fold", justify="right" if column.right else "left")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def records(self) -> Table:
+        """Each row as ``header: value`` lines, a blank line between rows."""
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for index, row in enumerate(self.rows):
+            if index:
+                grid.add_row("", "")
+            for column, cell in zip(self.columns, row):
+                grid.add_row(Text(f"{column.header}:", style="bold"), cell)
+        return grid
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        widths = self.widths(options.max_width)
+        if widths is not None:
+            yield self.table(widths)
+            return
+        if self.title is not None:
+            yield self.title
+        yield self.records()

@@ -30,7 +30,7 @@ def pages(
     """Split a document into sentences and pages, and show them.
 
     A page never splits a sentence, and the pages joined give the document back.
-    Example: [bold]stepwise pages doc0.zh --page-sentences 8[/bold]
+    Example: [bold]stepwise pages scenarios/longmt/data/doc0.zh --page-sentences 8[/bold]
     """
     from stepwise.documents import paginate, read_lines
 

@@ -111,7 +111,7 @@ def record_command(
 ) -> None:
     """Run a scenario against a real model and write its cassette (replacing the old one).
 
-    Example: [bold]stepwise record scenarios/chat-tiny.yaml --model tiny[/bold]
+    Example: [bold]stepwise record scenarios/chat-tiny-tools.yaml --model tiny[/bold]
     """
     from stepwise.scenario.runner import record_file
 

@@ -115,7 +115,7 @@ def test_sim_make_json_is_one_object_with_the_tables_counts(tmp_path):
     assert made["sentences"] == world["documents"][0]["sentences"]
     assert [row["kind"] for row in made["terms"]] == ["entity", "reference", "phrase"]
     assert sum(row["count"] for row in made["terms"]) == world["documents"][0]["terms"]
-    table = cli("sim", "make", "--docs", "1", "--out", str(tmp_path / "synth"), columns=30)
+    table = cli("sim", "make", "--docs", "1", "--out", str(tmp_path / "synth"), columns=20)
     assert table.exit_code == 0 and "…" not in table.output
     assert has_line(rf"marked uses:\s+{made['terms'][0]['marked_uses']}", table.output)
     assert "1 document, " in table.output

@@ -47,8 +47,8 @@ def cell_text(value: Cell) -> Text:
     return Text("-" if value is None else str(value))
 
 
-def _widest_line(text: Text) -> int:
-    return max((cell_len(line) for line in text.plain.split("\n")), default=0)
+def _widest_line(text: str) -> int:
+    return max((cell_len(line) for line in text.split("\n")), default=0)
 
 
 def _widest_word(text: str) -> int:
@@ -69,7 +69,11 @@ def _shared_out(least: list[int], most: list[int], room: int) -> list[int]:
 
 
 class ReadableTable:
-    """Rows under headers, laid out for the width they are printed at (see the module)."""
+    """Rows under headers, laid out for the width they are printed at (see the module).
+
+    A cell or title given as a string is printed as written; give a ``Text`` (such as
+    ``Text.from_markup(...)``) for colours.
+    """
 
     def __init__(self, columns: Sequence[Column | str], rows: Iterable[Sequence[Cell]],
                  title: TextType | None = None) -> None:
@@ -84,14 +88,10 @@ class ReadableTable:
         """Each column's width in a table ``width`` cells wide; None when it cannot fit."""
         most, least = [], []
         for index, column in enumerate(self.columns):
-            widest = max([cell_len(column.header)]
-                         + [_widest_line(row[index]) for row in self.rows])
-            most.append(widest)
-            if column.wrap:
-                cells = max([0] + [_widest_line(row[index]) for row in self.rows])
-                least.append(max(_widest_word(column.header), min(cells, TEXT_MIN), 1))
-            else:
-                least.append(widest)
+            cells = max([0] + [_widest_line(row[index].plain) for row in self.rows])
+            most.append(max(_widest_line(column.header), cells))
+            shortest = min(cells, TEXT_MIN) if column.wrap else cells
+            least.append(max(_widest_word(column.header), shortest, 1))
         # a border before each column and after the last, a space either side of each cell
         room = width - 3 * len(self.columns) - 1
         if sum(most) <= room:
@@ -101,13 +101,14 @@ class ReadableTable:
         return _shared_out(least, most, room)
 
     def table(self, widths: list[int]) -> Table:
-        wrapped = any(w < _widest_line(row[i]) for row in self.rows
+        wrapped = any(w < _widest_line(row[i].plain) for row in self.rows
                       for i, w in enumerate(widths)) or any(
             "\n" in cell.plain for row in self.rows for cell in row)
         table = Table(title=self.title, title_justify="left", show_lines=wrapped)
         for column, width in zip(self.columns, widths):
-            table.add_column(column.header, width=width, no_wrap=not column.wrap,
-                             overflow="fold", justify="right" if column.right else "left")
+            header = Text(column.header, no_wrap=False)  # a header may wrap where cells do not
+            table.add_column(header, width=width, no_wrap=not column.wrap, overflow="fold",
+                             justify="right" if column.right else "left")
         for row in self.rows:
             table.add_row(*row)
         return table

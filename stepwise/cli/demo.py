@@ -1,19 +1,115 @@
-"""``stepwise demo``: the whole loop, offline, on the embedded defaults, in a few minutes."""
+"""``stepwise demo``: the whole loop, offline, on the embedded defaults, in a few minutes.
+
+The demo speaks to someone who has read nothing else: it names the LongMT design where it
+first uses it, prints each stage's figures as a short table or ``key: value`` lines (the
+commands it runs print more), and ends with one sentence that says what the trained model
+did, worked out from the figures.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from stepwise.cli.common import app, cli_errors, out
+from stepwise.cli.wording import plural
 
 DEMO_POLICIES = "none,all,auto,oracle"
+DEMO_FALLBACK = "none"  # the modules a page gets when the trained model's decision is unusable
+LONGMT = ("LongMT is the long-document translation agent of the LongMT slides and paper "
+          "(Harbin Institute of Technology, Shenzhen); its compare table runs one document "
+          "set under each module policy: none (no memory modules), all (every module on "
+          "every page), auto (the model decides per page) and oracle (the simulated world's "
+          "best set per page).")
 
 
 def _section(number: int, title: str) -> None:
     out.rule(f"[bold]{number}. {title}[/bold]", align="left")
+
+
+def search_lines(summary: dict[str, Any]) -> list[str]:
+    """An explore run's summary.json as a few ``key: value`` lines."""
+    from stepwise.cli.explore import decisions_line
+
+    calls = summary.get("model_calls") or {}
+    searched = (f"searched: {plural(summary['tasks'], 'document')}, "
+                f"{plural(summary['iterations'], 'simulation')} in {summary['seconds']:.0f} s")
+    lines = [searched]
+    if calls:
+        lines.append(f"model calls: {calls['calls']:,} made, {calls['saved']:,} answered "
+                     f"from the cache")
+    lines.append(decisions_line(summary["decisions"]))
+    pairs = f"pairs: {summary['pairs']}"
+    rates = summary.get("optimal_rates") or {}
+    if rates.get("pairs_with_known_best"):
+        known = rates["pairs_with_known_best"]
+        chosen = round(rates["chosen_is_best"] * known)
+        rejected = round(rates["rejected_is_best"] * known)
+        pairs += f"; the chosen side is one of the page's best module sets in {chosen} of {known}"
+        if rejected:
+            pairs += (f", the rejected side too in {rejected} (equally good sets that the "
+                      "rollouts scored differently)")
+    lines.append(pairs)
+    return lines
+
+
+def fit_batches(pairs: int, batch_size: int) -> int:
+    """How many batches re-score the training pairs after training (the tiny model is
+    evaluated ``batch_size`` pairs at a time; ``stepwise.train.dpo.FIT_SAMPLE`` at most)."""
+    from stepwise.train.dpo import FIT_SAMPLE
+
+    return math.ceil(min(pairs, FIT_SAMPLE) / batch_size) if pairs else 0
+
+
+def training_table(result: dict[str, Any]) -> Table:
+    """train.json's figures; a column evaluated over several batches says it is a mean of
+    the batches' figures (TRL averages per batch), not a share of the pairs."""
+    batch = result["settings"]["batch_size"]
+    train, held = result["train_pairs"], result["eval_pairs"]
+    table = Table(title=f"DPO on {plural(train, 'training pair')}, {held} held out "
+                  f"({plural(result['steps'], 'step')}, {result['device']})",
+                  title_justify="left")
+    table.add_column("figure")
+    columns = (("held-out before", "before", math.ceil(held / batch)),
+               ("held-out after", "after", math.ceil(held / batch)),
+               ("training pairs after", "train_fit", fit_batches(train, batch)))
+    for header, _, batches in columns:
+        table.add_column(header + (f"\n(mean of {batches} batches)" if batches > 1 else ""),
+                         justify="right")
+    for name in ("reward_accuracy", "reward_margin", "logps_chosen", "logps_rejected", "loss"):
+        cells = [result[key].get(name) for _, key, _ in columns]
+        table.add_row(name.replace("_", " "), *("-" if c is None else f"{c:.3f}" for c in cells))
+    return table
+
+
+def outcome_sentence(scores: dict[str, Any], policy: str, fallback: str = DEMO_FALLBACK) -> str:
+    """What the trained model did as the module policy, in one sentence from scores.json."""
+    row = scores[policy]["overall"]
+    by_tool, by_text = row.get("decisions_by_tool_call", 0), row.get("decisions_by_text", 0)
+    fell = row.get("fallbacks", 0)
+    pages = by_tool + by_text + fell
+    falls_to = "no modules" if fallback == "none" else f"the modules {fallback}"
+    ways = ", ".join(part for part in (by_tool and f"{by_tool} by a tool call",
+                                       by_text and f"{by_text} by a text reply") if part)
+    if not pages:
+        did = "The trained model had no page to decide"
+    elif fell == pages:
+        did = (f"The trained model made no usable module decision on any of the "
+               f"{plural(pages, 'page')} that needed one: every one fell back to {falls_to}")
+    elif not fell:
+        did = f"The trained model decided all {plural(pages, 'page')} itself ({ways})"
+    else:
+        did = (f"The trained model decided {by_tool + by_text} of {plural(pages, 'page')} "
+               f"itself ({ways}); the other {fell} fell back to {falls_to}")
+    bleu, none = row["bleu"], scores["none"]["overall"]["bleu"]
+    if f"{bleu:.2f}" == f"{none:.2f}":
+        return f"{did}, so its BLEU is the none policy's ({bleu:.2f})."
+    return f"{did}; BLEU {bleu:.2f}, against {none:.2f} for none."
 
 
 DEMO_MODELS = ("tiny", "smollm2")
@@ -39,15 +135,20 @@ def demo(
 ) -> None:
     """Run the whole loop offline on a simulated world.
 
-    --model tiny (the default): the seed's compare table, MCTS exploration, step-level
-    pairs, DPO on a tiny random model, and the trained model back in the agent as its
-    module policy, with a tree picture and the training curves.
+    LongMT is the long-document translation agent of the LongMT slides and paper (Harbin
+    Institute of Technology, Shenzhen): page by page it may query memory (summaries, past
+    pages, entities) before it translates. Its compare table runs the same documents
+    under each module policy: none, all, auto (the model decides) and oracle.
+
+    --model tiny (the default): the LongMT design's compare table, MCTS exploration,
+    step-level pairs, DPO on a tiny random model, and the trained model back in the agent
+    as its module policy, with a tree picture and the training curves.
 
     --model smollm2: SmolLM2-135M-Instruct learns the module decisions. Search step by
     step over 7 documents gives 100+ pairs (each page's best module set against its near
     miss), one epoch of DPO + SFT trains the model, and the untrained and trained model
     (ranking the eight module sets) are measured beside the fixed policies and the oracle
-    on 3 held-out documents of another seed.
+    on 3 held-out documents made with another random seed.
 
     Everything here is a simulation: the documents are in a synthetic language and the
     translator is a simulated one. The figures show what search and training do in that
@@ -64,30 +165,48 @@ def demo(
     from stepwise.cli.explore import explore
     from stepwise.cli.sim import make
     from stepwise.cli.train import dpo
-    from stepwise.cli.translate import translate
+    from stepwise.cli.translate import AUTO_POLICY_MODEL, translate
     from stepwise.cli.tree import tree
 
     synth, run, policy = out_dir / "synth", out_dir / "explore", out_dir / "policy"
-    dataset = synth / "dataset.jsonl"
+    dataset, translations = synth / "dataset.jsonl", out_dir / "translations"
     common = {"model": "sim:translator", "page_sentences": 3}
     _section(1, "a simulated world: documents in the synthetic language qsy")
     make(out_dir=synth, docs=docs, seed=0)
-    _section(2, "the seed's compare table: which memory modules each page calls")
-    translate(document=dataset, compare=DEMO_POLICIES, out_dir=out_dir / "translations",
-              **common)
+    _section(2, "the LongMT design's compare table: which memory modules each page calls")
+    out.print(LONGMT, highlight=False)
+    translate(document=dataset, compare=DEMO_POLICIES, out_dir=translations,
+              policy_fallback=DEMO_FALLBACK, **common)
     _section(3, "MCTS over each page's module choice, and step-level DPO pairs")
-    explore(dataset=dataset, out_dir=run, simulations=simulations, **common)
+    with out.capture():  # explore prints its whole summary.json; the demo shows its gist
+        explore(dataset=dataset, out_dir=run, simulations=simulations, **common)
+    for line in search_lines(json.loads((run / "summary.json").read_text(encoding="utf-8"))):
+        out.print(line, highlight=False)
+    out.print(f"pairs in {run / 'pairs.jsonl'}, trees in {run / 'trees'}/", highlight=False,
+              soft_wrap=True)
+    out.print("[yellow]simulated: scores and Q-values come from a synthetic world[/yellow]")
     first = min((run / "trees").glob("*.json")).stem
-    tree(run=run, task=first, png=out_dir / "tree.png")
+    tree(run=run, task=first, png=out_dir / "tree.png", html=out_dir / "tree.html")
     _section(4, "DPO + SFT on the pairs, on a tiny random model")
-    dpo(pairs=run / "pairs.jsonl", model="tiny", out_dir=policy, max_steps=max_steps,
-        eval_frac=0.2)
+    with out.capture():  # its table labels a mean over batches as if it were a share
+        dpo(pairs=run / "pairs.jsonl", model="tiny", out_dir=policy, max_steps=max_steps,
+            eval_frac=0.2)
+    trained = json.loads((policy / "train.json").read_text(encoding="utf-8"))
+    out.print(training_table(trained))
+    out.print(f"trained in {trained['seconds']:.0f} s; curves in {policy / 'curves.png'}",
+              highlight=False, soft_wrap=True)
     _section(5, "the trained model decides the modules, the simulated translator translates")
     translate(document=dataset, compare=DEMO_POLICIES, policy_model=f"hf:{policy}",
-              out_dir=out_dir / "translations", **common)
-    out.print(f"\n[bold]pictures:[/bold] {out_dir / 'tree.png'} (the search tree of {first}), "
-              f"{policy / 'curves.png'} (training curves)")
-    out.print(f"[bold]the trained policy:[/bold] {policy} (load it as hf:{policy})")
+              out_dir=translations, policy_fallback=DEMO_FALLBACK, **common)
+    scores = json.loads((translations / "scores.json").read_text(encoding="utf-8"))
+    out.print(f"\n[bold]{outcome_sentence(scores, AUTO_POLICY_MODEL)}[/bold] A tiny random "
+              "model shows the plumbing, not learning: --model smollm2 trains a real one.",
+              highlight=False)
+    out.print(f"\n[bold]pictures:[/bold] {out_dir / 'tree.png'} (the search tree of {first}; "
+              f"every node in {out_dir / 'tree.html'}), {policy / 'curves.png'} (training "
+              "curves)", soft_wrap=True)
+    out.print(f"[bold]the trained policy:[/bold] {policy} (load it as hf:{policy})",
+              soft_wrap=True)
 
 
 def _learning_demo(out_dir: Path, docs: int, max_steps: int) -> None:
@@ -96,8 +215,8 @@ def _learning_demo(out_dir: Path, docs: int, max_steps: int) -> None:
     from stepwise.cli.sim import make
 
     explored, held_out = out_dir / "explored", out_dir / "held-out"
-    _section(1, f"a simulated world: {docs} documents to explore, {LEARNING['held_out']} "
-             "held out (another seed)")
+    _section(1, f"a simulated world: {plural(docs, 'document')} to explore, "
+             f"{LEARNING['held_out']} held out (made with another random seed)")
     make(out_dir=explored, docs=docs, seed=0)
     make(out_dir=held_out, docs=LEARNING["held_out"], seed=1)
     _section(2, "step-by-step search -> pairs -> DPO + SFT on SmolLM2 -> held-out table")

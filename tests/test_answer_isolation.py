@@ -35,8 +35,10 @@ UNAVAILABLE = (503, "application/json", json.dumps({"error": {"message": "busy"}
 Fault = tuple[int, str, str]
 
 
-def completion(text: str) -> dict:
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+def completion(text: str, index: int = 0) -> dict:
+    """A chat.completion of one answer; its id is the request's index (ids must differ: the
+    think agent's history merges messages by id)."""
+    return {"id": f"chatcmpl-{index}", "object": "chat.completion", "created": 0, "model": "m",
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": text}}]}
 
@@ -58,7 +60,7 @@ class _Faulty(BaseHTTPRequestHandler):
             self.server.requests.append(body)
         fault = self.server.fault(body, index)
         status, ctype, text = fault or (200, "application/json",
-                                        json.dumps(completion(self.server.respond(body))))
+                                        json.dumps(completion(self.server.respond(body), index)))
         data = text.encode()
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -219,3 +221,43 @@ def test_a_bug_in_stepwise_itself_is_no_documents_failure_and_stops_the_run(
                                     str(tmp_path / "out")])
     assert done.exit_code == 2 and "error: TypeError: a bug" in done.stderr
     assert "failed:" not in done.stderr
+
+
+# -- think: the thread id comes first -------------------------------------------------------
+
+
+def tool_call(name: str, arguments: dict) -> str:
+    """A completion body whose answer is one tool call."""
+    body = completion("")
+    body["choices"][0]["message"]["tool_calls"] = [{
+        "id": "call_1", "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments)}}]
+    body["choices"][0]["finish_reason"] = "tool_calls"
+    return json.dumps(body)
+
+
+def test_think_prints_its_thread_id_and_resume_command_before_a_failing_step(faulty, tmp_path):
+    broken = [True]
+
+    def fault(body: dict, index: int) -> Fault | None:
+        if index == 0:  # the first turn thinks; every later one fails while broken
+            return 200, "application/json", tool_call("think", {"thought": "first, a plan"})
+        return UNAVAILABLE if broken[0] else None
+
+    server = faulty(lambda body: "All done.", fault)
+    checkpoints = tmp_path / "runs.sqlite"
+    done = CliRunner().invoke(app, ["think", "plan a trip", "-m", f"openai:{server.url}",
+                                    "--model-name", "m", "--checkpoints", str(checkpoints)])
+    assert done.exit_code == 2 and "HTTP 503 after 2 retries" in done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first.startswith("thread ") and "if the run stops early, resume with: " in first
+    thread = first.split()[1].rstrip(";")
+    command = first.split("resume with: ")[1]
+    assert command == (f"stepwise think --resume {thread} --model openai:{server.url} "
+                       f"--model-name m --checkpoints {checkpoints}")
+    broken[0] = False
+    resumed = CliRunner().invoke(app, [*command.split()[1:], "--json"])
+    assert resumed.exit_code == 0, resumed.stderr
+    run = json.loads(resumed.stdout)
+    assert run["thread_id"] == thread and run["status"] == "answered"
+    assert run["answer"] == "All done." and run["metrics"]["think_calls"] == 1

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,6 +47,17 @@ MaxTokensOpt = max_tokens_option(MAX_TOKENS, f"an agent turn is a tool call or a
 
 def _names(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def resume_line(thread: str, model: str, model_name: str | None, think_model: str | None,
+                checkpoints: Path, answer: bool = False) -> str:
+    """The command that goes on with ``thread``: the run's settings are in its checkpoints,
+    the models are not."""
+    args = ["stepwise", "think", "--resume", thread, *(["--answer", "..."] if answer else []),
+            "--model", model, *(["--model-name", model_name] if model_name else []),
+            *(["--think-model", think_model] if think_model else []),
+            "--checkpoints", str(checkpoints)]
+    return shlex.join(args)
 
 
 def show_step(node: str, update: dict[str, Any], think_names: set[str]) -> None:
@@ -146,7 +160,8 @@ def think(
 
       [bold]stepwise think --eval --world airline --model tiny --trials 2 --json[/bold]
 
-    Runs keep checkpoints in an SQLite file; a killed run goes on with --resume THREAD.
+    Runs keep checkpoints in an SQLite file; a killed run goes on with --resume THREAD
+    (a new run prints its thread id and that command on stderr before its first step).
     With --eval, a task whose run fails (a server timing out, say) is reported and the
     others go on; the exit status is then 1.
     """
@@ -183,14 +198,23 @@ def think(
     if evaluate:
         _evaluate(session, options, world or "", trials, _names(tasks), model, as_json)
         return
+
+    def again(thread_id: str, answer: bool = False) -> str:
+        return resume_line(thread_id, model, model_name, think_model, checkpoints, answer)
+
     if resume:
         run, episode = session.resume(resume, answer)
     else:
-        run, episode = session.start(options, request, world, task, thread)
+        def announce(thread_id: str) -> None:  # even under --quiet: what a killed run needs
+            err.print(f"thread {thread_id}; if the run stops early, resume with: "
+                      f"{again(thread_id)}", highlight=False, markup=False, emoji=False,
+                      soft_wrap=True)
+
+        run, episode = session.start(options, request, world, task, thread, announce)
     while run.status == "waiting_for_human" and not as_json and sys.stdin.isatty():
         reply = typer.prompt(f"the agent asks: {run.waiting_for.get('question')}")
         run, episode = session.resume(run.thread_id, reply)
-    _report(run, episode, checkpoints, as_json)
+    _report(run, episode, again, as_json)
 
 
 class Session:
@@ -228,11 +252,15 @@ class Session:
                                                     show_step(node, update, names))
         return agent
 
-    def start(self, options, request, world, task, thread):
+    def start(self, options, request, world, task, thread: str | None,
+              announce: Callable[[str], None]):
+        """A new run; ``announce`` hears its thread id once it is set up, before any step."""
         from stepwise.agents.think.worlds import open_episode
 
         episode = open_episode(world, task, options.tools) if world else None
         agent = self.agent(options, episode)
+        thread = thread or uuid.uuid4().hex[:12]
+        announce(thread)
         run = agent.run(request or episode.request, thread_id=thread, on_step=self.on_step,
                         metadata={"world": world, "task": task,
                                   "options": options.model_dump_json()})
@@ -258,7 +286,7 @@ class Session:
         return run, episode
 
 
-def _report(run, episode, checkpoints, as_json: bool) -> None:
+def _report(run, episode, again: Callable[..., str], as_json: bool) -> None:
     final = run.status not in ("running", "waiting_for_human")
     check = episode.check() if episode and final else None
     if as_json:
@@ -274,11 +302,9 @@ def _report(run, episode, checkpoints, as_json: bool) -> None:
         err.print(f"[dim]{run.status}; {run.metrics.summary()}[/dim]")
         if run.status == "waiting_for_human":
             err.print(f"waiting for a human: {escape(str(run.waiting_for.get('question')))}\n"
-                      f"answer with: stepwise think --resume {run.thread_id} --answer '...' "
-                      f"--model ... --checkpoints {checkpoints}")
+                      f"answer with: {escape(again(run.thread_id, answer=True))}")
         elif run.status == "running":
-            err.print(f"[dim]resume with: stepwise think --resume {run.thread_id} "
-                      f"--checkpoints {checkpoints} --model ...[/dim]")
+            err.print(f"[dim]resume with: {escape(again(run.thread_id))}[/dim]")
         if check is not None:
             verdict = "[green]success[/green]" if check["success"] else "[red]FAIL[/red]"
             err.print(f"task {episode.task.id}: {verdict} {SIMULATED}")

@@ -1,11 +1,14 @@
 """A simulation run on disk: create it from a WORLD.json, take steps, stop, resume.
 
 A run directory holds ``run.sqlite`` (the world's tables, every agent's memory stream,
-the agents' plain state and the run's settings, all on one connection) and
-``steps.jsonl`` (one line per world step). A step is one SQLite transaction: memories,
-world and agent state are saved together or not at all, so a run stopped anywhere
-resumes from its last whole step and goes on exactly as an uninterrupted run would
-(given a model that answers the same prompts the same way).
+the agents' plain state, each step's log line and the run's settings, all on one
+connection), ``steps.jsonl`` (a copy of the log lines, see ``step_log.py``) and
+``simulate.lock`` (one writer at a time, see ``run_lock.py``). A step is one SQLite
+transaction: memories, world, agent state and log line are saved together or not at all,
+so a run killed anywhere resumes from its last whole step and goes on exactly as an
+uninterrupted run would (given a model that answers the same prompts the same way). A run
+exists once the transaction creating it commits; until then the folder holds none.
+Readers look at a snapshot and never write.
 """
 
 from __future__ import annotations
@@ -21,16 +24,18 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
-from stepwise.agents.generative import dialogue, reflection
+from stepwise.agents.generative import dialogue, reflection, step_log
 from stepwise.agents.generative.importance import remember
 from stepwise.agents.generative.mind import Mind
+from stepwise.agents.generative.run_lock import RunLock, lock_run
 from stepwise.agents.generative.state import AgentState, WorldStepState, new_agent
 from stepwise.agents.generative.step import Town, build_step_graph, take_step
+from stepwise.agents.generative.world_checks import check_room, read_world
 from stepwise.errors import StepwiseError
-from stepwise.jsonl import jsonl_lines
+from stepwise.files import write_atomic
 from stepwise.memory.stream import MemoryStream
 from stepwise.sim.sandbox.store import WorldStore
-from stepwise.sim.sandbox.world import DEFAULT_RADIUS, SandboxWorld, load_world
+from stepwise.sim.sandbox.world import DEFAULT_RADIUS, SandboxWorld
 
 RUN_DB = "run.sqlite"
 STEP_LOG = "steps.jsonl"
@@ -67,8 +72,39 @@ class Simulation:
     minds: dict[str, Mind]
     agents: dict[str, AgentState]
     settings: RunSettings
+    lock: RunLock | None = None  # a writer's hold on the folder; readers have none
 
     # -- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, world_file: str | Path, directory: str | Path, model: BaseChatModel, *,
+              steps: int, resume: bool = False, embeddings: Embeddings | None = None,
+              **settings: Any) -> Simulation:
+        """The run of ``world_file`` in ``directory``, ready for ``steps`` more steps: the
+        run there when ``resume`` and it holds one, else a new one. Decided under the
+        folder's lock; a folder whose creation was cut short holds no run."""
+        directory = Path(directory)
+        world = read_world(world_file)
+        check_room(world, steps, world_file)  # before anything is written
+        config = RunSettings(world=str(world_file), **settings)
+        lock, run = lock_run(directory), None
+        try:
+            if resume and holds_run(directory):
+                run = cls.load(directory, connect(directory / RUN_DB), model, embeddings, lock)
+                if run.world.spec != world.spec:
+                    raise RunError(f"{directory} holds a run of world {run.world.name!r}, "
+                                   f"not of {world_file}")
+                check_room(run.world, steps, directory)
+                run.repair_step_log()
+            else:
+                run = cls.begin(directory, world, model, embeddings, config, lock)
+        except BaseException:
+            if run is not None:
+                run.close()  # its connection and the lock
+            else:
+                lock.release()
+            raise
+        return run
 
     @classmethod
     def create(cls, world_file: str | Path, directory: str | Path, model: BaseChatModel, *,
@@ -76,16 +112,28 @@ class Simulation:
         """A new run of ``world_file`` in ``directory`` (which must not hold a run yet);
         the agents' seed memories are rated and stored."""
         directory = Path(directory)
-        if (directory / RUN_DB).exists():
+        world = read_world(world_file)
+        check_room(world, 0, world_file)
+        config = RunSettings(world=str(world_file), **settings)
+        lock = lock_run(directory)
+        try:
+            return cls.begin(directory, world, model, embeddings, config, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def begin(cls, directory: Path, world: SandboxWorld, model: BaseChatModel,
+              embeddings: Embeddings | None, config: RunSettings, lock: RunLock) -> Simulation:
+        """Create the run under ``lock``. It exists once its one creating transaction
+        commits; what a creation cut short left behind is cleared first."""
+        if holds_run(directory):
             raise RunError(f"{directory} already holds a run; resume it with --resume or "
                            "choose another --out")
-        world = load_world(world_file)
-        config = RunSettings(world=str(world_file), **settings)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / STEP_LOG).write_text("")
+        clear(directory)
         db = connect(directory / RUN_DB)
         run = cls.assemble(directory, db, world, model, embeddings, config,
-                           {name: new_agent(name) for name in world.agents})
+                           {name: new_agent(name) for name in world.agents}, lock)
         try:
             with run.transaction():
                 db.execute("INSERT INTO generative_run VALUES (1, ?)",
@@ -94,45 +142,80 @@ class Simulation:
                     remember(run.minds[name], run.agents[name], list(spec.memories),
                              now=world.now)
                 run.save()
+            write_atomic(directory / STEP_LOG, "")
         except BaseException:
             db.close()  # a run that never started leaves nothing behind to resume
-            for leftover in (RUN_DB, RUN_DB + "-wal", RUN_DB + "-shm", STEP_LOG):
-                (directory / leftover).unlink(missing_ok=True)
+            clear(directory)
             raise
         return run
 
     @classmethod
     def open(cls, directory: str | Path, model: BaseChatModel | None = None, *,
              embeddings: Embeddings | None = None) -> Simulation:
-        """The run in ``directory`` as its last whole step left it."""
+        """The run in ``directory`` as its last whole step left it, to go on with (the
+        folder's writer lock is held until ``close``; the step log is repaired)."""
         directory = Path(directory)
-        if not (directory / RUN_DB).is_file():
-            raise RunError(f"no run in {directory} (expected {directory / RUN_DB}); "
-                           "start one with stepwise simulate WORLD.json --out RUN")
-        db = connect(directory / RUN_DB)
-        store = WorldStore(db)
-        world = store.load()
-        row = db.execute("SELECT settings_json FROM generative_run").fetchone()
-        if world is None or row is None:
-            db.close()
-            raise RunError(f"{directory / RUN_DB} holds no simulation run")
-        agents = {name: json.loads(state) for name, state in
-                  db.execute("SELECT name, state_json FROM generative_agents ORDER BY name")}
-        run = cls.assemble(directory, db, world, model, embeddings,
-                           RunSettings.model_validate_json(row[0]), agents)
-        run.trim_step_log()
+        require_run(directory)
+        lock, run = lock_run(directory), None
+        try:
+            run = cls.load(directory, connect(directory / RUN_DB), model, embeddings, lock)
+            run.repair_step_log()
+        except BaseException:
+            if run is not None:
+                run.close()  # its connection and the lock
+            else:
+                lock.release()
+            raise
         return run
+
+    @classmethod
+    def inspect(cls, directory: str | Path, model: BaseChatModel | None = None, *,
+                embeddings: Embeddings | None = None) -> Simulation:
+        """The run in ``directory`` as its last whole step left it, to look at: a snapshot
+        copied into memory, so a simulation writing the run meanwhile neither blocks it nor
+        sees anything it does, and the folder is left untouched."""
+        directory = Path(directory)
+        require_run(directory)
+        snapshot = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        try:
+            source = sqlite3.connect(str(directory / RUN_DB))
+            try:
+                source.backup(snapshot)
+            finally:
+                source.close()
+        except sqlite3.Error as exc:
+            snapshot.close()
+            raise RunError(f"cannot read {directory / RUN_DB}: {exc}") from None
+        return cls.load(directory, snapshot, model, embeddings)
+
+    @classmethod
+    def load(cls, directory: Path, db: sqlite3.Connection, model: BaseChatModel | None,
+             embeddings: Embeddings | None, lock: RunLock | None = None) -> Simulation:
+        """The run held in ``db`` (closed when it holds none)."""
+        try:
+            world = WorldStore(db).load()
+            row = db.execute("SELECT settings_json FROM generative_run").fetchone()
+            if world is None or row is None:
+                raise RunError(no_run_message(directory))
+            agents = {name: json.loads(state) for name, state in db.execute(
+                "SELECT name, state_json FROM generative_agents ORDER BY name")}
+            return cls.assemble(directory, db, world, model, embeddings,
+                                RunSettings.model_validate_json(row[0]), agents, lock)
+        except BaseException:
+            db.close()
+            raise
 
     @classmethod
     def assemble(cls, directory: Path, db: sqlite3.Connection, world: SandboxWorld,
                  model: BaseChatModel | None, embeddings: Embeddings | None,
-                 settings: RunSettings, agents: dict[str, AgentState]) -> Simulation:
+                 settings: RunSettings, agents: dict[str, AgentState],
+                 lock: RunLock | None = None) -> Simulation:
         areas = tuple(world.area_paths())
         minds = {name: Mind(name, spec.description, model,  # type: ignore[arg-type]
                             MemoryStream(embeddings, settings.preset, db=db, agent=name,
                                          clock=lambda: world.now), areas)
                  for name, spec in world.agents.items()}
-        return cls(directory, db, world, WorldStore(db), minds, agents, settings)
+        return cls(directory, db, world, WorldStore(db), minds, agents, settings, lock)
 
     # -- running ------------------------------------------------------------------------
 
@@ -147,7 +230,9 @@ class Simulation:
         return self.minds[name]
 
     def run(self, steps: int, on_step: Callable[[dict], None] | None = None) -> list[dict]:
-        """Take ``steps`` world steps; each step's log entry, also passed to ``on_step``."""
+        """Take ``steps`` world steps; each step's log entry, also passed to ``on_step``.
+        Refused at once when the clock cannot reach the last of them."""
+        check_room(self.world, steps, self.directory)
         graph = build_step_graph()
         entries = []
         for _ in range(steps):
@@ -158,8 +243,12 @@ class Simulation:
         return entries
 
     def step(self, graph=None) -> dict:
-        """One world step in one transaction (the graph's persist node saves it), then the
-        step's line in the log."""
+        """One world step in one transaction (the graph's persist node saves it, the step's
+        log line with it), then that line appended to the log file."""
+        if self.lock is None:
+            raise RunError(f"{self.directory} was opened to look at (a snapshot); open it "
+                           "with Simulation.open to take steps")
+        check_room(self.world, 1, self.directory)
         step, time = self.world.step, self.world.now
         entries: list[dict] = []
 
@@ -168,13 +257,14 @@ class Simulation:
             entries.append(log_entry(step, time.isoformat(timespec="minutes"), result,
                                      self.world))
             self.save({name: note for name, note in entries[0]["notes"].items() if note})
+            step_log.save_line(self.db, step, step_log.log_line(entries[0]))
 
         town = Town(self.world, self.minds, self.settings.radius, self.settings.max_turns,
                     self.settings.cooldown, self.settings.threshold, persist)
         with self.transaction():
             take_step(graph or build_step_graph(), town, step, self.agents)
         with (self.directory / STEP_LOG).open("a", encoding="utf-8") as log:
-            log.write(json.dumps(entries[0], ensure_ascii=False) + "\n")
+            log.write(step_log.log_line(entries[0]) + "\n")
         return entries[0]
 
     # -- saving -------------------------------------------------------------------------
@@ -194,16 +284,17 @@ class Simulation:
         memories as accessed) leaves it as it was."""
         return Transaction(self.db, keep=False)
 
-    def trim_step_log(self) -> None:
-        """Drop log lines of steps the database does not hold (a run stopped mid-step)."""
-        path = self.directory / STEP_LOG
-        lines = jsonl_lines(path.read_text("utf-8")) if path.exists() else []
-        kept = [line for line in lines if line.strip() and
-                json.loads(line).get("step", 0) < self.world.step]
-        path.write_text("".join(line + "\n" for line in kept), "utf-8")
+    def repair_step_log(self) -> bool:
+        """Make the log file hold the committed steps' lines (a kill after a commit, or
+        during an append, left it short or torn); whether it had to be rewritten."""
+        return step_log.repair(self.directory / STEP_LOG,
+                               step_log.committed_lines(self.db, self.world.step),
+                               self.world.step)
 
     def close(self) -> None:
         self.db.close()
+        if self.lock is not None:
+            self.lock.release()
 
     def __enter__(self) -> Self:
         return self
@@ -226,13 +317,52 @@ class Transaction:
         self.db.execute("COMMIT" if kind is None and self.keep else "ROLLBACK")
 
 
+def holds_run(directory: Path) -> bool:
+    """Whether ``directory`` holds a run whose creation committed (a creation cut short
+    leaves a database without the run's settings row, or none)."""
+    path = directory / RUN_DB
+    if not path.is_file():
+        return False
+    db = sqlite3.connect(str(path))  # reads only
+    try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                          "name = 'generative_run'").fetchone():
+            return False
+        return db.execute("SELECT 1 FROM generative_run").fetchone() is not None
+    except sqlite3.Error as exc:
+        raise RunError(f"cannot use {path} for a run: {exc}") from None
+    finally:
+        db.close()
+
+
+def no_run_message(directory: Path) -> str:
+    return (f"{directory} holds no simulation run (its creation has not finished); start it "
+            f"with stepwise simulate WORLD.json --out {directory}")
+
+
+def require_run(directory: Path) -> None:
+    """A ``RunError`` unless ``directory`` holds a run to open."""
+    if not (directory / RUN_DB).is_file():
+        raise RunError(f"no run in {directory} (expected {directory / RUN_DB}); "
+                       "start one with stepwise simulate WORLD.json --out RUN")
+    if not holds_run(directory):
+        raise RunError(no_run_message(directory))
+
+
+def clear(directory: Path) -> None:
+    """Remove what a run that never committed left in ``directory``: its write-ahead log
+    first, so a kill here never leaves one beside a database it does not belong to."""
+    for leftover in (RUN_DB + "-wal", RUN_DB + "-shm", RUN_DB, STEP_LOG):
+        (directory / leftover).unlink(missing_ok=True)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """The run's one connection. LangGraph runs nodes on worker threads; steps run their
     nodes one at a time (see step.py), so the connection is shared across threads."""
     try:
         db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
-        for statement in SCHEMA:
+        for statement in (*SCHEMA, step_log.SCHEMA):
             db.execute(statement)
     except sqlite3.Error as exc:
         raise RunError(f"cannot use {path} for a run: {exc}") from None

@@ -2,9 +2,11 @@
 the simulated sandbox world (Park et al. 2023).
 
 A run directory (``--out``) holds one SQLite file with the world and every agent's
-memory stream, and ``steps.jsonl``; a run stops after ``--steps`` and goes on with
-``--resume``. Offline by default: the model is ``sim:townsfolk`` (a rule-based simulation)
-and embeddings are the bundled all-MiniLM-L6-v2.
+memory stream, and ``steps.jsonl``; a run stops after ``--steps`` (or a kill, keeping its
+last whole step) and goes on with ``--resume``. One ``simulate`` writes a run at a time;
+``interview`` and ``memory`` read a snapshot, also while it runs. Offline by default: the
+model is ``sim:townsfolk`` (a rule-based simulation) and embeddings are the bundled
+all-MiniLM-L6-v2.
 """
 
 from __future__ import annotations
@@ -111,22 +113,15 @@ def simulate(
     [bold]stepwise simulate party --steps 12 --out party-run --resume[/bold].
     """
     from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, Simulation
-    from stepwise.sim.sandbox.world import load_world
+    from stepwise.agents.generative.world_checks import check_room, read_world
 
     path = world_file(world)
-    spec = load_world(path).spec  # a bad world file fails here, before anything is written
+    check_room(read_world(path), steps, path)  # a bad world fails here, before any model
     chat = model_from_uri(model, model_name, CallOptions.from_cli(
         MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty, device, dtype))
-    if resume and (run_dir / RUN_DB).exists():
-        run = Simulation.open(run_dir, chat, embeddings=run_embeddings())
-        if run.world.spec != spec:
-            run.close()
-            raise StepwiseError(f"{run_dir} holds a run of world {run.world.name!r}, not of "
-                                f"{path}")
-    else:
-        run = Simulation.create(path, run_dir, chat, embeddings=run_embeddings(), radius=radius,
-                                max_turns=max_turns, threshold=threshold)
-    with run:
+    with Simulation.start(path, run_dir, chat, steps=steps, resume=resume,
+                          embeddings=run_embeddings(), radius=radius, max_turns=max_turns,
+                          threshold=threshold) as run:
         start = run.step_number
         with progress_bar("steps", disable=state["quiet"]) as progress:
             bar = progress.add_task("simulating", total=steps)
@@ -180,7 +175,7 @@ def interview(
         raise StepwiseError("the question is empty")
     chat = model_from_uri(model, model_name, CallOptions.from_cli(
         MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty, device, dtype))
-    with Simulation.open(run_dir, chat, embeddings=run_embeddings()) as run:
+    with Simulation.inspect(run_dir, chat, embeddings=run_embeddings()) as run:
         mind = run.agent(agent)
         with run.inspection():
             answer = ask(mind, question, run.world.now, k=k)
@@ -216,7 +211,7 @@ def memory(
 
     if not query.strip():
         raise StepwiseError("the query is empty")
-    with Simulation.open(run_dir, embeddings=run_embeddings()) as run:
+    with Simulation.inspect(run_dir, embeddings=run_embeddings()) as run:
         stream = run.agent(agent).stream
         with run.inspection():
             found = stream.retrieve(query, k=k, now=run.world.now)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from types import SimpleNamespace
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from stepwise.agents.generative.simulation import STEP_LOG, Simulation
+from stepwise.agents.generative import step_log
+from stepwise.agents.generative.simulation import STEP_LOG
 from stepwise.cli import app
 from stepwise.cli.common import TaskFailures, cli_errors, warn
 from stepwise.documents.sources import load_documents
@@ -105,8 +105,7 @@ def test_the_step_log_keeps_lines_holding_line_separators(tmp_path):
     entries = [{"step": 0, "said": LINE_BREAKING}, {"step": 1, "said": "later"}]
     log = tmp_path / STEP_LOG
     log.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries), "utf-8")
-    run = SimpleNamespace(directory=tmp_path, world=SimpleNamespace(step=1))
-    Simulation.trim_step_log(run)  # the run holds step 0 only: step 1's line goes
+    step_log.repair(log, {}, steps=1)  # the run holds step 0 only: step 1's line goes
     assert [json.loads(line) for line in jsonl_lines(log.read_text("utf-8"))] == entries[:1]
 
 

@@ -8,7 +8,9 @@ before: ``Cassette.add`` then ``Cassette.save``, a whole-file atomic rewrite (te
 file, fsync, rename) per call. Both write the same exchanges (a system prompt, a question
 of about 300 characters and a short answer) to a fresh cassette in the same temporary
 folder; the figures are microseconds per call at a short and a long recording, so a cost
-per call that grows with the recording's length shows as a growth above 1.
+per call that grows with the recording's length shows as a growth above 1, and the bytes
+each way wrote in all (from the file's size after every call). Every call waits for an
+fsync either way, so on a disk with slow syncs the times are closer than the bytes.
 """
 
 from __future__ import annotations
@@ -40,33 +42,39 @@ def exchanges(count: int) -> list[tuple[str, dict, ChatResult]]:
     return made
 
 
-def seconds_appending(path: Path, calls: list[tuple[str, dict, ChatResult]]) -> float:
-    cassette = Cassette(path, dict(HEADER))
+def appending(path: Path, calls: list[tuple[str, dict, ChatResult]]) -> tuple[float, int]:
+    """Seconds to record ``calls`` one appended line each, and the bytes written."""
+    cassette, written, size = Cassette(path, dict(HEADER)), 0, 0
     start = time.perf_counter()
     for key, request, result in calls:
         cassette.append(key, request, result)
-    return time.perf_counter() - start
+        grown = path.stat().st_size
+        written, size = written + (grown if size == 0 else grown - size), grown
+    return time.perf_counter() - start, written
 
 
-def seconds_rewriting(path: Path, calls: list[tuple[str, dict, ChatResult]]) -> float:
-    cassette = Cassette(path, dict(HEADER))
+def rewriting(path: Path, calls: list[tuple[str, dict, ChatResult]]) -> tuple[float, int]:
+    """Seconds to record ``calls`` rewriting the whole file each time, and the bytes written."""
+    cassette, written = Cassette(path, dict(HEADER)), 0
     start = time.perf_counter()
     for key, request, result in calls:
         cassette.add(key, request, result)
         cassette.save()
-    return time.perf_counter() - start
+        written += path.stat().st_size
+    return time.perf_counter() - start, written
 
 
 def run(quick: bool = False) -> dict:
     short, long = (100, 400) if quick else (250, 2_000)
     calls = exchanges(long)
-    ours, baseline = {}, {}
+    ours, baseline, written = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="stepwise-bench-") as folder:
         for count in (short, long):
-            for name, measure, into in (("append", seconds_appending, ours),
-                                        ("rewrite", seconds_rewriting, baseline)):
+            for name, measure, into in (("append", appending, ours),
+                                        ("rewrite", rewriting, baseline)):
                 path = Path(folder) / f"{name}-{count}.jsonl"
-                into[count] = measure(path, calls[:count]) / count * 1e6
+                seconds, written[name, count] = measure(path, calls[:count])
+                into[count] = seconds / count * 1e6
                 assert len(Cassette.load(path)) == count  # both wrote every exchange
         size_bytes = (Path(folder) / f"append-{long}.jsonl").stat().st_size
     return {
@@ -77,6 +85,7 @@ def run(quick: bool = False) -> dict:
             "per_call_us_short": rounded(ours[short]),
             "per_call_us_long": rounded(ours[long]),
             "growth_long_over_short": rounded(ours[long] / ours[short]),
+            "bytes_written_long": written["append", long],
         },
         "baseline": {
             "what": "Cassette.add + Cassette.save per call: the whole cassette rewritten "
@@ -84,6 +93,7 @@ def run(quick: bool = False) -> dict:
             "per_call_us_short": rounded(baseline[short]),
             "per_call_us_long": rounded(baseline[long]),
             "growth_long_over_short": rounded(baseline[long] / baseline[short]),
+            "bytes_written_long": written["rewrite", long],
         },
         "ratio": {"value": rounded(ours[long] / baseline[long]), "ratio_of": "per_call_us_long"},
     }

@@ -30,8 +30,8 @@ def scores(policy: dict, none_bleu: float = 97.17482) -> dict:
       "needed one: every one fell back to no modules, so its BLEU is the none policy's "
       "(97.17).")),
     (overall(97.5, fallbacks=1),
-     ("The trained model made no usable module decision on any of the 1 page that needed "
-      "one: every one fell back to no modules; BLEU 97.50, against 97.17 for none.")),
+     ("The trained model made no usable module decision on the one page that needed one: "
+      "it fell back to no modules; BLEU 97.50, against 97.17 for none.")),
     (overall(98.0, tool=20, text=1, fallbacks=97),
      ("The trained model decided 21 of 118 pages itself (20 by a tool call, 1 by a text "
       "reply); the other 97 fell back to no modules; BLEU 98.00, against 97.17 for none.")),

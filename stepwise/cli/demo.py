@@ -98,9 +98,12 @@ def outcome_sentence(scores: dict[str, Any], policy: str, fallback: str = DEMO_F
                                        by_text and f"{by_text} by a text reply") if part)
     if not pages:
         did = "The trained model had no page to decide"
+    elif fell == pages == 1:
+        did = (f"The trained model made no usable module decision on the one page that "
+               f"needed one: it fell back to {falls_to}")
     elif fell == pages:
-        did = (f"The trained model made no usable module decision on any of the "
-               f"{plural(pages, 'page')} that needed one: every one fell back to {falls_to}")
+        did = (f"The trained model made no usable module decision on any of the {pages} "
+               f"pages that needed one: every one fell back to {falls_to}")
     elif not fell:
         did = f"The trained model decided all {plural(pages, 'page')} itself ({ways})"
     else:

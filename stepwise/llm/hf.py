@@ -28,7 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, PrivateAttr
 
-from stepwise.errors import ModelURIError, StepwiseError
+from stepwise.errors import ModelBackendError, ModelURIError, StepwiseError
 from stepwise.llm.base import ToolCallingMixin, tracing_params
 from stepwise.llm.constrained import CALL_CLOSE, CALL_OPEN, call_constraint, forced_tool_name
 from stepwise.llm.messages import to_chat_dicts
@@ -127,6 +127,16 @@ def load_hf(path: str | Path, device: str = "auto", dtype: str = "auto"):
     model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def context_length(model: Any, tokenizer: Any) -> int | None:
+    """The longest sequence the model was built for: its position embeddings, else the
+    tokenizer's limit when it names a real one (an unset limit is a huge number)."""
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        return positions
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < 10**9 else None
 
 
 def _token_logprobs(logits: Any, completions: Any) -> list[list[float]]:
@@ -243,13 +253,16 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
         if forced is not None:
             prompts = [prompt + CALL_OPEN for prompt in prompts]
         options["forced_call"] = forced is not None
+        # verbose=False: the prompt's length is checked against the context here, instead
+        # of transformers warning that it is too long (and then again while generating)
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True,
-                               add_special_tokens=False).to(self.hf_model.device)
+                               add_special_tokens=False, verbose=False).to(self.hf_model.device)
         n = int(options["n"] or 1)
         temperature = options["temperature"]
         sample = bool(temperature) or n > 1
         generate_args: dict[str, Any] = {
-            "max_new_tokens": int(options["max_tokens"] or 256),
+            "max_new_tokens": self._room(batch["input_ids"].shape[1],
+                                         int(options["max_tokens"] or 256)),
             "do_sample": sample,
             "num_return_sequences": n,
             "pad_token_id": self.tokenizer.pad_token_id,
@@ -291,6 +304,18 @@ class HFChatModel(ToolCallingMixin, BaseChatModel):
             results.append(ChatResult(generations=generations,
                                       llm_output={"model_name": self.model_name}))
         return results
+
+    def _room(self, prompt_tokens: int, max_tokens: int) -> int:
+        """New tokens that fit after the prompt in the model's context, at most
+        ``max_tokens`` (an answer cut there ends with finish_reason ``length``); a prompt
+        that fills the context alone is the backend's error, not a silent overrun."""
+        context = context_length(self.hf_model, self.tokenizer)
+        if context is None:
+            return max_tokens
+        if prompt_tokens >= context:
+            raise ModelBackendError(f"hf model {self.model_name}: the prompt is {prompt_tokens} "
+                                    f"tokens, the model's context {context}: no room to answer")
+        return min(max_tokens, context - prompt_tokens)
 
     def _generation(self, tokens: Any, logprobs: list[float], prompt_ids: list[int],
                     options: dict, first: bool) -> ChatGeneration:

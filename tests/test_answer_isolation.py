@@ -261,3 +261,71 @@ def test_think_prints_its_thread_id_and_resume_command_before_a_failing_step(fau
     run = json.loads(resumed.stdout)
     assert run["thread_id"] == thread and run["status"] == "answered"
     assert run["answer"] == "All done." and run["metrics"]["think_calls"] == 1
+
+
+# -- think --eval: one failed task, refusals apart --------------------------------------------
+
+EVAL_TASKS = ["cancel-insured", "book-six-passengers", "change-flight-economy"]  # the middle
+# one is a refusal: its policy says no, so answering in words passes it
+
+
+def test_think_eval_counts_one_failed_task_and_reports_refusals_apart(faulty):
+    def fault(body: dict, index: int) -> Fault | None:
+        request = user_text(body)
+        if "cancel" in request.lower():  # the first task's answers are never usable
+            return HTML
+        return TRUNCATED if index % 2 else None  # the others' every other request, once
+
+    server = faulty(lambda body: "I cannot do that.", fault)
+    done = CliRunner().invoke(app, ["think", "--eval", "--world", "airline", "--tasks",
+                                    ",".join(EVAL_TASKS), "-m", f"openai:{server.url}",
+                                    "--model-name", "m", "--json"])
+    assert done.exit_code == 1, done.stderr
+    report = json.loads(done.stdout)
+    by_task = {o["task"]: o for o in report["outcomes"]}
+    assert by_task["cancel-insured"]["status"] == "error" and report["errors"] == 1
+    assert "unusable answer after 2 retries: not JSON" in by_task["cancel-insured"]["error"]
+    assert by_task["book-six-passengers"]["status"] == "answered"  # retried past its bad bodies
+    assert by_task["book-six-passengers"]["success"] and by_task["book-six-passengers"]["kind"] \
+        == "refusal"
+    assert not by_task["change-flight-economy"]["success"]  # words change nothing
+    assert report["success_rate"] == pytest.approx(1 / 3)
+    assert report["by_kind"] == {
+        "change": {"tasks": 2, "trials": 2, "success_rate": 0.0},
+        "refusal": {"tasks": 1, "trials": 1, "success_rate": 1.0}}
+    assert any("every success is on a refusal task" in w for w in report["warnings"])
+    assert "1 of 3 task trials failed: cancel-insured (trial 0)" in " ".join(done.stderr.split())
+
+
+def test_think_eval_table_shows_refusals_and_changes_apart(faulty):
+    server = faulty(lambda body: "I cannot do that.", lambda body, index: None)
+    done = CliRunner().invoke(app, ["think", "--eval", "--world", "airline", "--tasks",
+                                    ",".join(EVAL_TASKS), "-m", f"openai:{server.url}",
+                                    "--model-name", "m"])
+    assert done.exit_code == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "must change something: 0.000" in text and "refusals: 1.000" in text
+    assert ("success rate 0.333 (must change something 0.000 over 2 tasks, refusals 1.000 over "
+            "1 task)") in text
+
+
+# -- a local model's context ---------------------------------------------------------------
+
+
+def test_a_local_model_answers_within_its_context_without_a_transformers_warning(
+        tiny_path, capfd):
+    from stepwise.llm.hf import HFChatModel
+
+    model = HFChatModel(model_path=str(tiny_path), max_tokens=200)
+    model._ensure_loaded()
+    model.hf_model.config.max_position_embeddings = 96  # a small context, as a real model has
+    model.tokenizer.model_max_length = 96
+    answer = model.invoke("Hello there, how are you today?")
+    used = len(answer.response_metadata["prompt_token_ids"]) + \
+        len(answer.response_metadata["completion_token_ids"])
+    assert used <= 96
+    with pytest.raises(ModelBackendError, match=r"the prompt is \d+ tokens, the model's "
+                                                r"context 96: no room to answer"):
+        model.invoke("word " * 200)
+    printed = capfd.readouterr().err
+    assert "friendly reminder" not in printed and "Token indices" not in printed

@@ -39,6 +39,7 @@ from stepwise.cli.common import (
 from stepwise.errors import ConfigError, StepwiseError
 
 SIMULATED = "[yellow](simulated world)[/yellow]"
+KIND_NAMES = {"refusal": "refusals", "change": "must change something"}  # evaluate.KINDS
 MAX_TOKENS = 512  # an agent turn: a tool call or a short answer
 THINK_TOKENS = 384  # a thought from a --think-model
 MaxTokensOpt = max_tokens_option(MAX_TOKENS, f"an agent turn is a tool call or a short answer; "
@@ -352,17 +353,25 @@ def _evaluate(session, options, world, trials, tasks, label, as_json) -> None:
     table.add_column("task", no_wrap=True)
     for column in ("passed", "status", "turns", "think rate", "tool errors"):
         table.add_column(column)
-    for task in chosen:
-        rows = [o for o in report.outcomes if o.task == task]
-        turns = sum(o.metrics["turns"] for o in rows)
-        think = sum(o.metrics["think_turns"] for o in rows)
-        table.add_row(task, f"{sum(o.success for o in rows)}/{len(rows)}",
-                      ", ".join(sorted({o.status for o in rows})), str(int(turns)),
-                      f"{think / turns:.2f}" if turns else "-",
-                      str(int(sum(o.metrics["tool_errors"] for o in rows))))
+    for kind, score in report.by_kind.items():  # refusals apart: doing nothing passes them
+        of_kind = [o for o in report.outcomes if o.kind == kind]
+        for task in dict.fromkeys(o.task for o in of_kind):
+            rows = [o for o in of_kind if o.task == task]
+            turns = sum(o.metrics["turns"] for o in rows)
+            think = sum(o.metrics["think_turns"] for o in rows)
+            table.add_row(task, f"{sum(o.success for o in rows)}/{len(rows)}",
+                          ", ".join(sorted({o.status for o in rows})), str(int(turns)),
+                          f"{think / turns:.2f}" if turns else "-",
+                          str(int(sum(o.metrics["tool_errors"] for o in rows))))
+        table.add_row(f"{KIND_NAMES[kind]}: {score.success_rate:.3f}",
+                      f"{sum(o.success for o in of_kind)}/{len(of_kind)}", style="bold",
+                      end_section=True)
     out.print(table)
     passes = "  ".join(f"pass^{k} {v:.3f}" for k, v in report.pass_hat_k.items())
-    out.print(f"success rate {report.success_rate:.3f}  {passes}  think rate "
+    kinds = ", ".join(f"{KIND_NAMES[kind]} {score.success_rate:.3f} over {score.tasks} "
+                      f"task{'' if score.tasks == 1 else 's'}"
+                      for kind, score in report.by_kind.items())
+    out.print(f"success rate {report.success_rate:.3f} ({kinds})  {passes}  think rate "
               f"{report.think_rate:.3f}  tool calls {int(report.metrics['tool_calls'])} in "
               f"{int(report.metrics['turns_with_tools'])} turns with tools  tokens "
               f"{int(report.metrics['tokens_in'])} in, {int(report.metrics['tokens_out'])} out"

@@ -118,7 +118,9 @@ def build_tiny(path: str | Path, *, seed: int = 0, hidden_size: int = 64, layers
     """Write a tiny random Qwen2 model, its tokenizer and chat template to ``path``."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # as load_hf does: no "Writing model shards" bar
     path = Path(path)
     tokenizer = build_tokenizer()
     config = Qwen2Config(

@@ -15,10 +15,9 @@ visits, and abbreviated labels are spelled out (``action_key``).
 from __future__ import annotations
 
 import html
+import io
 import itertools
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -282,17 +281,10 @@ def caption(graph: nx.DiGraph, cut: int | None, labelled: bool) -> str:
 def write_png(graph: nx.DiGraph, path: str | Path, **kwargs: Any) -> Path:
     """Draw the tree into a PNG file (written beside, then renamed into place)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig = tree_figure(graph, **kwargs)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=110)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    write_atomic(path, buffer.getvalue())
     return path
 
 

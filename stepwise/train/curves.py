@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+from stepwise.files import write_atomic
 from stepwise.jsonl import jsonl_lines
 
 PANELS = (("loss", ("loss",)), ("reward accuracy", ("reward_accuracy",)),
@@ -47,6 +49,8 @@ def write_curves(metrics: str | Path, png: str | Path, title: str = "DPO trainin
     figure.suptitle(title)
     figure.tight_layout()
     png = Path(png)
-    figure.savefig(png, dpi=110)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
+    write_atomic(png, buffer.getvalue())
     return png

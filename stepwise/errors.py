@@ -1,5 +1,10 @@
 """Errors a user can fix: the CLI prints their message as one line, never a traceback."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
 
 class StepwiseError(Exception):
     """Base for every error caused by input, configuration or an outside service."""
@@ -30,3 +35,52 @@ def error_line(exc: BaseException) -> str:
     message, anything else with its type name (its first line, at most 300 characters)."""
     text = str(exc).strip() if isinstance(exc, StepwiseError) else f"{type(exc).__name__}: {exc}"
     return (text.splitlines() or [type(exc).__name__])[0][:300]
+
+
+BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "greater than"),
+          "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
+
+
+def _shown(value: object) -> str:
+    """A value as the user typed it: 2 for 2.0, quotes only around text that is no number."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return repr(value)
+    return str(value)
+
+
+NOT_A = {"int_parsing": "a whole number", "int_from_float": "a whole number",
+         "int_type": "a whole number", "float_parsing": "a number", "float_type": "a number"}
+
+
+def problem_line(problem: dict, name: str) -> str:
+    """One pydantic error (an item of ``ValidationError.errors()``) as a line naming ``name``,
+    the option or field it is about, the way click words a bad value: ``Invalid value for
+    '--simulations': must be at least 1, got 0``."""
+    bound = BOUNDS.get(problem.get("type", ""))
+    got = _shown(problem["input"]) if "input" in problem else None
+    if bound is not None and bound[0] in problem.get("ctx", {}):
+        text = f"must be {bound[1]} {_shown(problem['ctx'][bound[0]])}"
+    elif problem.get("type") in NOT_A and got is not None:
+        text, got = f"{got} is not {NOT_A[problem['type']]}", None
+    else:
+        text = str(problem.get("msg", "invalid")).removeprefix("Value error, ")
+    text += f", got {got}" if got is not None else ""
+    return f"Invalid value for '{name}': {text}" if name else text
+
+
+def validation_line(exc: Any, names: Mapping[str, str] | None = None) -> str:
+    """A pydantic ``ValidationError`` as one line: its first problem, naming the option the
+    field came from (``--`` and the field's name with dashes, or ``names[field]`` where the
+    option is spelled otherwise, e.g. ``learning_rate`` -> ``--lr``)."""
+    problems = exc.errors(include_url=False)
+    if not problems:
+        return str(exc).splitlines()[0]
+    fields = [str(part) for part in problems[0].get("loc", ()) if isinstance(part, str)]
+    field = fields[-1] if fields else ""
+    name = (names or {}).get(field) or ("--" + field.replace("_", "-") if field else "")
+    return problem_line(problems[0], name)

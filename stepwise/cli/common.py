@@ -2,6 +2,8 @@
 
 Every user mistake and every outside failure (bad URI, missing cassette, server down)
 ends as one ``error:`` line on stderr and a non-zero exit; ``--verbose`` adds the traceback.
+A usage error (a missing option, a value out of its range) is the usage line, then one
+``error:`` line naming the option, exit 2.
 """
 
 from __future__ import annotations
@@ -20,27 +22,154 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any, Self
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from stepwise import __version__
-from stepwise.errors import StepwiseError, error_line
+from stepwise.errors import StepwiseError, error_line, problem_line, validation_line
+
+out = Console()
+err = Console(stderr=True)
+state = {"verbose": False, "quiet": False}
+
+
+def print_error(line: str) -> None:
+    """One ``error:`` line on stderr."""
+    err.print(f"[red]error:[/red] {escape(line)}", highlight=False, emoji=False, soft_wrap=True)
+
+
+class _Argument(TyperArgument):
+    """An argument as click names it: DATASET in the usage line and the help, [TASK] when
+    it is optional (typer's own spelling is {dataset})."""
+
+    @property
+    def display_name_raw(self) -> str:
+        return self.metavar or (self.name or "").upper()
+
+    def get_usage_pieces(self, ctx: Any) -> list[str]:
+        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
+        return [name if self.required else f"[{name}]"]
+
+    def process_value(self, ctx: Any, value: Any) -> Any:
+        _refuse_nul(self, ctx, value)
+        return super().process_value(ctx, value)
+
+
+class _Option(TyperOption):
+    """An option as click shows it: a flag without a type (--json, not --json <bool>)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else super().display_type_rich(ctx)
+
+    def process_value(self, ctx: Any, value: Any) -> Any:
+        _refuse_nul(self, ctx, value)
+        return super().process_value(ctx, value)
+
+
+def _refuse_nul(param: Any, ctx: Any, value: Any) -> None:
+    """No path or name holds a NUL character; one that does would end as Python's bare
+    "embedded null byte" wherever it is first opened."""
+    for item in value if isinstance(value, list | tuple) else [value]:
+        if isinstance(item, str) and "\0" in item:
+            raise typer.BadParameter(f"{item!r} holds a NUL character", ctx=ctx, param=param)
+
+
+def _plain(params: list[Any]) -> list[Any]:
+    """Parameters shown and checked as ``_Argument`` and ``_Option`` do: typer builds them,
+    and each command's help option, before any of their classes can be chosen."""
+    for param in params:
+        if type(param) is TyperArgument:
+            param.__class__ = _Argument
+        elif type(param) is TyperOption:
+            param.__class__ = _Option
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
+def _plain_commands(group: TyperGroup) -> None:
+    for command in group.commands.values():
+        if type(command) is TyperCommand:
+            command.__class__ = _Command
+        elif type(command) is TyperGroup:
+            command.__class__ = _Group
+            _plain_commands(command)
+
+
+def usage_error_line(exc: Exception) -> str:
+    """A usage error's message in one line; an option value out of its range (typer checks
+    ``min=``/``max=`` with pydantic) as ``--workers must be at least 1, got 0``."""
+    param = getattr(exc, "param", None)
+    cause = exc.__cause__
+    if param is not None and isinstance(cause, ValidationError) and cause.errors():
+        name = max(param.opts, key=len) if getattr(param, "opts", None) else param.name
+        return problem_line(cause.errors(include_url=False)[0], name)
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    return " ".join(message.split())
+
+
+class StepwiseGroup(TyperGroup):
+    """The ``stepwise`` app: a usage error (a missing option, a bad value) prints the usage
+    and one ``error:`` line, exit 2, as every other mistake does (typer's own is a boxed
+    panel); help shows arguments and flags the way click does."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _plain_commands(self)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_errors():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_errors() -> Iterator[None]:
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise  # the help itself, shown by typer
+    except ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            _say(ctx.get_usage())
+            if ctx.command.get_help_option(ctx) is not None:
+                _say(f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.")
+        print_error(usage_error_line(exc))
+        raise typer.Exit(exc.exit_code) from None
+
 
 app = typer.Typer(
     name="stepwise",
     help="Tool-using LLM agents whose every step can be inspected, replayed, searched "
     "over and learned from.\n\nModel URIs: sim:<world>, replay:<cassette>, "
     "openai:<base_url> (with --model-name), hf:<local path>, tiny.",
+    cls=StepwiseGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-out = Console()
-err = Console(stderr=True)
-state = {"verbose": False, "quiet": False}
 
 
 def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,15 +187,28 @@ def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # noqa: BLE001 -- the boundary: nothing reaches the user as a traceback
             if state["verbose"]:
                 err.print_exception()
+            if isinstance(exc, ValidationError):  # settings built from options: name the first
+                print_error(validation_line(exc))
+                raise typer.Exit(2) from None
             text = str(exc) if isinstance(exc, StepwiseError) else f"{type(exc).__name__}: {exc}"
             for line in text.splitlines() or [type(exc).__name__]:
-                err.print(f"[red]error:[/red] {escape(line)}", highlight=False, emoji=False,
-                          soft_wrap=True)
+                print_error(line)
             if not state["verbose"] and not isinstance(exc, StepwiseError):
                 err.print("(run with --verbose for the traceback)", style="dim")
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+@contextmanager
+def options_checked(**names: str) -> Iterator[None]:
+    """Settings models built from a command's options: a value outside a field's range is one
+    line naming the option (``names``: field -> option where the option is spelled
+    otherwise, e.g. ``learning_rate="--lr"``), exit 2, before anything is written."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise StepwiseError(validation_line(exc, names)) from None
 
 
 def _version(value: bool) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stepwise.documents.sentences import language_family, split_sentences
 from stepwise.errors import StepwiseError
+from stepwise.jsonl import read_text
 
 
 class Sentence(BaseModel):
@@ -100,16 +101,7 @@ def paginate(lines: Sequence[str], lang: str, *, page_sentences: int | None = 10
 
 def read_lines(path: str | Path) -> list[str]:
     """A UTF-8 text document, one sentence or paragraph per line; clear errors otherwise."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StepwiseError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise StepwiseError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise StepwiseError(f"{path}: cannot read it ({exc.strerror})") from None
-    lines = text.split("\n")
+    lines = read_text(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the file's final newline
     return lines

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from stepwise.documents.pages import read_lines
 from stepwise.errors import StepwiseError
-from stepwise.jsonl import jsonl_lines
+from stepwise.jsonl import jsonl_lines, read_text
 
 
 class SourceDocument(BaseModel):
@@ -102,7 +102,7 @@ def load_documents(path: str | Path, *, src: str | None = None, tgt: str | None 
     if not path.exists():
         raise StepwiseError(f"{path}: no such file or folder")
     if path.suffix == ".jsonl":
-        lines = jsonl_lines(path.read_text(encoding="utf-8"))
+        lines = jsonl_lines(read_text(path))
         numbers = [i for i, line in enumerate(lines, 1) if line.strip()]
         docs = [_row(lines[i - 1], i, path, src, tgt) for i in numbers]
         if not docs:

@@ -16,29 +16,44 @@ import os
 from pathlib import Path
 from typing import Any
 
+from stepwise.errors import StepwiseError
+
 
 class EventLog:
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path is not None else None
 
     def read(self) -> list[dict[str, Any]]:
-        """The complete events written so far (a torn last line is cut off the file)."""
+        """The complete events written so far, one per line (a torn last line is cut off the
+        file). A whole line that is no event (binary, edited) is an error naming the line:
+        cutting it and every line after it would silently drop finished iterations."""
         if self.path is None or not self.path.is_file():
             return []
         events, good_bytes = [], 0
         with self.path.open("rb") as handle:
-            for raw in handle:
-                try:
-                    if not raw.endswith(b"\n"):
-                        raise ValueError("torn line")
-                    events.append(json.loads(raw))
-                except ValueError:
-                    break
+            for number, raw in enumerate(handle, 1):
+                if not raw.endswith(b"\n"):
+                    break  # torn by a kill: cut off below, and its iteration runs again
+                events.append(self._event(raw, number))
                 good_bytes += len(raw)
         if good_bytes != self.path.stat().st_size:
             with self.path.open("r+b") as handle:
                 handle.truncate(good_bytes)
         return events
+
+    def _event(self, raw: bytes, number: int) -> dict[str, Any]:
+        try:
+            event = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            why = "not UTF-8 text"
+        except json.JSONDecodeError as exc:
+            why = f"not JSON: {exc.msg}"
+        else:
+            if isinstance(event, dict):
+                return event
+            why = "not a JSON object"
+        raise StepwiseError(f"{self.path}:{number}: not an iteration this search logged ({why});"
+                            " delete the file to search the task again")
 
     def append(self, event: dict[str, Any]) -> None:
         if self.path is None:

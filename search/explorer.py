@@ -37,7 +37,7 @@ from typing import Any, Literal, TypedDict
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stepwise.errors import StepwiseError
+from stepwise.errors import StepwiseError, error_line
 from stepwise.llm.cache import sampling_seed
 from stepwise.search.events import EventLog
 from stepwise.search.tree import Node, Tree
@@ -352,15 +352,21 @@ class Explorer:
         would double their visits and children.
         """
         done = 0
-        for event in events:
-            if event.get("i", done) < done:  # logged before, by another writer
-                continue
-            for item in event["batch"]:
-                self._create(item["expanded"])
-            for item in event["batch"]:
-                self._apply(item["score"], item["rewards"])
-            self._spend(len(event["batch"]))
-            done += len(event["batch"])
+        for number, event in enumerate(events, 1):  # one event per line of the log
+            try:
+                if event.get("i", done) < done:  # logged before, by another writer
+                    continue
+                for item in event["batch"]:
+                    self._create(item["expanded"])
+                for item in event["batch"]:
+                    self._apply(item["score"], item["rewards"])
+                self._spend(len(event["batch"]))
+                done += len(event["batch"])
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                where = self.log.path or "the event log"
+                raise StepwiseError(f"{where}:{number}: not an iteration of this search "
+                                    f"({error_line(exc)}); delete the file to search "
+                                    f"{self.env.task_id} again") from None
         return done
 
     def graph(self):

@@ -25,6 +25,7 @@ from typing import Any
 
 from stepwise.errors import StepwiseError, error_line
 from stepwise.files import write_atomic
+from stepwise.jsonl import read_json
 from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
 from stepwise.search.pairs import check_prefix, decision_parents, extract_pairs, write_pairs
@@ -126,7 +127,10 @@ def check_settings(out: Path, settings: dict[str, Any], resume: bool) -> None:
         if not resume:
             raise StepwiseError(f"{out} already holds a run: add --resume to continue it, or "
                                 "choose another --out")
-        before = json.loads(saved.read_text(encoding="utf-8"))
+        before = read_json(saved)
+        if not isinstance(before, dict):
+            raise StepwiseError(f"{saved}: not a run's settings (a JSON object); choose "
+                                "another --out")
         if before != settings:
             changed = sorted(k for k in set(before) | set(settings)
                              if before.get(k) != settings.get(k))
@@ -271,6 +275,17 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
         return finish_run(task_ids, out, pair_options, report, started, model_counts)
 
 
+@contextmanager
+def _tree_read(path: Path, task_id: str) -> Iterator[None]:
+    """A finished tree that is not what a search writes (edited, or another program's) is
+    one error naming the file, not a KeyError from deep inside pair extraction."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise StepwiseError(f"{path}: not a search tree this run can read ({error_line(exc)});"
+                            f" delete it to search {task_id} again") from None
+
+
 def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, report: RunReport,
                started: float, model_counts: Callable[[], dict[str, int]] | None = None
                ) -> RunReport:
@@ -288,25 +303,28 @@ def finish_run(task_ids: Sequence[str], out: Path, pair_options: PairOptions, re
     searched = 0  # simulations in the finished trees, whichever session ran them
     finished = [t for t in task_ids if (out / "trees" / f"{safe_name(t)}.json").is_file()]
     for task_id in finished:  # task order, whatever order the tasks finished in
-        graph = load_tree(out / "trees" / f"{safe_name(task_id)}.json")
-        searched += graph.nodes[0]["visits"]
-        tree_rows, task_stats = extract_pairs(
-            graph,
-            min_visits=pair_options.min_visits, min_delta_q=pair_options.min_delta_q,
-            scope=pair_options.scope, format=pair_options.format,
-            tokenizer=pair_options.tokenizer, negatives=pair_options.negatives)
-        if pair_options.tokenizer is not None and pair_options.format == "preference":
-            tree_rows, dropped = check_prefix(tree_rows, pair_options.tokenizer)
-            task_stats.pairs -= dropped
-            task_stats.dropped_by_tokenizer += dropped
+        tree_path = out / "trees" / f"{safe_name(task_id)}.json"
+        with _tree_read(tree_path, task_id):
+            graph = load_tree(tree_path)
+            searched += graph.nodes[0]["visits"]
+            tree_rows, task_stats = extract_pairs(
+                graph,
+                min_visits=pair_options.min_visits, min_delta_q=pair_options.min_delta_q,
+                scope=pair_options.scope, format=pair_options.format,
+                tokenizer=pair_options.tokenizer, negatives=pair_options.negatives)
+            if pair_options.tokenizer is not None and pair_options.format == "preference":
+                tree_rows, dropped = check_prefix(tree_rows, pair_options.tokenizer)
+                task_stats.pairs -= dropped
+                task_stats.dropped_by_tokenizer += dropped
+            seen, with_pair = _unequal_decisions(graph, tree_rows, pair_options.scope,
+                                                 pair_options.min_visits)
+            by_depth, spine = visit_entropy(graph), commit_entropy(graph)
         rows += tree_rows
-        seen, with_pair = _unequal_decisions(graph, tree_rows, pair_options.scope,
-                                             pair_options.min_visits)
         unequal[0] += seen
         unequal[1] += with_pair
-        for depth, values in visit_entropy(graph).items():
+        for depth, values in by_depth.items():
             entropy.setdefault(depth, []).extend(values)
-        for depth, values in commit_entropy(graph).items():
+        for depth, values in spine.items():
             spine_entropy.setdefault(depth, []).extend(values)
         for key, value in asdict(task_stats).items():
             stats[key] = stats.get(key, 0) + value
@@ -328,7 +346,10 @@ def whole_run(session: dict[str, Any], previous: Path, searched: int) -> dict[st
     """A session's summary with its counts over the whole run: iterations in every finished
     tree, and model calls and seconds added to those the previous summary held (a session
     killed before its summary adds none); the session's own under ``last_session``."""
-    before = json.loads(previous.read_text(encoding="utf-8")) if previous.is_file() else {}
+    before = read_json(previous) if previous.is_file() else {}
+    if not isinstance(before, dict):
+        raise StepwiseError(f"{previous}: not a run summary (a JSON object); delete it and "
+                            "resume")
     calls = dict(before.get("model_calls", {}))
     for name, count in session["model_calls"].items():
         calls[name] = calls.get(name, 0) + count
@@ -348,8 +369,13 @@ def simulations_done(out: Path, task_ids: Sequence[str], options: ExploreOptions
             done += options.simulations
             continue
         logged = 0
-        for event in EventLog(out / "events" / f"{safe_name(task_id)}.jsonl").read():
-            if event.get("i", logged) >= logged:  # as a replay counts: each iteration once
-                logged += len(event["batch"])
+        try:
+            events = EventLog(out / "events" / f"{safe_name(task_id)}.jsonl").read()
+        except StepwiseError:  # the task's search fails on it, with that line, and only it
+            events = []
+        for event in events:
+            index, batch = event.get("i", logged), event.get("batch")
+            if isinstance(index, int) and isinstance(batch, list) and index >= logged:
+                logged += len(batch)  # as a replay counts: each iteration once
         done += logged
     return done

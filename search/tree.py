@@ -38,6 +38,9 @@ from typing import Any
 
 import networkx as nx
 
+from stepwise.errors import StepwiseError, error_line
+from stepwise.jsonl import read_json
+
 
 @dataclass
 class Node:
@@ -170,6 +173,13 @@ def normalised_entropy(visits: list[int]) -> float | None:
 
 
 def load_tree(path: str | Path) -> nx.DiGraph:
-    """A tree JSON file as a networkx graph."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return nx.node_link_graph(data, edges="links")
+    """A tree JSON file as a networkx graph; a file that is not one (binary, edited, another
+    program's JSON) is one error naming it."""
+    data = read_json(path)
+    try:
+        graph = nx.node_link_graph(data, edges="links")
+    except (KeyError, TypeError, ValueError, AttributeError, nx.NetworkXError) as exc:
+        raise StepwiseError(f"{path}: not a search tree ({error_line(exc)})") from None
+    if 0 not in graph.nodes:
+        raise StepwiseError(f"{path}: not a search tree (no root node 0)")
+    return graph

@@ -30,6 +30,7 @@ from stepwise.cli.common import (
     cli_errors,
     err,
     max_tokens_option,
+    options_checked,
     out,
     progress_bar,
     resume_command,
@@ -37,6 +38,7 @@ from stepwise.cli.common import (
 )
 from stepwise.cli.translate import DecideOpt, check_decide
 from stepwise.errors import StepwiseError
+from stepwise.jsonl import read_json
 
 THINK_MAX_TOKENS = 512  # --env think: an agent turn is a tool call or a short answer
 MaxTokensOpt = max_tokens_option(2048, "longmt, a cap: each page's translation asks for 4/3 of "
@@ -57,7 +59,7 @@ def explore(
                                      "or think with a think tool).")] = "longmt",
     think_tools: Annotated[str, typer.Option(help="think: the think tools a turn may use, "
                                              "comma-separated.")] = "think",
-    act_samples: Annotated[int, typer.Option(help="think: sample each act turn this many "
+    act_samples: Annotated[int, typer.Option(min=1, help="think: sample each act turn this many "
                                              "times as sibling actions (one n > 1 request "
                                              "where the backend supports it).")] = 1,
     simulations: Annotated[int | None, typer.Option(help="Plain MCTS: iterations per task, "
@@ -87,8 +89,10 @@ def explore(
     q: Annotated[str, typer.Option("--q", help="Q aggregation: mean or max.")] = "mean",
     early_stop: Annotated[int | None, typer.Option(help="Stop a task when its best path has "
                                                    "been stable this many iterations.")] = None,
-    min_visits: Annotated[int, typer.Option(help="Pairs: fewest visits of either side.")] = 1,
-    min_delta_q: Annotated[float, typer.Option(help="Pairs: smallest Q difference.")] = 0.0,
+    min_visits: Annotated[int, typer.Option(min=1, help="Pairs: fewest visits of either "
+                                            "side.")] = 1,
+    min_delta_q: Annotated[float, typer.Option(min=0.0, help="Pairs: smallest Q "
+                                               "difference.")] = 0.0,
     all_parents: Annotated[bool, typer.Option("--all-parents", help="Pairs at every expanded "
                                               "parent, not only along the best path.")] = False,
     negatives: Annotated[str, typer.Option(help="Pairs: the rejected side: worst (the min-Q "
@@ -104,9 +108,9 @@ def explore(
                                                    "under its chat template.")] = None,
     src: Annotated[str | None, typer.Option(help="Source language (files and folders).")] = None,
     tgt: Annotated[str | None, typer.Option(help="Target language (files and folders).")] = None,
-    page_sentences: Annotated[int, typer.Option(help="Most sentences per page.")] = 10,
-    workers: Annotated[int, typer.Option(help="Tasks searched at once.")] = 1,
-    max_concurrent: Annotated[int | None, typer.Option(help="Model calls in flight at most, "
+    page_sentences: Annotated[int, typer.Option(min=1, help="Most sentences per page.")] = 10,
+    workers: Annotated[int, typer.Option(min=1, help="Tasks searched at once.")] = 1,
+    max_concurrent: Annotated[int | None, typer.Option(min=1, help="Model calls in flight at most, "
                                                        "over all workers (per Ray worker "
                                                        "process with --ray).")] = None,
     parallel: Annotated[int, typer.Option(help="Simulations in flight per task (virtual "
@@ -150,6 +154,8 @@ def explore(
     from stepwise.search.explorer import ExploreOptions
     from stepwise.search.run import PairOptions, check_settings, hold_run
 
+    # Every input is checked before the run folder holds anything: a start refused here
+    # leaves nothing that would refuse the corrected command ("already holds a run").
     for name, value, allowed in (("--rollout", rollout, ("random", "auto")),
                                  ("--reward", reward, ("document", "page")),
                                  ("--q", q, ("mean", "max")),
@@ -160,11 +166,12 @@ def explore(
     if per_step is not None and (simulations is not None or early_stop is not None):
         raise StepwiseError("--per-step is a budget per decision: give it without "
                             "--simulations and --early-stop")
-    options = ExploreOptions(simulations=32 if simulations is None else simulations, c=c,
-                             width=width, per_step=per_step,
-                             rollout=rollout,  # type: ignore[arg-type]
-                             reward=reward, q=q, early_stop=early_stop,  # type: ignore[arg-type]
-                             seed=seed, parallel=parallel)
+    with options_checked():  # the search's ranges are ExploreOptions' fields
+        options = ExploreOptions(simulations=32 if simulations is None else simulations, c=c,
+                                 width=width, per_step=per_step,
+                                 rollout=rollout,  # type: ignore[arg-type]
+                                 reward=reward, q=q,  # type: ignore[arg-type]
+                                 early_stop=early_stop, seed=seed, parallel=parallel)
     from stepwise.cli.translate import DECISION_TOKENS, MAX_TOKENS
 
     calls = CallOptions.from_cli(MAX_TOKENS if env == "longmt" else THINK_MAX_TOKENS,
@@ -184,7 +191,26 @@ def explore(
                    else None,
                    translation_max_tokens=calls.max_tokens if "max_tokens" in model_kwargs
                    else None, decide=decide)
-    task_ids = spec.task_ids()
+    task_ids = spec.task_ids()  # the dataset (or world) read and checked
+    checker = None
+    if tokenizer is not None:
+        from transformers import AutoTokenizer
+
+        from stepwise.llm.hf import check_model_dir
+
+        checker = AutoTokenizer.from_pretrained(str(check_model_dir(str(tokenizer))))
+    factory = None
+    if task_ids and (ray_address is None or per_step is not None):
+        # the environments (think tools included), and a budget too small, before any search
+        factory = spec.factory()
+        if per_step is not None:
+            from stepwise.search.explorer import check_budget
+
+            check_budget(factory[0](task_ids[0]), options,
+                         "a LongMT page" if env == "longmt" else f"a {env} decision")
+    pair_options = PairOptions(min_visits, min_delta_q, "all" if all_parents else "best_path",
+                               "stepwise" if stepwise_format else "preference", checker,
+                               negatives)
     settings = {"dataset": str(dataset), "env": env, "model": model, "model_name": model_name,
                 "page_sentences": page_sentences, "think_tools": think_tools,
                 "act_samples": act_samples, "policy_model": policy_model,
@@ -202,32 +228,14 @@ def explore(
     with (stop_on_ctrl_c("simulation round", resume_with, graceful=ray_address is None) as stop,
           hold_run(out_dir)):  # a second explore on this folder is refused until this one ends
         check_settings(out_dir, settings, resume)
-
-        checker = None
-        if tokenizer is not None:
-            from transformers import AutoTokenizer
-
-            from stepwise.llm.hf import check_model_dir
-
-            checker = AutoTokenizer.from_pretrained(str(check_model_dir(str(tokenizer))))
-        pair_options = PairOptions(min_visits, min_delta_q, "all" if all_parents else "best_path",
-                                   "stepwise" if stepwise_format else "preference", checker,
-                                   negatives)
         simulated = model.startswith("sim:")
-        factory = None
-        if per_step is not None and task_ids:  # refuse a budget too small before any search
-            from stepwise.search.explorer import check_budget
-
-            factory = spec.factory()
-            check_budget(factory[0](task_ids[0]), options,
-                         "a LongMT page" if env == "longmt" else f"a {env} decision")
         if ray_address is not None:
             report = _explore_on_ray(spec, task_ids, options, out_dir, ray_address, pair_options,
                                      simulated)
         else:
             report = _explore_here(spec, task_ids, options, out_dir, workers, pair_options,
                                    simulated, factory, stop)
-    summary = json.loads((out_dir / "summary.json").read_text())
+    summary = read_json(out_dir / "summary.json")
     out.print_json(json.dumps(summary))
     if model.startswith("sim:"):
         out.print("[yellow]simulated: scores and Q-values come from a synthetic world[/yellow]")

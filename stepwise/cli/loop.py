@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,11 +22,13 @@ from stepwise.cli.common import (
     cli_errors,
     err,
     max_tokens_option,
+    options_checked,
     out,
     progress_bar,
 )
 from stepwise.cli.translate import DecideOpt, check_decide
 from stepwise.errors import StepwiseError
+from stepwise.jsonl import read_json
 
 ROUND_COLUMNS = (("pairs", "pairs"), ("chosen_is_best", "chosen = best"),
                  ("reward_accuracy_before", "reward acc before"),
@@ -145,22 +146,24 @@ def loop(
                             f"{negatives!r})")
     from stepwise.train.loop import LoopSettings, StageFailed, run_loop
 
+    with options_checked(learning_rate="--lr"):  # the ranges are the settings' fields
+        settings = LoopSettings(
+            dataset=str(dataset), model=model, start=start, rounds=rounds,
+            simulations=simulations, page_sentences=page_sentences, seed=seed,
+            dpo=DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
+                            eval_frac=eval_frac, seed=seed, learning_rate=lr,
+                            device=device or "auto"),
+            per_step=per_step, reward=reward, negatives=negatives,
+            heldout=str(heldout) if heldout else None, decide=decide)
     calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, None,
                                  repetition_penalty, device, dtype)
     model_kwargs = call_kwargs(model, from_uri(model), calls)
     policy_kwargs = call_kwargs(start, from_uri(start), calls)  # later rounds: hf: like it
-    settings = LoopSettings(
-        dataset=str(dataset), model=model, start=start, rounds=rounds,
-        simulations=simulations, page_sentences=page_sentences, seed=seed,
-        dpo=DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
-                        eval_frac=eval_frac, seed=seed, learning_rate=lr,
-                        device=device or "auto"),
-        per_step=per_step, reward=reward, negatives=negatives, heldout=str(heldout) if heldout else None,
-        model_kwargs=model_kwargs, policy_kwargs=policy_kwargs,
-        decision_max_tokens=calls.capped(DECISION_TOKENS).max_tokens
+    settings = settings.model_copy(update={
+        "model_kwargs": model_kwargs, "policy_kwargs": policy_kwargs,
+        "decision_max_tokens": calls.capped(DECISION_TOKENS).max_tokens
         if "max_tokens" in policy_kwargs else None,
-        translation_max_tokens=calls.max_tokens if "max_tokens" in model_kwargs else None,
-        decide=decide)
+        "translation_max_tokens": calls.max_tokens if "max_tokens" in model_kwargs else None})
     simulated = model.startswith("sim:")
     with progress_bar() as progress:
         bar = [progress.add_task("starting")]
@@ -183,7 +186,7 @@ def loop(
     if rows:
         out.print(rounds_table(rows, simulated))
     if (out_dir / "heldout.json").is_file():
-        out.print(held_out_table(json.loads((out_dir / "heldout.json").read_text("utf-8"))))
+        out.print(held_out_table(read_json(out_dir / "heldout.json")))
     if stopped is not None:
         err.print(f"[red]error:[/red] {escape(str(stopped))} (rounds before it are kept in "
                   f"{escape(str(out_dir))}/rounds.json; run the same command again to resume)",

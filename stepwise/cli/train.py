@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from stepwise.cli.common import app, cli_errors, err, out, progress_bar, state
+from stepwise.cli.common import app, cli_errors, err, options_checked, out, progress_bar, state
 
 train_app = typer.Typer(
     help="Train a model on step-level preference pairs (TRL). The result loads back as "
@@ -79,10 +79,12 @@ def dpo(
     """
     from stepwise.train.dpo import DPOSettings, train_dpo
 
-    settings = DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
-                           eval_frac=eval_frac, learning_rate=lr, batch_size=batch_size,
-                           max_length=max_length, padding_free=padding_free, seed=seed,
-                           skip_bad=skip_bad, device=device)
+    with options_checked(learning_rate="--lr"):  # the ranges are the settings' fields
+        settings = DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora,
+                               max_steps=max_steps, eval_frac=eval_frac, learning_rate=lr,
+                               batch_size=batch_size, max_length=max_length,
+                               padding_free=padding_free, seed=seed, skip_bad=skip_bad,
+                               device=device)
     quiet = as_json or state["quiet"]
 
     def show(report) -> None:

@@ -51,12 +51,12 @@ class DPOSettings(BaseModel):
 
     beta: float = Field(0.1, gt=0, description="DPO temperature: how far from the reference.")
     sft_weight: float = Field(0.2, ge=0, description="α, the weight of the SFT term on chosen.")
-    lora: int | None = Field(None, gt=0, description="LoRA rank; None trains every weight.")
-    max_steps: int = Field(40, gt=0)
+    lora: int | None = Field(None, ge=1, description="LoRA rank; None trains every weight.")
+    max_steps: int = Field(40, ge=1)
     eval_frac: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out.")
     learning_rate: float | None = Field(None, gt=0, description="Default by what is trained.")
-    batch_size: int = Field(4, gt=0)
-    max_length: int = Field(2048, gt=0)
+    batch_size: int = Field(4, ge=1)
+    max_length: int = Field(2048, ge=1)
     seed: int = 0
     padding_free: bool = False
     skip_bad: bool = Field(False, description="Drop bad rows (reported) instead of stopping.")

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from stepwise.errors import StepwiseError, error_line
 from stepwise.files import write_atomic
+from stepwise.jsonl import read_json
 from stepwise.train.dpo import DPOSettings, train_dpo
 
 
@@ -32,9 +33,9 @@ class LoopSettings(BaseModel):
     dataset: str
     model: str = "sim:translator"  # translates, and scores rollouts
     start: str = "tiny"  # the policy model trained in round 1
-    rounds: int = Field(2, gt=0)
-    simulations: int = Field(24, gt=0)
-    page_sentences: int = Field(5, gt=0)
+    rounds: int = Field(2, ge=1)
+    simulations: int = Field(24, ge=1)
+    page_sentences: int = Field(5, ge=1)
     rollout: str = "random"  # round 1's rollouts; later rounds roll out with the trained policy
     seed: int = 0
     dpo: DPOSettings = Field(default_factory=DPOSettings)
@@ -45,7 +46,7 @@ class LoopSettings(BaseModel):
     decision_max_tokens: int | None = None
     translation_max_tokens: int | None = None
     decide: str = "generate"  # how the trained policy decides: generate, or rank the sets
-    per_step: int | None = Field(None, gt=0)  # step-by-step search: simulations per decision
+    per_step: int | None = Field(None, ge=1)  # step-by-step search: simulations per decision
     reward: str = "document"  # what a rollout's step is scored by: document or page
     negatives: str = "worst"  # a pair's rejected side: worst, closest (a near miss) or both
     # Documents never explored or trained on: every round, the untrained model and the
@@ -69,15 +70,13 @@ class StageFailed(StepwiseError):
 
 
 def _done(path: Path) -> dict | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
-def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None,
-                  round_: int, on_progress: Progressed | None = None) -> dict[str, Any]:
-    """Search every document and write the round's pairs; returns the run summary."""
+def _search(settings: LoopSettings, policy_model: str | None, round_: int):
+    """A round's environments (``EnvSpec``) and search options."""
     from stepwise.agents.environments import EnvSpec
     from stepwise.search.explorer import ExploreOptions
-    from stepwise.search.run import PairOptions, explore_tasks, simulations_done
 
     rollout = "auto" if policy_model else settings.rollout
     spec = EnvSpec(env="longmt", dataset=settings.dataset, model=settings.model,
@@ -87,11 +86,47 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
                    decision_max_tokens=settings.decision_max_tokens,
                    translation_max_tokens=settings.translation_max_tokens,
                    decide=settings.decide)
-    make_env, cached = spec.factory()
     options = ExploreOptions(simulations=settings.simulations,
                              rollout=rollout,  # type: ignore[arg-type]
                              reward=settings.reward,  # type: ignore[arg-type]
                              per_step=settings.per_step, seed=settings.seed + round_)
+    return spec, options
+
+
+def check_inputs(settings: LoopSettings) -> None:
+    """Refuse, before the loop folder holds anything, every input a later stage would fail
+    on: the documents (readable, with references, translatable by the model), a held-out
+    set that overlaps them, a per-page budget below a page's actions. A loop.json written
+    first would refuse the corrected command as "other settings"."""
+    from stepwise.documents.sources import load_documents
+    from stepwise.sim.translation.translator import check_translatable
+
+    spec, options = _search(settings, None, 1)
+    task_ids = spec.task_ids()  # the dataset: read, translatable, with references
+    if settings.heldout:
+        docs = load_documents(Path(settings.heldout))
+        check_translatable(settings.model, docs)
+        missing = next((doc.id for doc in docs if doc.ref is None), None)
+        if missing is not None:
+            raise StepwiseError(f"{settings.heldout}: document {missing} has no reference to "
+                                "score the held-out table against")
+        from stepwise.train.heldout import check_held_out
+
+        check_held_out(settings.dataset, settings.heldout)
+    if settings.per_step is not None:
+        from stepwise.search.explorer import check_budget
+
+        check_budget(spec.factory()[0](task_ids[0]), options, "a LongMT page")
+
+
+def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None,
+                  round_: int, on_progress: Progressed | None = None) -> dict[str, Any]:
+    """Search every document and write the round's pairs; returns the run summary."""
+    from stepwise.search.run import PairOptions, explore_tasks, simulations_done
+
+    spec, options = _search(settings, policy_model, round_)
+    rollout = options.rollout
+    make_env, cached = spec.factory()
     task_ids = spec.task_ids()
     total = None if settings.per_step else len(task_ids) * settings.simulations  # unknown
     done = [simulations_done(folder, task_ids, options)]  # a resumed stage starts there
@@ -192,21 +227,12 @@ def run_loop(settings: LoopSettings, out: Path,
 
     ``on_stage(round, name)`` says a stage begins (round 0: the baselines), ``on_step`` how
     far training is, ``on_progress`` how far the running stage is, whichever it is."""
-    out.mkdir(parents=True, exist_ok=True)
     saved = out / "loop.json"
     wanted = settings.model_dump()
-    if saved.is_file() and json.loads(saved.read_text(encoding="utf-8")) != wanted:
+    if saved.is_file() and read_json(saved) != wanted:
         raise StepwiseError(f"{out} holds a loop with other settings; use another --out")
-    from stepwise.documents.sources import load_documents
-    from stepwise.sim.translation.translator import check_translatable
-
-    for documents in (settings.dataset, settings.heldout):  # refused before any page
-        if documents:
-            check_translatable(settings.model, load_documents(Path(documents)))
-    if settings.heldout:
-        from stepwise.train.heldout import check_held_out
-
-        check_held_out(settings.dataset, settings.heldout)
+    check_inputs(settings)  # before any page, and before the folder holds anything
+    out.mkdir(parents=True, exist_ok=True)
     write_atomic(saved, json.dumps(wanted, indent=1))
     rows: list[dict[str, Any]] = []
 

@@ -3,7 +3,7 @@
 A run directory holds ``run.sqlite`` (the world's tables, every agent's memory stream,
 the agents' plain state, each step's log line and the run's settings, all on one
 connection), ``steps.jsonl`` (a copy of the log lines, see ``step_log.py``) and
-``simulate.lock`` (one writer at a time, see ``run_lock.py``). A step is one SQLite
+``simulate.lock`` (one writer at a time, see ``stepwise/run_lock.py``). A step is one SQLite
 transaction: memories, world, agent state and log line are saved together or not at all,
 so a run killed anywhere resumes from its last whole step and goes on exactly as an
 uninterrupted run would (given a model that answers the same prompts the same way). A run
@@ -27,18 +27,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from stepwise.agents.generative import dialogue, reflection, step_log
 from stepwise.agents.generative.importance import remember
 from stepwise.agents.generative.mind import Mind
-from stepwise.agents.generative.run_lock import RunLock, lock_run
 from stepwise.agents.generative.state import AgentState, WorldStepState, new_agent
 from stepwise.agents.generative.step import Town, build_step_graph, take_step
 from stepwise.agents.generative.world_checks import check_room, read_world
 from stepwise.errors import StepwiseError
 from stepwise.files import write_atomic
 from stepwise.memory.stream import MemoryStream
+from stepwise.run_lock import RunLock, lock_run
 from stepwise.sim.sandbox.store import WorldStore
 from stepwise.sim.sandbox.world import DEFAULT_RADIUS, SandboxWorld
 
 RUN_DB = "run.sqlite"
 STEP_LOG = "steps.jsonl"
+LOCK_NAME = "simulate.lock"
 SCHEMA = (
     ("CREATE TABLE IF NOT EXISTS generative_run (id INTEGER PRIMARY KEY CHECK (id = 1), "
      "settings_json TEXT NOT NULL)"),
@@ -87,7 +88,7 @@ class Simulation:
         world = read_world(world_file)
         check_room(world, steps, world_file)  # before anything is written
         config = RunSettings(world=str(world_file), **settings)
-        lock, run = lock_run(directory), None
+        lock, run = lock_writer(directory), None
         try:
             if resume and holds_run(directory):
                 run = cls.load(directory, connect(directory / RUN_DB), model, embeddings, lock)
@@ -115,7 +116,7 @@ class Simulation:
         world = read_world(world_file)
         check_room(world, 0, world_file)
         config = RunSettings(world=str(world_file), **settings)
-        lock = lock_run(directory)
+        lock = lock_writer(directory)
         try:
             return cls.begin(directory, world, model, embeddings, config, lock)
         except BaseException:
@@ -156,7 +157,7 @@ class Simulation:
         folder's writer lock is held until ``close``; the step log is repaired)."""
         directory = Path(directory)
         require_run(directory)
-        lock, run = lock_run(directory), None
+        lock, run = lock_writer(directory), None
         try:
             run = cls.load(directory, connect(directory / RUN_DB), model, embeddings, lock)
             run.repair_step_log()
@@ -301,6 +302,12 @@ class Simulation:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def lock_writer(directory: Path) -> RunLock:
+    """Hold ``directory`` as its one writer; a second simulation there is refused at once
+    (readers take no lock: they read a snapshot)."""
+    return lock_run(directory, LOCK_NAME, "simulation")
 
 
 class Transaction:

@@ -21,11 +21,7 @@ class ClockError(StepwiseError):
 
 def read_world(path: str | Path) -> SandboxWorld:
     """The world in ``path`` at its start, if a simulation can run it."""
-    try:
-        world = load_world(path)
-    except RecursionError:  # the JSON decoder's own limit, met before any validation
-        raise WorldError(f"{path}: the file nests too deeply to read (areas inside areas "
-                         "hundreds of levels deep)") from None
+    world = load_world(path)
     if not world.agents:
         raise WorldError(f"{path}: the world has no agents; a simulation needs at least one")
     return world
@@ -62,5 +58,6 @@ def check_room(world: SandboxWorld, steps: int, source: str | Path) -> None:
     if left == 0:
         raise ClockError(f"{source}: the clock is at {at}, the last time its {minutes}-minute "
                          "steps can reach; the run can take no more steps")
-    raise ClockError(f"{source}: the clock can take {left} more step(s) of {minutes} minutes "
+    more = f"{left} more step" if left == 1 else f"{left} more steps"
+    raise ClockError(f"{source}: the clock can take {more} of {minutes} minutes "
                      f"from {at} (dates end in the year 9999), not {steps}")

@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from stepwise.sim.sandbox.errors import WorldError
 
 SEPARATOR = "/"
+LEVELS_SHOWN = 3  # of a long error location, the levels named at each end
 
 
 def _name(value: str) -> str:
@@ -166,6 +167,9 @@ def world_spec_from_json(text: str, source: str = "WORLD.json") -> WorldSpec:
     except _DuplicateKey as exc:
         raise WorldError(f"{source}: the key {exc.args[0]!r} appears twice in one object"
                          ) from None
+    except RecursionError:  # the decoder's own limit, met before any validation
+        raise WorldError(f"{source}: the file nests too deeply to read (areas inside areas "
+                         "hundreds of levels deep)") from None
     return parse_world_spec(data, source)
 
 
@@ -185,24 +189,40 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _first_error(data: Any, exc: ValidationError) -> str:
     """The first validation error as "where: what", items named by their "name" field."""
     error = exc.errors()[0]
-    where, node = "", data
+    levels: list[str] = []  # a field and the items it leads to: "areas['Cafe']"
+    node = data
     for part in error["loc"]:
         item = None
         if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
             item = node[part]
             name = item.get("name") if isinstance(item, dict) else None
-            where += f"[{name!r}]" if isinstance(name, str) and name.strip() else f"[{part}]"
+            index = f"[{name!r}]" if isinstance(name, str) and name.strip() else f"[{part}]"
+            if levels:
+                levels[-1] += index
+            else:
+                levels.append(index)
         else:
             if isinstance(node, dict):
                 item = node.get(part)
-            where += f".{part}" if where else str(part)
+            levels.append(str(part))
         node = item
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown field"
     elif error["type"] == "missing":
         message = "missing"
-    return f"{where or 'world'}: {message}"
+    elif error["type"] == "recursion_depth_exceeded":  # pydantic stops at about 255 levels
+        message = "the areas nest too deeply to check"
+    return f"{_location(levels) or 'world'}: {message}"
+
+
+def _location(levels: list[str]) -> str:
+    """The dotted path of ``levels``, its middle cut out when it is long: a world nested
+    hundreds of levels deep would otherwise be named in a line of thousands of characters."""
+    if len(levels) <= 2 * LEVELS_SHOWN + 1:
+        return ".".join(levels)
+    return (".".join(levels[:LEVELS_SHOWN]) + " … " + ".".join(levels[-LEVELS_SHOWN:])
+            + f" ({len(levels)} levels deep)")
 
 
 def _check(spec: WorldSpec, source: str) -> None:

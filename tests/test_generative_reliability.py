@@ -113,7 +113,7 @@ def test_a_creation_killed_midway_holds_no_run_and_starts_again(cli, tmp_path, a
     assert (run / RUN_DB).exists()  # the kill came after the database was made
     looked = cli("memory", run, "Maria Lopez", "--query", "party")
     assert looked.exit_code == 2 and "holds no simulation run" in looked.output
-    assert "steps 0-2 done" in simulated(cli, run, 2, *again)
+    assert "2 steps done (steps 0-1)" in simulated(cli, run, 2, *again)
     assert len(log_of(run).splitlines()) == 2
     assert error_lines(looked.output) == [(
         f"error: {run} holds no simulation run (its creation has not finished); start it with "
@@ -221,7 +221,7 @@ def test_a_second_writer_is_refused_at_once_while_readers_see_the_last_whole_ste
         writer.join(60)
         run.close()
     assert len(log_of(run_dir).splitlines()) == 2
-    assert "steps 2-3 done" in simulated(cli, run_dir, 1, "--resume")
+    assert "1 step done (step 2)" in simulated(cli, run_dir, 1, "--resume")
 
 
 # -- 15. worlds a simulation cannot run: one line, nothing left behind -----------------------
@@ -240,7 +240,7 @@ def with_clock(start: str, minutes: int = 10) -> str:
     (json.dumps({**PARTY_WORLD, "agents": []}), 1,
      "the world has no agents; a simulation needs at least one"),
     (with_clock("9999-12-31T23:40"), 3,
-     "the clock can take 1 more step(s) of 10 minutes from 9999-12-31 23:40"),
+     "the clock can take 1 more step of 10 minutes from 9999-12-31 23:40"),
     (with_clock("2023-02-13T08:00", 10**12), 1, "the run can take no more steps"),
     (with_clock("9999-12-31T22:00-05:00"), 0, "is outside the years 1 to 9999 in UTC"),
 ], ids=["nested", "no agents", "end of time", "huge step", "behind UTC"])
@@ -255,7 +255,7 @@ def test_an_unusable_world_is_one_line_and_a_corrected_rerun_starts(cli, tmp_pat
     assert message in result.output and "Traceback" not in result.output
     assert not run.exists()
     world.write_text(PARTY.read_text("utf-8"), "utf-8")
-    assert "steps 0-1 done" in cli("simulate", world, "--steps", 1, "--out", run).output
+    assert "1 step done (step 0)" in cli("simulate", world, "--steps", 1, "--out", run).output
 
 
 def test_a_run_at_the_end_of_time_says_it_can_go_no_further(cli, tmp_path):

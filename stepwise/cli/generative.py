@@ -11,14 +11,14 @@ all-MiniLM-L6-v2.
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from langchain_core.embeddings import Embeddings
 from rich.markup import escape
-from rich.table import Table
 
 from stepwise.cli.common import (
     CallOptions,
@@ -38,7 +38,12 @@ from stepwise.cli.common import (
     progress_bar,
     state,
 )
+from stepwise.cli.tables import Column, ReadableTable, number
+from stepwise.cli.wording import plural
 from stepwise.errors import StepwiseError
+
+if TYPE_CHECKING:
+    from stepwise.memory.stream import RetrievedMemory
 
 DEFAULT_MODEL = "sim:townsfolk"
 MAX_TOKENS = 256  # a plan, a reflection or an utterance is a few sentences
@@ -70,6 +75,16 @@ def world_file(world: str) -> Path:
     if bundled.is_file():
         return Path(str(bundled))
     return path
+
+
+def steps_done(first: int, after: int) -> str:
+    """What a session did, from the run's step number before and after it: the log numbers
+    steps from 0, so a session taking 6 steps from a new run took steps 0-5."""
+    taken = after - first
+    if taken <= 0:
+        return f"no steps taken (the run has taken {plural(first, 'step')})"
+    numbers = f"step {first}" if taken == 1 else f"steps {first}-{after - 1}"
+    return f"{plural(taken, 'step')} done ({numbers})"
 
 
 def step_line(entry: dict) -> str:
@@ -138,10 +153,11 @@ def simulate(
             for key, value in agent["counters"].items():
                 counters[key] = counters.get(key, 0) + value
         counters["conversations"] = sum(len(e["conversations"]) for e in entries)
-        out.print(f"{run.world.name}: steps {start}-{run.step_number} done, game time "
-                  f"{run.world.now:%Y-%m-%d %H:%M} ({SIMULATED_NOTE})")
-        out.print("events (all agents, this run; conversations this session): " + (", ".join(f"{k} {v}" for k, v in sorted(counters.items()))
-                                or "none"), highlight=False)
+        out.print(f"{run.world.name}: {steps_done(start, run.step_number)}, game time "
+                  f"{run.world.now:%Y-%m-%d %H:%M} ({SIMULATED_NOTE})", highlight=False)
+        out.print("events (all agents, this run; conversations this session): " + (
+            ", ".join(f"{k} {v}" for k, v in sorted(counters.items())) or "none"),
+            highlight=False)
         out.print(f"run: {run_dir / RUN_DB}, step log: {run_dir / STEP_LOG}", highlight=False)
 
 
@@ -200,6 +216,8 @@ def memory(
     agent: AgentArg,
     query: Annotated[str, typer.Option("--query", "-q", help="What to retrieve memories for.")],
     k: KOpt = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per memory, "
+                                          "best first.")] = False,
 ) -> None:
     """An agent's memories ranked for a query, with recency, importance and relevance.
 
@@ -215,15 +233,25 @@ def memory(
         stream = run.agent(agent).stream
         with run.inspection():
             found = stream.retrieve(query, k=k, now=run.world.now)
-    table = Table(title=f"{agent}: {len(found)} of {len(stream)} memories for {query!r} "
-                  f"({SIMULATED_NOTE})")
-    for column in ("id", "score", "recency", "importance", "relevance"):
-        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
-    table.add_column("kind", no_wrap=True)
-    table.add_column("created", no_wrap=True)
-    table.add_column("memory", overflow="fold", min_width=20, ratio=1)
-    for m in found:
-        table.add_row(str(m.id), f"{m.score:.3f}", f"{m.recency:.3f}",
-                      f"{m.importance_score:.3f}", f"{m.relevance:.3f}", m.kind,
-                      f"{m.created:%d %H:%M}", m.text)
-    out.print(table)
+    if as_json:
+        for m in found:
+            out.print_json(json.dumps(memory_json(m), ensure_ascii=False))
+        return
+    title = (f"{agent}: {len(found)} of {plural(len(stream), 'memory', 'memories')} for "
+             f"{query!r} ({SIMULATED_NOTE})")
+    rows = [(m.id, f"{m.score:.3f}", f"{m.recency:.3f}", f"{m.importance_score:.3f}",
+             f"{m.relevance:.3f}", m.kind, f"{m.created:%d %H:%M}", m.text) for m in found]
+    out.print(ReadableTable([number("id"), number("score"), number("recency"),
+                             number("importance"), number("relevance"),
+                             Column("kind", wrap=False), Column("created", wrap=False),
+                             "memory"], rows, title=title))
+
+
+def memory_json(m: RetrievedMemory) -> dict:
+    """A retrieved memory as ``memory --json`` prints it: the table's columns unrounded,
+    the importance as rated (1-10) beside its normalised component, times in ISO 8601."""
+    return {"id": m.id, "score": m.score, "recency": m.recency,
+            "importance": m.importance_score, "relevance": m.relevance, "kind": m.kind,
+            "created": m.created.isoformat(), "memory": m.text,
+            "rated_importance": m.importance, "evidence": list(m.evidence),
+            "simulated": True}

@@ -25,6 +25,8 @@ BENCHMARKS = {
     "explorer": "benchmarks.explorer",
     "memory_fork": "benchmarks.memory_fork",
     "memory_retrieval": "benchmarks.memory_retrieval",
+    "batched_rollouts": "benchmarks.batched_rollouts",
+    "thread_budget": "benchmarks.thread_budget",
 }
 
 

@@ -327,12 +327,13 @@ def test_a_refused_explore_leaves_nothing_and_the_corrected_one_runs(dataset, tm
     assert (out / "pairs.jsonl").is_file() and (out / "trees" / "synth-000.json").is_file()
 
 
-def test_a_refused_loop_leaves_nothing_behind(dataset, tmp_path):
+def test_a_refused_loop_leaves_nothing_behind(dataset, tmp_path, tiny_path):
     out = tmp_path / "loop"
     overlap = "a held-out set must be documents never explored"
     for extra, message in ((["--per-step", "2"], "--per-step 2 is below the 8 actions"),
                            (["--heldout", str(dataset)], overlap)):
         refused = runner.invoke(app, ["loop", str(dataset), "--out", str(out),
-                                      "--page-sentences", "4", *extra])
+                                      "--start", f"hf:{tiny_path}", "--page-sentences", "4",
+                                      *extra])
         assert_one_error(refused, message)
         assert not out.exists()

@@ -144,7 +144,7 @@ def loop(
     if negatives not in ("worst", "closest", "both"):
         raise StepwiseError(f"--negatives must be one of worst, closest, both (got "
                             f"{negatives!r})")
-    from stepwise.train.loop import LoopSettings, StageFailed, run_loop
+    from stepwise.train.loop import LoopSettings, StageFailed, check_documents, run_loop
 
     with options_checked(learning_rate="--lr"):  # the ranges are the settings' fields
         settings = LoopSettings(
@@ -155,6 +155,7 @@ def loop(
                             device=device or "auto"),
             per_step=per_step, reward=reward, negatives=negatives,
             heldout=str(heldout) if heldout else None, decide=decide)
+    check_documents(settings)  # before any model is built (tiny is made on first use)
     calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, None,
                                  repetition_penalty, device, dtype)
     model_kwargs = call_kwargs(model, from_uri(model), calls)

@@ -93,16 +93,13 @@ def _search(settings: LoopSettings, policy_model: str | None, round_: int):
     return spec, options
 
 
-def check_inputs(settings: LoopSettings) -> None:
-    """Refuse, before the loop folder holds anything, every input a later stage would fail
-    on: the documents (readable, with references, translatable by the model), a held-out
-    set that overlaps them, a per-page budget below a page's actions. A loop.json written
-    first would refuse the corrected command as "other settings"."""
+def check_documents(settings: LoopSettings) -> list[str]:
+    """The documents' ids, once the dataset and the held-out set are known to be readable,
+    with references, translatable by the model and apart from each other."""
     from stepwise.documents.sources import load_documents
     from stepwise.sim.translation.translator import check_translatable
 
-    spec, options = _search(settings, None, 1)
-    task_ids = spec.task_ids()  # the dataset: read, translatable, with references
+    task_ids = _search(settings, None, 1)[0].task_ids()  # read, translatable, with references
     if settings.heldout:
         docs = load_documents(Path(settings.heldout))
         check_translatable(settings.model, docs)
@@ -113,9 +110,18 @@ def check_inputs(settings: LoopSettings) -> None:
         from stepwise.train.heldout import check_held_out
 
         check_held_out(settings.dataset, settings.heldout)
+    return task_ids
+
+
+def check_inputs(settings: LoopSettings) -> None:
+    """Refuse, before the loop folder holds anything, every input a later stage would fail
+    on: the documents (``check_documents``) and a per-page budget below a page's actions.
+    A loop.json written first would refuse the corrected command as "other settings"."""
+    task_ids = check_documents(settings)
     if settings.per_step is not None:
         from stepwise.search.explorer import check_budget
 
+        spec, options = _search(settings, None, 1)
         check_budget(spec.factory()[0](task_ids[0]), options, "a LongMT page")
 
 

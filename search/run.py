@@ -13,7 +13,6 @@ iteration twice.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,19 +25,13 @@ from typing import Any
 from stepwise.errors import StepwiseError, error_line
 from stepwise.files import write_atomic
 from stepwise.jsonl import read_json
+from stepwise.run_lock import lock_run
 from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
 from stepwise.search.pairs import check_prefix, decision_parents, extract_pairs, write_pairs
 from stepwise.search.tree import commit_entropy, load_tree, visit_entropy
 
-try:
-    import fcntl
-except ImportError:  # no flock on this system: runs go unlocked
-    fcntl = None  # type: ignore[assignment]
-
 LOCK_NAME = "explore.lock"
-_held: dict[Path, int] = {}  # run folder -> the thread holding its lock in this process
-_held_guard = threading.Lock()
 
 
 @dataclass
@@ -80,44 +73,13 @@ def safe_name(task_id: str) -> str:
 @contextmanager
 def hold_run(out: str | Path) -> Iterator[None]:
     """Hold the run folder's lock while exploring in it, or refuse at once if another
-    explore holds it: two writers would log each iteration twice.
-
-    An OS lock (``flock``) on ``explore.lock``, so a killed holder (SIGKILL included) leaves
-    no stale lock; the holder's pid is written in the file only to name it in the refusal.
-    A hold nested in the same thread (the CLI, then ``explore_tasks``) shares the outer one.
+    explore holds it: two writers would log each iteration twice (see
+    ``stepwise.run_lock``). A hold nested in the same thread (the CLI, then
+    ``explore_tasks``) shares the outer one.
     """
-    if fcntl is None:
+    with lock_run(out, LOCK_NAME, "explore", "wait for it or use another --out",
+                  shared_in_thread=True):
         yield
-        return
-    folder = Path(out).resolve()
-    with _held_guard:
-        nested = _held.get(folder) == threading.get_ident()
-    if nested:
-        yield
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("utf-8", "replace").strip() or "unknown"
-            raise StepwiseError(f"{out} is in use by another explore (pid {holder}); wait for "
-                                "it or use another --out") from None
-        except OSError:  # a filesystem without locks: explore unlocked, as without flock
-            yield
-            return
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        with _held_guard:
-            _held[folder] = threading.get_ident()
-        try:
-            yield
-        finally:
-            with _held_guard:
-                _held.pop(folder, None)
-    finally:
-        os.close(fd)  # closing the file releases the lock
 
 
 def check_settings(out: Path, settings: dict[str, Any], resume: bool) -> None:

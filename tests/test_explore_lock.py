@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from stepwise.cli import app
 from stepwise.errors import StepwiseError
+from stepwise.run_lock import RunInUse
 from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
 from stepwise.search.run import LOCK_NAME, check_settings, explore_tasks, hold_run
@@ -66,6 +67,7 @@ def test_explore_tasks_on_a_folder_in_use_is_refused_before_any_search(tmp_path,
         explore_tasks(["chain"], lambda task: ChainEnv(), ExploreOptions(simulations=4), out,
                       env_name="chain")
     assert str(refused.value) == in_use(out, holder.pid)
+    assert isinstance(refused.value, RunInUse)  # the one run lock's refusal, as simulate's
     assert not (out / "events").exists() and not (out / "summary.json").exists()
 
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepwise.errors import StepwiseError, error_line
+from stepwise.errors import MODEL_ERRORS, StepwiseError, error_line
 from stepwise.files import write_atomic
 from stepwise.jsonl import read_json
 from stepwise.run_lock import lock_run
@@ -189,9 +189,11 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
     round and no other task starts; they are listed in ``report.stopped`` and a resumed run
     continues them from their event logs.
 
-    A task that fails (its model times out, say) is recorded in ``report.failed`` with its
-    error line, and ``on_failure(task, line)`` is told; the other tasks go on. Its event log
-    is kept, so a resumed run redoes only the failed tasks, from where they stopped. The run
+    A task that fails (its model times out, its event log is damaged: a ``StepwiseError``
+    or one of ``MODEL_ERRORS``) is recorded in ``report.failed`` with its error line, and
+    ``on_failure(task, line)`` is told; the other tasks go on. Its event log is kept, so a
+    resumed run redoes only the failed tasks, from where they stopped. Any other exception
+    is a bug in stepwise: it raises, and the tasks in search end after their round. The run
     folder is locked meanwhile (``hold_run``): a second explore on it is refused.
     """
     with hold_run(out):
@@ -199,19 +201,23 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
         pair_options = pair_options or PairOptions()
         report = RunReport(tasks=len(task_ids))
         stopped: set[str] = set()
+        broken = threading.Event()  # a bug raised in one task: the others end after a round
+
+        def halted() -> bool:
+            return broken.is_set() or (stop is not None and stop.is_set())
 
         def one(task_id: str) -> int:
             tree_path = out / "trees" / f"{safe_name(task_id)}.json"
             if tree_path.is_file():
                 return 0
-            if stop is not None and stop.is_set():
+            if halted():
                 stopped.add(task_id)
                 return 0
 
             def iterated(i: int) -> None:
                 if on_iteration is not None:
                     on_iteration(task_id, i)
-                if stop is not None and stop.is_set():
+                if halted():
                     raise StopRequested
 
             try:
@@ -223,11 +229,14 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
             except StopRequested:
                 stopped.add(task_id)
                 return 0
-            except Exception as exc:  # noqa: BLE001 -- one failed task; its event log is kept
+            except (StepwiseError, *MODEL_ERRORS) as exc:  # one failed task; its log is kept
                 report.failed[task_id] = error_line(exc)
                 if on_failure is not None:
                     on_failure(task_id, report.failed[task_id])
                 return 0
+            except BaseException:
+                broken.set()
+                raise
             write_atomic(tree_path, tree.to_json())
             return tree.root.visits
 

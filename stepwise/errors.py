@@ -22,6 +22,14 @@ class CassetteError(StepwiseError):
     """A cassette that is missing, corrupt, or holds no answer for a request."""
 
 
+# What a failing model call raises, as opposed to a bug in stepwise: the server's errors
+# (timeouts and unusable answers included), a replay that has no answer, a connection that
+# broke (``OSError``, ``TimeoutError`` among them). A caller that isolates one page, trial
+# or task catches these and lets anything else raise (smolagents' rule: model errors are
+# recorded, implementation errors raise).
+MODEL_ERRORS: tuple[type[BaseException], ...] = (ModelBackendError, CassetteError, OSError)
+
+
 class ScenarioError(StepwiseError):
     """A scenario file that cannot be read or does not validate."""
 

@@ -20,7 +20,7 @@ from stepwise.agents.longmt.prompts import (
     numbered_lines,
 )
 from stepwise.documents import paginate
-from stepwise.errors import ConfigError, StepwiseError
+from stepwise.errors import ConfigError, ModelBackendError, StepwiseError
 from stepwise.memory.translation import EntityUpdate, PageRecord, TranslationMemory
 from stepwise.testing.responding import RespondingChatModel
 from stepwise.testing.scripted import ai
@@ -260,7 +260,7 @@ def test_unusable_policy_decisions_fall_back_to_the_stated_modules_and_are_count
     answers = {  # page text marker -> how the policy model misbehaves on that page
         "Page3": lambda: ai("", ("guess", {}), invalid=['{"names": [']),
         "Page4": lambda: "",
-        "Page5": lambda: (_ for _ in ()).throw(RuntimeError("context too long")),
+        "Page5": lambda: (_ for _ in ()).throw(ModelBackendError("context too long")),
         "Page6": lambda: "nothing needed here",  # prose, not the no-modules reply
         "Page7": lambda: "No modules.",  # the documented reply, in its own case and stop
     }
@@ -281,7 +281,7 @@ def test_unusable_policy_decisions_fall_back_to_the_stated_modules_and_are_count
     assert by_page[1]["decided_by"] == "model"  # a good call
     assert [m["tool"] for m in by_page[1]["modules"]] == ["view_summaries"]
     for page, reason in ((2, "no tool call could be run"), (3, "an empty answer"),
-                         (4, "the model failed: RuntimeError: context too long")):
+                         (4, "the model failed: context too long")):
         assert by_page[page]["decided_by"] == "fallback"
         assert by_page[page]["fallback_reason"].startswith(reason)
         assert [(m["tool"], m["status"]) for m in by_page[page]["modules"]] == [

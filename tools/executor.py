@@ -6,6 +6,11 @@ what went wrong, so it can correct itself on the next turn. langgraph's prebuilt
 ``ToolNode`` handles the last three but never sees malformed calls (they live in
 ``AIMessage.invalid_tool_calls``) and only injects state when it is a graph node; agents
 here need one error path for all four kinds and per-call bookkeeping, hence this module.
+
+LangGraph's own control flow is no tool error: a tool that calls ``interrupt()`` (or sends
+a command to a parent graph) raises a ``GraphBubbleUp``, which goes up to the graph
+untouched, as ``ToolNode`` lets it, so the run pauses instead of telling the model
+"failed".
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Literal
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.messages.tool import ToolCall
 from langchain_core.tools import BaseTool, ToolException
+from langgraph.errors import GraphBubbleUp
 from pydantic import ValidationError
 
 ErrorKind = Literal["malformed", "unknown_tool", "bad_arguments", "failed", "budget_spent"]
@@ -57,7 +63,8 @@ def malformed_call_messages(message: AIMessage) -> list[ToolMessage]:
 
 def run_tool_call(call: ToolCall, tools: Mapping[str, BaseTool],
                   injected: Mapping[str, Mapping[str, Any]] | None = None) -> ToolMessage:
-    """Run one parsed call; never raises for anything the model did wrong.
+    """Run one parsed call; never raises for anything the model did wrong, nor for a tool
+    that fails. Only LangGraph's ``GraphBubbleUp`` (an ``interrupt()``) goes up.
 
     ``injected`` maps a tool name to hidden arguments it receives (``InjectedToolArg``
     fields such as a think tool's transcript), which the model neither sees nor sends.
@@ -72,6 +79,8 @@ def run_tool_call(call: ToolCall, tools: Mapping[str, BaseTool],
     try:
         result = tool.invoke({**call, "args": {**args, **(injected or {}).get(name, {})},
                               "type": "tool_call"})
+    except GraphBubbleUp:  # interrupt() and parent commands: the graph's, not an error
+        raise
     except ValidationError as exc:
         return error_message(call_id, name, "bad_arguments",
                              f"wrong arguments for {name}: {describe_validation_error(exc)}")

@@ -13,9 +13,10 @@ a loop over pages, and an explorer can drive the same steps with its own module 
   lines is retried, then the page is split in halves, down to single sentences;
 - update: the page goes into page memory, then a summary and entity records are asked for.
 
-A translate, summary or entity call whose model fails (the server, a replay miss) stops
-the document at that page step with ``PageStepFailed``, which keeps the trace so far; a
-bug in stepwise's own code raises as itself.
+A translate, summary or entity call whose model fails (the server, a replay miss:
+``stepwise.errors.MODEL_ERRORS``) stops the document at that page step with
+``PageStepFailed``, which keeps the trace so far; a deciding model that fails costs the
+page a fallback. A bug in stepwise's own code raises as itself either way.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from stepwise.agents.longmt.prompts import (
 )
 from stepwise.agents.longmt.state import LongMTState, ModuleCall, PageStep
 from stepwise.documents.pages import Document, Page
-from stepwise.errors import CassetteError, ModelBackendError, StepwiseError, error_line
+from stepwise.errors import MODEL_ERRORS, ModelBackendError, StepwiseError, error_line
 from stepwise.llm.messages import token_usage, tool_schemas, training_dicts
 from stepwise.llm.ranking import best_index, ranker
 from stepwise.llm.token_data import with_purpose
@@ -65,9 +66,6 @@ from stepwise.tools.think.tokens import estimate_tokens
 NO_MODULES = "This page needs no memory; translating now."  # a rule turn that calls nothing
 DECIDE_MODES = ("generate", "rank")
 NOT_A_DECISION = "neither a tool call nor the no-modules reply"
-# What a failing model call raises, as opposed to a bug: the server's errors (timeouts and
-# unusable answers included), a replay that has no answer, a connection that broke.
-MODEL_ERRORS = (ModelBackendError, CassetteError, OSError)
 
 
 def page_tokens(lines: Sequence[str]) -> int:
@@ -237,13 +235,14 @@ class PageSteps:
 
     def _model_decides(self, page: int, messages: list[AnyMessage], view: PageView,
                        tools: dict, step: PageStep) -> list[AnyMessage]:
-        """The model's tool calls, or the fallback modules when its answer is unusable."""
+        """The model's tool calls, or the fallback modules when its answer is unusable or
+        its call fails (``MODEL_ERRORS``); a bug in stepwise raises as itself."""
         prompt = list(messages)
         try:
             messages = self._model_rounds(page, messages, tools, step)
-        except Exception as exc:  # noqa: BLE001 - a failing policy model costs a fallback, not the run
-            return self._fall_back(page, prompt, view, tools, step, f"the model failed: "
-                                   f"{type(exc).__name__}: {str(exc)[:200]}")
+        except MODEL_ERRORS as exc:  # a failing policy model costs a fallback, not the run
+            return self._fall_back(page, prompt, view, tools, step,
+                                   f"the model failed: {error_line(exc)}")
         reason = unusable_decision(messages[len(prompt):])
         if reason is None:
             return messages

@@ -4,8 +4,9 @@ pass^k (tau-bench) is the chance that all of k independent trials of a task succ
 estimated per task from n trials with c successes as C(c, k) / C(n, k) and averaged over
 tasks. It falls with k when an agent is right only some of the time.
 
-A trial whose run raises (a server that times out, say) is one failed trial with its error
-line, counted as unsuccessful; the other trials go on.
+A trial whose model fails (a server that times out, say: ``MODEL_ERRORS``, or another
+``StepwiseError``) is one failed trial with its error line, counted as unsuccessful; the
+other trials go on. Any other exception is a bug in stepwise and ends the evaluation.
 
 Refusal tasks (the policy says no, so the database must stay as it was) are passed by an
 agent that does nothing at all, so success is reported for them and for the tasks that
@@ -23,7 +24,7 @@ from pydantic import BaseModel, Field
 from stepwise.agents.think.metrics import RunMetrics
 from stepwise.agents.think.options import ThinkOptions
 from stepwise.agents.think.worlds import open_episode, task_ids
-from stepwise.errors import error_line
+from stepwise.errors import MODEL_ERRORS, StepwiseError, error_line
 
 KINDS = ("change", "refusal")  # the database must change, or the policy refuses
 
@@ -112,7 +113,7 @@ def evaluate(model: BaseChatModel, options: ThinkOptions, *, world: str = "airli
             agent = options.build(model, episode.tools, episode.policy, think_model=think_model)
             try:
                 run = agent.run(episode.request, thread_id=f"{task}-{trial}")
-            except Exception as exc:  # noqa: BLE001 -- one failed trial, not the evaluation
+            except (StepwiseError, *MODEL_ERRORS) as exc:  # one failed trial; a bug raises
                 outcome = TaskOutcome(task=task, trial=trial, kind=kind, success=False,
                                       status="error", metrics=RunMetrics().as_dict(),
                                       error=error_line(exc))

@@ -11,6 +11,10 @@ generated ``decision_completion(state, action)`` (``stepwise.llm.token_data.call
 The explorer keeps it on the child node and pairs carry it; it is not part of the
 protocol below, so an environment of rule-made steps needs nothing.
 
+An environment whose steps call a model may also have ``step_tokens(state) -> list[int]``:
+the model tokens (in and out) each step of a finished episode used. The explorer keeps
+each on its step's node (``tokens`` in the tree); an environment without it leaves them 0.
+
 An environment that knows every best action at a state (a simulated world, ties kept) may
 also have ``best_actions(state) -> list | None``; the explorer keeps it on the node, pairs
 carry it, and "chosen is best" then means "chosen is among them".

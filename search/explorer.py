@@ -109,7 +109,7 @@ def check_budget(env: Any, options: ExploreOptions, where: str = "a decision") -
 class LoopState(TypedDict, total=False):
     iteration: int
     leaves: list[int]  # selected this round, one per parallel simulation
-    batch: list[dict[str, Any]]  # per simulation: expanded, simulated, score, rewards
+    batch: list[dict[str, Any]]  # per simulation: expanded, simulated, score, rewards, tokens
 
 
 class Explorer:
@@ -256,11 +256,13 @@ class Explorer:
         else:
             with ThreadPoolExecutor(max_workers=len(batch)) as pool:
                 results = list(pool.map(self._rollout, [b["simulated"] for b in batch]))
-        return {"batch": [{**item, "score": score, "rewards": rewards}
-                          for item, (score, rewards) in zip(batch, results, strict=True)]}
+        return {"batch": [{**item, "score": score, "rewards": rewards,
+                           **({"tokens": tokens} if tokens is not None else {})}
+                          for item, (score, rewards, tokens) in zip(batch, results, strict=True)]}
 
-    def _rollout(self, node_id: int) -> tuple[float, list[list[Any]]]:
-        """Play from a node to the end; the score and each path node's reward."""
+    def _rollout(self, node_id: int) -> tuple[float, list[list[Any]], list[list[int]] | None]:
+        """Play from a node to the end; the score, each path node's reward and, when the
+        environment counts them (``step_tokens``), each path node's step tokens."""
         node = self.tree.nodes[node_id]
         rng = self.rng("rollout", node.id, node.visits)
         path = "/".join(str(n) for n in self.tree.path_to(node.id))
@@ -279,12 +281,22 @@ class Explorer:
                         if self.tree.nodes[n].depth else score / baseline] for n in path]
         else:
             rewards = [[n, score / baseline] for n in path]
-        return score, rewards
+        return score, rewards, self._path_tokens(current, path)
+
+    def _path_tokens(self, finished: Any, path: list[int]) -> list[list[int]] | None:
+        """``[node, tokens its step used]`` for the path's non-root nodes, from a finished
+        episode's ``step_tokens`` (optional in the protocol: None without it)."""
+        step_tokens = getattr(self.env, "step_tokens", None)
+        if step_tokens is None:
+            return None
+        used = step_tokens(finished)
+        return [[n, used[self.tree.nodes[n].depth - 1]] for n in path
+                if self.tree.nodes[n].depth]
 
     def backpropagate(self, state: LoopState) -> LoopState:
         iteration = state.get("iteration", 0)
         for item in state["batch"]:
-            self._apply(item["score"], item["rewards"])
+            self._apply(item["score"], item["rewards"], item.get("tokens"))
         self.log.append({"i": iteration, "batch": state["batch"]})
         self._spend(len(state["batch"]))
         iteration += len(state["batch"])
@@ -293,7 +305,10 @@ class Explorer:
                 self.on_iteration(iteration)
         return {"iteration": iteration}
 
-    def _apply(self, score: float, rewards: list[list[Any]]) -> None:
+    def _apply(self, score: float, rewards: list[list[Any]],
+               tokens: list[list[int]] | None = None) -> None:
+        """Back a rollout up its path; ``tokens`` (absent from logs written before nodes
+        counted them) sets each node's step tokens."""
         for node_id, reward in rewards:
             node = self.tree.nodes[node_id]
             node.visits += 1
@@ -302,6 +317,8 @@ class Explorer:
             node.score_sum += score
             if self.options.reward == "page" and node.depth:
                 node.step_score = reward
+        for node_id, used in tokens or ():
+            self.tree.nodes[node_id].tokens = used
         path = self.tree.best_path()
         self.stable = self.stable + 1 if path == self.best_path else 0
         self.best_path = path
@@ -359,7 +376,7 @@ class Explorer:
                 for item in event["batch"]:
                     self._create(item["expanded"])
                 for item in event["batch"]:
-                    self._apply(item["score"], item["rewards"])
+                    self._apply(item["score"], item["rewards"], item.get("tokens"))
                 self._spend(len(event["batch"]))
                 done += len(event["batch"])
             except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:

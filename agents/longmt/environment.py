@@ -102,6 +102,11 @@ class LongMTEnvironment:
         translations = [s["translation"] for s in state["steps"]]
         return [bleu_from_stats(stats) for stats in self.rewards.stats(translations)]
 
+    def step_tokens(self, state: dict[str, Any]) -> list[int]:
+        """The model tokens, in and out, each page's step used (its decision, translation
+        and memory updates): what a tree node shows as its step's cost."""
+        return [s["tokens_in"] + s["tokens_out"] for s in state["steps"]]
+
     def baseline_score(self) -> float:
         return self.baseline_scores[0]
 

@@ -3,9 +3,12 @@
 Search re-asks the same questions all the time: two rollouts that chose the same modules
 for a page send the same translation request. At temperature 0 (or for a model with no
 sampling, such as a simulated one) the answer is the same, so the second call is answered
-from the cache. Requests are keyed as cassettes key them (``canonical_request``). The
-counters say what was asked, what was saved and the tokens spent; ``max_concurrent``
-bounds the calls in flight to the backend, however many searches run at once.
+from the cache. Requests are keyed as cassettes key them (``canonical_request``). A
+greedy request that arrives while the same one is in flight waits for that call's answer
+instead of sending its own (single flight: parallel simulations often ask the same thing
+at once); when that call fails, its waiters get the same error. The counters say what was
+asked, what was saved and the tokens spent; ``max_concurrent`` bounds the calls in flight
+to the backend, however many searches run at once.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextvars import ContextVar
 from typing import Any
 
@@ -60,6 +64,7 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
     _gate: threading.BoundedSemaphore | None = PrivateAttr(default=None)
 
     _cache: dict[str, ChatResult] = PrivateAttr(default_factory=dict)
+    _in_flight: dict[str, Future] = PrivateAttr(default_factory=dict)  # key -> its answer
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _counts: dict[str, int] = PrivateAttr(
         default_factory=lambda: {"calls": 0, "saved": 0, "tokens_in": 0, "tokens_out": 0})
@@ -97,22 +102,46 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
             kwargs["seed"] = seed  # a sampled call inside a search step: reproducible
         key = request_key(canonical_request(messages, {**kwargs, "stop": stop})) \
             if greedy else None
+        answer: Future | None = None  # this call's answer, for the same requests meanwhile
         if key is not None:
             with self._lock:
                 hit = self._cache.get(key)
                 if hit is not None:
                     self._counts["saved"] += 1
                     return hit.model_copy(deep=True)  # callers may set ids on messages
-        if self._gate is None:
-            result = self.model._generate(messages, stop=stop, **kwargs)
+                leader = self._in_flight.get(key)
+                if leader is None:
+                    answer = self._in_flight[key] = Future()
+                else:
+                    self._counts["saved"] += 1  # saved once it joins: no call of its own
+            if leader is not None:  # the same request is in flight: its answer is ours
+                return leader.result().model_copy(deep=True)
+        try:
+            result = self._call(messages, stop, kwargs)
+            tokens_in, tokens_out = token_usage(result.generations[0].message)
+            kept = result.model_copy(deep=True) if key is not None else None
+            with self._lock:
+                self._counts["calls"] += 1
+                self._counts["tokens_in"] += tokens_in
+                self._counts["tokens_out"] += tokens_out
+                if kept is not None and len(self._cache) < self.max_entries:
+                    self._cache[key] = kept
+        except BaseException as exc:
+            if answer is not None:
+                answer.set_exception(exc)
+            raise
         else:
-            with self._gate:
-                result = self.model._generate(messages, stop=stop, **kwargs)
-        tokens_in, tokens_out = token_usage(result.generations[0].message)
-        with self._lock:
-            self._counts["calls"] += 1
-            self._counts["tokens_in"] += tokens_in
-            self._counts["tokens_out"] += tokens_out
-            if key is not None and len(self._cache) < self.max_entries:
-                self._cache[key] = result.model_copy(deep=True)
+            if answer is not None:
+                answer.set_result(kept)
+        finally:
+            if answer is not None:  # after caching: a newcomer finds the one or the other
+                with self._lock:
+                    self._in_flight.pop(key, None)
         return result
+
+    def _call(self, messages: list[BaseMessage], stop: list[str] | None,
+              kwargs: dict[str, Any]) -> ChatResult:
+        if self._gate is None:
+            return self.model._generate(messages, stop=stop, **kwargs)
+        with self._gate:
+            return self.model._generate(messages, stop=stop, **kwargs)

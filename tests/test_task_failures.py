@@ -64,7 +64,7 @@ def test_evaluate_keeps_the_error_line_of_a_failing_task_and_warns_of_no_tool_ca
     assert by_task["book-six-passengers"].error == "ConnectionError: server went away"
     assert by_task["cancel-insured"].error is None and report.errors == 1
     assert report.metrics["turns_with_tools"] == 1 and report.metrics["tool_calls"] == 0
-    assert report.warnings and "no tool calls in 1 turns with tools bound" in report.warnings[0]
+    assert report.warnings and "no tool calls in 1 turn with tools bound" in report.warnings[0]
 
 
 def test_the_no_tool_calls_warning_needs_bound_tools_and_no_call_at_all():

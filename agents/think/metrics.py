@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel
 
 from stepwise.agents.think.state import Counters
+from stepwise.wording import plural
 
 
 class RunMetrics(BaseModel):
@@ -50,14 +51,17 @@ class RunMetrics(BaseModel):
         """The line a run ends with when ``never_called_tools``; None otherwise."""
         if not self.never_called_tools:
             return None
-        return (f"the model made no tool calls in {self.turns_with_tools} turns with tools "
-                "bound: its chat template or server may not be passing tool schemas")
+        return (f"the model made no tool calls in {plural(self.turns_with_tools, 'turn')} "
+                "with tools bound: its chat template or server may not be passing tool "
+                "schemas")
 
     def as_dict(self) -> dict[str, float]:
         return {**self.model_dump(), "think_rate": round(self.think_rate, 4)}
 
     def summary(self) -> str:
-        return (f"{self.turns} turns, think rate {self.think_rate:.2f} "
-                f"({self.think_calls} think calls, {self.think_tokens} think tokens), "
-                f"{self.tool_calls} tool calls ({self.tool_errors} errors), "
-                f"{self.tokens_in} tokens in, {self.tokens_out} out")
+        return (f"{plural(self.turns, 'turn')}, think rate {self.think_rate:.2f} "
+                f"({plural(self.think_calls, 'think call')}, "
+                f"{plural(self.think_tokens, 'think token')}), "
+                f"{plural(self.tool_calls, 'tool call')} "
+                f"({plural(self.tool_errors, 'error')}), "
+                f"{plural(self.tokens_in, 'token')} in, {self.tokens_out} out")

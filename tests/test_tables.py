@@ -129,10 +129,12 @@ def test_record_json_and_replay_of_one_scenario(tmp_path):
     assert recorded.exit_code == 0, recorded.output
     row = json.loads(recorded.output)
     assert row["name"] == "chat-echo" and row["passed"] and len(row["checks"]) == 3
-    replayed = cli("replay", str(folder), columns=40)
+    replayed = cli("replay", str(folder), columns=30)
     assert replayed.exit_code == 0, replayed.output
     assert "replayed 1 scenario, 0 failed" in " ".join(replayed.output.split())
     assert "…" not in replayed.output and has_line(r"checks:\s+3/3", replayed.output)
+    borderless = cli("replay", str(folder), columns=40).output  # short cells: one row still
+    assert "…" not in borderless and re.search(r"chat-echo\s+chat\s+3/3\s+pass", borderless)
     assert [r["passed"] for r in json_objects(cli("replay", str(folder), "--json").output)
             ] == [True]
 

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from stepwise.errors import StepwiseError
 
 ENVIRONMENTS = ("longmt", "think")
+BATCHED_SCHEMES = ("hf", "tiny")  # local models, whose calls can share one generate
+MAX_BATCH = 16  # requests in one batched generate at most
 
 
 class EnvSpec(BaseModel):
@@ -42,6 +44,10 @@ class EnvSpec(BaseModel):
     decision_max_tokens: int | None = None
     translation_max_tokens: int | None = None
     decide: str = "generate"  # longmt auto rollouts: the deciding model generates or ranks
+    # Model calls of one process that may go to a local model (hf:, tiny) as one batched
+    # generate (parallel simulations, workers); None or 1: one generate per call. It changes
+    # no greedy answer, so run settings leave it out.
+    batch: int | None = Field(default=None, ge=1)
 
     def check(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -78,15 +84,24 @@ class EnvSpec(BaseModel):
         from stepwise.llm.cache import CachingChatModel
 
         kwargs = {"model_name": self.model_name} if self.model_name else {}
-        model = CachingChatModel(model=from_uri(self.model, **kwargs,
-                                                **json.loads(self.model_kwargs)),
+        model = CachingChatModel(model=self._batched(self.model, from_uri(
+            self.model, **kwargs, **json.loads(self.model_kwargs))),
                                  max_concurrent=self.max_concurrent)
         if self.env == "longmt":
-            decider = (CachingChatModel(model=from_uri(
-                self.policy_model, **kwargs, **json.loads(self.policy_model_kwargs)))
+            decider = (CachingChatModel(model=self._batched(self.policy_model, from_uri(
+                self.policy_model, **kwargs, **json.loads(self.policy_model_kwargs))))
                        if self.policy_model else None)
             return self._longmt(model, decider), model
         return self._think(model), model
+
+    def _batched(self, uri: str, model: Any) -> Any:
+        """A local model behind a ``BatchingChatModel`` when ``batch`` asks for it; the
+        cache stays in front of it, so a cache hit never waits for a batch."""
+        if not self.batch or self.batch < 2 or uri.partition(":")[0] not in BATCHED_SCHEMES:
+            return model
+        from stepwise.llm.batching import BatchingChatModel
+
+        return BatchingChatModel(model=model, max_batch=min(self.batch, MAX_BATCH))
 
     def _longmt(self, model: Any, decider: Any) -> Callable[[str], Any]:
         from stepwise.agents.longmt.environment import LongMTEnvironment

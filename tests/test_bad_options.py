@@ -104,6 +104,29 @@ def test_an_out_of_range_option_is_one_line_naming_it(command, option, value, bo
     assert not out.exists()
 
 
+# Options checked by typer itself: the same wording, before any file is read or written.
+TYPER_RANGES = [
+    (["pages", "doc.en"], "--page-sentences"), (["pages", "doc.en"], "--max-chars"),
+    (["translate", "doc.en", "-m", "sim:translator"], "--page-sentences"),
+    (["translate", "doc.en", "-m", "sim:translator"], "--max-chars"),
+    (["demo"], "--docs"), (["demo"], "--simulations"), (["demo"], "--max-steps"),
+    (["sim", "make"], "--docs"), (["sim", "make"], "--gap"),
+    (["explore", "d.jsonl", "-m", "sim:translator"], "--threads"),
+]
+
+
+@pytest.mark.parametrize(("args", "option"), TYPER_RANGES,
+                         ids=[f"{args[0]}{option}" for args, option in TYPER_RANGES])
+def test_a_count_below_one_is_refused_by_its_range(args, option, tmp_path):
+    out = tmp_path / "out"
+    done = runner.invoke(app, [*args, "--out", str(out), option, "0"]
+                         if args[0] != "pages" else [*args, option, "0"])
+    assert done.stderr.splitlines()[-1] == (
+        f"error: Invalid value for '{option}': must be at least 1, got 0")
+    assert_one_error(done)
+    assert not out.exists()
+
+
 def test_a_settings_error_reaching_the_boundary_names_the_field_as_an_option():
     class Settings(BaseModel):
         max_rounds: int = Field(1, ge=1)

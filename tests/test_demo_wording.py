@@ -64,10 +64,10 @@ def test_a_figure_averaged_over_batches_says_so():
     table = training_table(trained(6, 2))
     assert headers(table) == ["figure", "held-out before", "held-out after",
                               "training pairs after\n(mean of 2 batches)"]
-    assert table.title == "DPO on 6 training pairs, 2 held out (1 step, cpu)"
+    assert table.title.plain == "DPO on 6 training pairs, 2 held out (1 step, cpu)"
     single = training_table(trained(1, 0))  # one batch: the figure is a share of the pairs
     assert headers(single)[3] == "training pairs after"
-    assert single.title.startswith("DPO on 1 training pair, 0 held out")
+    assert single.title.plain.startswith("DPO on 1 training pair, 0 held out")
     assert headers(training_table(trained(40, 9)))[1:] == [
         "held-out before\n(mean of 3 batches)", "held-out after\n(mean of 3 batches)",
         "training pairs after\n(mean of 4 batches)"]  # 16 training pairs are re-scored
@@ -84,7 +84,7 @@ def test_the_search_summary_is_a_few_lines():
     assert search_lines(SUMMARY) == [
         "searched: 1 document, 1 simulation in 2 s",
         "model calls: 2,717 made, 6,265 answered from the cache",
-        "decisions: 2 seen, 1 with a pair; none at 1 one action",
+        "decisions: 2 seen, 1 with a pair; 1 parent had one action",
         ("pairs: 1; the chosen side is one of the page's best module sets in 8 of 8, the "
          "rejected side too in 5 (equally good sets that the rollouts scored differently)")]
 

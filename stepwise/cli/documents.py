@@ -21,9 +21,11 @@ def pages(
                                              "paragraph per line.")],
     lang: Annotated[str | None, typer.Option(help="Its language code (en, zh, ...); default: "
                                              "the file's suffix, as in doc0.zh.")] = None,
-    page_sentences: Annotated[int | None, typer.Option(help="Most sentences per page.")] = 10,
-    max_chars: Annotated[int | None, typer.Option(help="Most characters per page (a longer "
-                                                  "sentence gets a page of its own).")] = None,
+    page_sentences: Annotated[int | None, typer.Option(min=1, help="Most sentences per page."
+                                                       )] = 10,
+    max_chars: Annotated[int | None, typer.Option(min=1, help="Most characters per page (a "
+                                                  "longer sentence gets a page of its own).")
+                         ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="An array of pages, each with its "
                                           "sentences.")] = False,
 ) -> None:

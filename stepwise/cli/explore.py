@@ -24,11 +24,13 @@ from stepwise.cli.common import (
     RepetitionPenaltyOpt,
     TaskFailures,
     TemperatureOpt,
+    ThreadsOpt,
     TimeoutOpt,
     app,
     call_kwargs,
     cli_errors,
     err,
+    hold_threads,
     max_tokens_option,
     options_checked,
     out,
@@ -37,6 +39,7 @@ from stepwise.cli.common import (
     stop_on_ctrl_c,
 )
 from stepwise.cli.translate import DecideOpt, check_decide
+from stepwise.cli.wording import plural
 from stepwise.errors import StepwiseError
 from stepwise.jsonl import read_json
 
@@ -113,7 +116,7 @@ def explore(
     max_concurrent: Annotated[int | None, typer.Option(min=1, help="Model calls in flight at most, "
                                                        "over all workers (per Ray worker "
                                                        "process with --ray).")] = None,
-    parallel: Annotated[int, typer.Option(help="Simulations in flight per task (virtual "
+    parallel: Annotated[int, typer.Option(min=1, help="Simulations in flight per task (virtual "
                                           "loss keeps them on different paths).")] = 1,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     ray_address: Annotated[str | None, typer.Option(
@@ -128,6 +131,7 @@ def explore(
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     decide: DecideOpt = "generate",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Search an agent's step-level choices with MCTS and export step-level DPO pairs.
 
@@ -150,6 +154,7 @@ def explore(
       [bold]stepwise explore synth/dataset.jsonl --model sim:translator --reward page --per-step 16 --out run3[/bold]
       [bold]stepwise explore airline --env think --model sim:airline-oracle --think-tools think,verify --out run2[/bold]
     """
+    hold_threads(threads, workers, parallel)  # every task's simulations share the cores
     from stepwise.agents.environments import EnvSpec
     from stepwise.search.explorer import ExploreOptions
     from stepwise.search.run import PairOptions, check_settings, hold_run
@@ -240,11 +245,12 @@ def explore(
     if model.startswith("sim:"):
         out.print("[yellow]simulated: scores and Q-values come from a synthetic world[/yellow]")
     out.print(decisions_line(summary["decisions"]), highlight=False)
-    out.print(f"{report.pairs} pairs in {out_dir / 'pairs.jsonl'}; trees in {out_dir / 'trees'}/")
+    out.print(f"{plural(report.pairs, 'pair')} in {out_dir / 'pairs.jsonl'}; trees in "
+              f"{out_dir / 'trees'}/")
     if report.stopped:
-        err.print(f"stopped: {summary['finished']} of {len(task_ids)} tasks finished; resume "
-                  f"with: {resume_with}", highlight=False, markup=False, emoji=False,
-                  soft_wrap=True)
+        err.print(f"stopped: {summary['finished']} of {plural(len(task_ids), 'task')} "
+                  f"finished; resume with: {resume_with}", highlight=False, markup=False,
+                  emoji=False, soft_wrap=True)
         raise typer.Exit(130)
     failures = TaskFailures()
     failures.errors.update(report.failed)
@@ -252,13 +258,25 @@ def explore(
                                         "those")
 
 
+NO_PAIR_BECAUSE = {  # summary.json's no_pair_because: what the parents without a pair had
+    "one_action": "had one action", "too_few_visits": "had too few visited actions",
+    "all_children_equal_q": "had every action at the same Q",
+    "below_min_delta_q": "had a Q difference below --min-delta-q",
+    "no_prompt": "had no decision prompt", "no_completion": "had a side without a step",
+    "same_completion": "had the same step on both sides",
+    "dropped_by_tokenizer": "had their pair dropped by the --tokenizer check"}
+
+
 def decisions_line(decisions: dict) -> str:
     """The summary's decision counts in one line: seen, with a pair, why not the others."""
-    reasons = ", ".join(f"{count} {name.replace('_', ' ').replace(' q', ' Q')}"
-                        for name, count in decisions["no_pair_because"].items() if count)
+    counted = [(name, count) for name, count in decisions["no_pair_because"].items() if count]
+    reasons = ", ".join(  # "4 parents had one action, 1 had every action at the same Q"
+        f"{count if index else plural(count, 'parent')} "
+        f"{NO_PAIR_BECAUSE.get(name, name.replace('_', ' '))}"
+        for index, (name, count) in enumerate(counted))
     line = f"decisions: {decisions['seen']} seen, {decisions['with_pair']} with a pair"
     if reasons:
-        line += f"; none at {reasons}"
+        line += f"; {reasons}"
     if "actions_differ" in decisions:
         differ = decisions["actions_differ"]
         line += (f"; where the actions' exact scores differ: {differ['with_pair']} of "

@@ -28,10 +28,12 @@ from stepwise.cli.common import (
     RepetitionPenaltyOpt,
     SeedOpt,
     TemperatureOpt,
+    ThreadsOpt,
     TimeoutOpt,
     app,
     cli_errors,
     err,
+    hold_threads,
     max_tokens_option,
     model_from_uri,
     out,
@@ -121,12 +123,14 @@ def simulate(
     repetition_penalty: RepetitionPenaltyOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Run generative agents in a simulated sandbox world for --steps steps.
 
     Example: [bold]stepwise simulate party --steps 12 --out party-run[/bold], then
     [bold]stepwise simulate party --steps 12 --out party-run --resume[/bold].
     """
+    hold_threads(threads)
     from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, Simulation
     from stepwise.agents.generative.world_checks import check_room, read_world
 
@@ -177,6 +181,7 @@ def interview(
     repetition_penalty: RepetitionPenaltyOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Ask an agent of a run a question; it answers from the memories it retrieves for it.
 
@@ -184,6 +189,7 @@ def interview(
     The interview leaves the run as it was.
     Example: [bold]stepwise interview party-run "Klaus Mueller" "Are you going to a party?"[/bold]
     """
+    hold_threads(threads)
     from stepwise.agents.generative.interview import interview as ask
     from stepwise.agents.generative.simulation import Simulation
 
@@ -218,6 +224,7 @@ def memory(
     k: KOpt = 10,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per memory, "
                                           "best first.")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """An agent's memories ranked for a query, with recency, importance and relevance.
 
@@ -225,6 +232,7 @@ def memory(
     weighted sum. Inspecting leaves the run as it was.
     Example: [bold]stepwise memory party-run "Maria Lopez" --query "Valentine's Day party"[/bold]
     """
+    hold_threads(threads)  # the embedding model is torch
     from stepwise.agents.generative.simulation import Simulation
 
     if not query.strip():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from stepwise.cli.common import (
     CallOptions,
@@ -16,16 +17,19 @@ from stepwise.cli.common import (
     ModelOpt,
     RepetitionPenaltyOpt,
     TemperatureOpt,
+    ThreadsOpt,
     TimeoutOpt,
     app,
     call_kwargs,
     cli_errors,
     err,
+    hold_threads,
     max_tokens_option,
     options_checked,
     out,
     progress_bar,
 )
+from stepwise.cli.tables import Column, ReadableTable, number
 from stepwise.cli.translate import DecideOpt, check_decide
 from stepwise.errors import StepwiseError
 from stepwise.jsonl import read_json
@@ -49,33 +53,25 @@ def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def held_out_table(table: dict[str, Any]) -> Table:
+def held_out_table(table: dict[str, Any]) -> ReadableTable:
     """Every policy on the same documents: baselines, the untrained model, each round."""
     where = "held-out documents" if table["held_out"] else "the explored documents"
     title = f"Every policy on {where}" + (
         " [yellow](simulated world)[/yellow]" if table["simulated"] else "")
-    out_table = Table(title=title, title_justify="left")
-    out_table.add_column("policy", no_wrap=True)
-    for _, label in HELD_OUT_COLUMNS:
-        out_table.add_column(label, justify="right")
-    out_table.add_column("gap closed", justify="right")
     gaps = table.get("bleu_gap_closed", {})
-    for policy, row in table["rows"].items():
-        out_table.add_row(policy, *(_cell(row.get(key)) for key, _ in HELD_OUT_COLUMNS),
-                          _cell(gaps.get(policy)))
-    return out_table
+    rows = [(policy, *(_cell(row.get(key)) for key, _ in HELD_OUT_COLUMNS),
+             _cell(gaps.get(policy))) for policy, row in table["rows"].items()]
+    return ReadableTable([Column("policy", wrap=False),
+                          *(number(label) for _, label in HELD_OUT_COLUMNS),
+                          number("gap closed")], rows, title=Text.from_markup(title))
 
 
-def rounds_table(rows: list[dict[str, Any]], simulated: bool) -> Table:
+def rounds_table(rows: list[dict[str, Any]], simulated: bool) -> ReadableTable:
     title = "Iterative DPO, one row per round" + (
         " [yellow](simulated world)[/yellow]" if simulated else "")
-    table = Table(title=title, title_justify="left")
-    table.add_column("round", justify="right")
-    for _, label in ROUND_COLUMNS:
-        table.add_column(label, justify="right")
-    for row in rows:
-        table.add_row(str(row["round"]), *(_cell(row.get(key)) for key, _ in ROUND_COLUMNS))
-    return table
+    return ReadableTable([number("round"), *(number(label) for _, label in ROUND_COLUMNS)],
+                         [(row["round"], *(_cell(row.get(key)) for key, _ in ROUND_COLUMNS))
+                          for row in rows], title=Text.from_markup(title))
 
 
 @app.command()
@@ -120,6 +116,10 @@ def loop(
     repetition_penalty: RepetitionPenaltyOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of the "
+                                          "tables: rounds (rounds.json) and heldout "
+                                          "(heldout.json; null before there is one).")] = False,
 ) -> None:
     """Iterative preference training on the LongMT module decisions.
 
@@ -134,6 +134,7 @@ def loop(
       [bold]stepwise sim make --world translation --docs 4 --out synth[/bold]
       [bold]stepwise loop synth/dataset.jsonl --rounds 2 --out loop1[/bold]
     """
+    hold_threads(threads)
     from stepwise.cli.translate import DECISION_TOKENS, MAX_TOKENS
     from stepwise.llm import from_uri
     from stepwise.train.dpo import DPOSettings
@@ -166,7 +167,7 @@ def loop(
         if "max_tokens" in policy_kwargs else None,
         "translation_max_tokens": calls.max_tokens if "max_tokens" in model_kwargs else None})
     simulated = model.startswith("sim:")
-    with progress_bar() as progress:
+    with progress_bar(disable=as_json) as progress:
         bar = [progress.add_task("starting")]
 
         def on_stage(round_: int, stage: str) -> None:
@@ -184,10 +185,16 @@ def loop(
             rows = failed.rows
         else:
             stopped = None
-    if rows:
-        out.print(rounds_table(rows, simulated))
-    if (out_dir / "heldout.json").is_file():
-        out.print(held_out_table(read_json(out_dir / "heldout.json")))
+    heldout_file = out_dir / "heldout.json"
+    heldout_table = read_json(heldout_file) if heldout_file.is_file() else None
+    if as_json:
+        out.print_json(json.dumps({"rounds": rows, "heldout": heldout_table},
+                                  ensure_ascii=False))
+    else:
+        if rows:
+            out.print(rounds_table(rows, simulated))
+        if heldout_table is not None:
+            out.print(held_out_table(heldout_table))
     if stopped is not None:
         err.print(f"[red]error:[/red] {escape(str(stopped))} (rounds before it are kept in "
                   f"{escape(str(out_dir))}/rounds.json; run the same command again to resume)",
@@ -196,4 +203,5 @@ def loop(
     if simulated:
         err.print("[yellow]simulated: pairs, scores and agreement come from a synthetic "
                   "world, not real translation quality[/yellow]")
-    out.print(f"every round's pairs, model and figures in {out_dir}/ (rounds.json)")
+    if not as_json:
+        out.print(f"every round's pairs, model and figures in {out_dir}/ (rounds.json)")

@@ -18,10 +18,12 @@ from stepwise.cli.common import (
     RepetitionPenaltyOpt,
     SeedOpt,
     TemperatureOpt,
+    ThreadsOpt,
     TimeoutOpt,
     app,
     cli_errors,
     err,
+    hold_threads,
     max_tokens_option,
     model_from_uri,
     out,
@@ -108,11 +110,13 @@ def record_command(
     dtype: DtypeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the new "
                                           "recording's checks, as replay --json.")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Run a scenario against a real model and write its cassette (replacing the old one).
 
     Example: [bold]stepwise record scenarios/chat-tiny-tools.yaml --model tiny[/bold]
     """
+    hold_threads(threads)
     from stepwise.scenario.runner import record_file
 
     calls = CallOptions.from_cli(RECORD_MAX_TOKENS, max_tokens, timeout, temperature, seed,
@@ -143,12 +147,14 @@ def ask(
     repetition_penalty: RepetitionPenaltyOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Send one prompt to a model and print its answer: a quick check that a backend works.
 
     Example: [bold]stepwise ask "Hello" --model openai:http://localhost:8000/v1
     --model-name Qwen/Qwen3-8B[/bold]
     """
+    hold_threads(threads)
     calls = CallOptions.from_cli(ASK_MAX_TOKENS, max_tokens, timeout, temperature, seed,
                                  repetition_penalty, device, dtype)
     chat = model_from_uri(model, model_name, calls)

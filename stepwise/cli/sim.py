@@ -31,12 +31,13 @@ def make(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for dataset.jsonl and "
                                           "world.json (created if needed).")],
     world: Annotated[str, typer.Option(help=f"Which world: {', '.join(WORLDS)}.")] = "translation",
-    docs: Annotated[int, typer.Option(help="How many documents (document i uses bundled "
-                                      "text i % 6).")] = 6,
+    docs: Annotated[int, typer.Option(min=1, help="How many documents (document i uses "
+                                      "bundled text i % 6).")] = 6,
     seed: Annotated[int, typer.Option(help="The world's seed: the same seed gives the same "
                                       "documents.")] = 0,
-    gap: Annotated[int, typer.Option(help="Fewest sentences between a term's introduction "
-                                     "and its marked uses; keep it >= the page size.")] = 10,
+    gap: Annotated[int, typer.Option(min=1, help="Fewest sentences between a term's "
+                                     "introduction and its marked uses; keep it >= the page "
+                                     "size.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the counts the "
                                           "table shows and the files written.")] = False,
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from stepwise.checkpoints import DEFAULT_CHECKPOINTS
 from stepwise.cli.common import (
@@ -25,10 +25,12 @@ from stepwise.cli.common import (
     SeedOpt,
     TaskFailures,
     TemperatureOpt,
+    ThreadsOpt,
     TimeoutOpt,
     app,
     cli_errors,
     err,
+    hold_threads,
     max_tokens_option,
     model_from_uri,
     out,
@@ -36,6 +38,8 @@ from stepwise.cli.common import (
     state,
     warn,
 )
+from stepwise.cli.tables import Column, ReadableTable, Row, number
+from stepwise.cli.wording import plural
 from stepwise.errors import ConfigError, StepwiseError
 
 SIMULATED = "[yellow](simulated world)[/yellow]"
@@ -149,6 +153,7 @@ def think(
     repetition_penalty: RepetitionPenaltyOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Run the think-as-tool agent: thinking is a set of tools the model calls when it decides to.
 
@@ -166,6 +171,7 @@ def think(
     With --eval, a task whose run fails (a server timing out, say) is reported and the
     others go on; the exit status is then 1.
     """
+    hold_threads(threads)
     from stepwise.agents.think.options import ThinkOptions
 
     if not model:
@@ -320,6 +326,30 @@ def _report(run, episode, again: Callable[..., str], as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+def eval_table(report, world: str, trials: int, label: str) -> ReadableTable:
+    """One row per task, in a section per kind with its subtotal: refusals apart, since an
+    agent that does nothing passes them."""
+    rows: list[Row] = []
+    for kind, score in report.by_kind.items():
+        of_kind = [o for o in report.outcomes if o.kind == kind]
+        for task in dict.fromkeys(o.task for o in of_kind):
+            runs = [o for o in of_kind if o.task == task]
+            turns = sum(o.metrics["turns"] for o in runs)
+            think = sum(o.metrics["think_turns"] for o in runs)
+            rows.append(Row((task, f"{sum(o.success for o in runs)}/{len(runs)}",
+                             ", ".join(sorted({o.status for o in runs})), int(turns),
+                             f"{think / turns:.2f}" if turns else "-",
+                             int(sum(o.metrics["tool_errors"] for o in runs)))))
+        rows.append(Row((f"{KIND_NAMES[kind]}: {score.success_rate:.3f}",
+                         f"{sum(o.success for o in of_kind)}/{len(of_kind)}", "", "", "", ""),
+                        style="bold", end_section=True))
+    title = Text.from_markup(f"{escape(world)} tasks, {plural(trials, 'trial')} each, model "
+                             f"{escape(label)} {SIMULATED}")
+    return ReadableTable([Column("task", wrap=False), number("passed"), "status",
+                          number("turns"), number("think rate"), number("tool errors")],
+                         rows, title=title)
+
+
 def _evaluate(session, options, world, trials, tasks, label, as_json) -> None:
     from stepwise.agents.think.evaluate import evaluate
     from stepwise.agents.think.worlds import task_ids
@@ -331,7 +361,7 @@ def _evaluate(session, options, world, trials, tasks, label, as_json) -> None:
                           f"(known: {', '.join(task_ids(world))})")
     with progress_bar("trials", transient=False, disable=as_json or state["quiet"]) as progress:
         bar = progress.add_task(f"{world} tasks (simulated)", total=len(chosen) * trials)
-        failures = TaskFailures("task trials")
+        failures = TaskFailures("task trial")
 
         def done(outcome) -> None:
             if outcome.error is not None:
@@ -348,32 +378,14 @@ def _evaluate(session, options, world, trials, tasks, label, as_json) -> None:
         out.print_json(report.model_dump_json())
         failures.exit_if_any(len(report.outcomes), rerun)
         return
-    table = Table(title=f"{world} tasks, {trials} trial(s) each, model {label} {SIMULATED}",
-                  title_justify="left")
-    table.add_column("task", no_wrap=True)
-    for column in ("passed", "status", "turns", "think rate", "tool errors"):
-        table.add_column(column)
-    for kind, score in report.by_kind.items():  # refusals apart: doing nothing passes them
-        of_kind = [o for o in report.outcomes if o.kind == kind]
-        for task in dict.fromkeys(o.task for o in of_kind):
-            rows = [o for o in of_kind if o.task == task]
-            turns = sum(o.metrics["turns"] for o in rows)
-            think = sum(o.metrics["think_turns"] for o in rows)
-            table.add_row(task, f"{sum(o.success for o in rows)}/{len(rows)}",
-                          ", ".join(sorted({o.status for o in rows})), str(int(turns)),
-                          f"{think / turns:.2f}" if turns else "-",
-                          str(int(sum(o.metrics["tool_errors"] for o in rows))))
-        table.add_row(f"{KIND_NAMES[kind]}: {score.success_rate:.3f}",
-                      f"{sum(o.success for o in of_kind)}/{len(of_kind)}", style="bold",
-                      end_section=True)
-    out.print(table)
+    out.print(eval_table(report, world, trials, label))
     passes = "  ".join(f"pass^{k} {v:.3f}" for k, v in report.pass_hat_k.items())
-    kinds = ", ".join(f"{KIND_NAMES[kind]} {score.success_rate:.3f} over {score.tasks} "
-                      f"task{'' if score.tasks == 1 else 's'}"
-                      for kind, score in report.by_kind.items())
+    kinds = ", ".join(f"{KIND_NAMES[kind]} {score.success_rate:.3f} over "
+                      f"{plural(score.tasks, 'task')}" for kind, score in report.by_kind.items())
+    metrics = report.metrics
     out.print(f"success rate {report.success_rate:.3f} ({kinds})  {passes}  think rate "
-              f"{report.think_rate:.3f}  tool calls {int(report.metrics['tool_calls'])} in "
-              f"{int(report.metrics['turns_with_tools'])} turns with tools  tokens "
-              f"{int(report.metrics['tokens_in'])} in, {int(report.metrics['tokens_out'])} out"
+              f"{report.think_rate:.3f}  {plural(int(metrics['tool_calls']), 'tool call')} in "
+              f"{plural(int(metrics['turns_with_tools']), 'turn')} with tools  tokens "
+              f"{int(metrics['tokens_in'])} in, {int(metrics['tokens_out'])} out"
               f"  {SIMULATED}")
     failures.exit_if_any(len(report.outcomes), rerun)

@@ -7,9 +7,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from stepwise.cli.common import app, cli_errors, err, options_checked, out, progress_bar, state
+from stepwise.cli.common import (
+    ThreadsOpt,
+    app,
+    cli_errors,
+    err,
+    hold_threads,
+    options_checked,
+    out,
+    progress_bar,
+    state,
+)
+from stepwise.cli.dpo_table import training_table
+from stepwise.cli.wording import agreeing, plural
 
 train_app = typer.Typer(
     help="Train a model on step-level preference pairs (TRL). The result loads back as "
@@ -18,19 +29,6 @@ train_app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(train_app, name="train")
-
-
-def report_table(result) -> Table:
-    """Held-out figures before and after, and the training pairs' fit after."""
-    table = Table(title=f"DPO on {result.train_pairs} pairs, {result.eval_pairs} held out "
-                  f"({result.steps} steps, {result.device})", title_justify="left")
-    table.add_column("figure")
-    for column in ("held-out before", "held-out after", "training pairs after"):
-        table.add_column(column, justify="right")
-    for name in ("reward_accuracy", "reward_margin", "logps_chosen", "logps_rejected", "loss"):
-        cells = [result.before.get(name), result.after.get(name), result.train_fit.get(name)]
-        table.add_row(name.replace("_", " "), *("-" if c is None else f"{c:.3f}" for c in cells))
-    return table
 
 
 @train_app.command()
@@ -65,6 +63,7 @@ def dpo(
                                         "mps.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print train.json instead of the "
                                           "table.")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train with DPO plus an SFT term on step-level preference pairs (TRL DPOTrainer).
 
@@ -77,6 +76,7 @@ def dpo(
       [bold]stepwise train dpo --pairs run1/pairs.jsonl --model tiny --out policy[/bold]
       [bold]stepwise translate synth/dataset.jsonl -m sim:translator --policy auto --policy-model hf:policy[/bold]
     """
+    hold_threads(threads)
     from stepwise.train.dpo import DPOSettings, train_dpo
 
     with options_checked(learning_rate="--lr"):  # the ranges are the settings' fields
@@ -89,14 +89,16 @@ def dpo(
 
     def show(report) -> None:
         if report.dropped and not quiet:
-            err.print(f"[yellow]{sum(report.dropped.values())} of {report.rows} pairs fail the "
-                      "checks:[/yellow]")
+            dropped = sum(report.dropped.values())
+            err.print(f"[yellow]{dropped} of {plural(report.rows, 'pair')} "
+                      f"{agreeing(dropped, 'fails', 'fail')} the checks:[/yellow]")
             for line in report.lines():
                 err.print(f"  {line}", highlight=False)
         if report.conflicting_prompts and not quiet:
-            err.print(f"[yellow]{report.conflicting_prompts} prompts have a step that is chosen "
-                      "in one pair and rejected in another (pairs from every parent do this; "
-                      "the best path's do not)[/yellow]")
+            many = report.conflicting_prompts
+            err.print(f"[yellow]{plural(many, 'prompt')} {agreeing(many, 'has', 'have')} a "
+                      "step that is chosen in one pair and rejected in another (pairs from "
+                      "every parent do this; the best path's do not)[/yellow]")
 
     with progress_bar("steps", disable=quiet) as progress:
         task = progress.add_task("training", total=max_steps)
@@ -106,7 +108,7 @@ def dpo(
     if as_json:
         out.print_json(json.dumps(result.as_dict()))
         return
-    out.print(report_table(result))
+    out.print(training_table(result.as_dict()))
     speed = f", {result.tokens_per_second:.0f} tokens/s" if result.tokens_per_second else ""
     out.print(f"trained model in {out_dir}/ (load it as hf:{out_dir}); curves in "
               f"{out_dir}/curves.png; {result.seconds:.0f} s{speed}")

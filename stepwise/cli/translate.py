@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from stepwise.cli.common import (
     CallOptions,
@@ -28,18 +28,21 @@ from stepwise.cli.common import (
     SeedOpt,
     TaskFailures,
     TemperatureOpt,
+    ThreadsOpt,
     TimeoutOpt,
     ToolChoiceOpt,
     app,
     cli_errors,
     decision_choice,
     generates,
+    hold_threads,
     max_tokens_option,
     model_from_uri,
     out,
     progress_bar,
     warn,
 )
+from stepwise.cli.tables import Column, ReadableTable, number
 from stepwise.errors import StepwiseError
 
 SIMULATED_NOTE = ("simulated: a synthetic world's translator, not a language model; these "
@@ -114,10 +117,8 @@ class RunFolder:
         return record
 
 
-def _table(rows: dict[str, dict], simulated: bool) -> Table:
+def _table(rows: dict[str, dict], simulated: bool) -> ReadableTable:
     title = "LongMT policies" + (" [yellow](simulated world)[/yellow]" if simulated else "")
-    table = Table(title=title, title_justify="left")
-    table.add_column("policy", no_wrap=True)
     columns: tuple[str, ...] = ("bleu", "d_bleu", "chrf", "context_tokens", "module_calls",
                                 "tokens")
     if any(row.get("fallbacks") for row in rows.values()):
@@ -126,14 +127,14 @@ def _table(rows: dict[str, dict], simulated: bool) -> Table:
         columns += ("failed_documents",)
     if any("decisions_by_tool_call" in row for row in rows.values()):
         columns += ("decisions_by_tool_call", "decisions_by_text")
-    for column in columns:
-        table.add_column(column.replace("_", " "), justify="right")
+    cells = []
     for policy, row in rows.items():
         row = {**row, "failed_documents": len(row.get("failed_documents", {}))}  # not scored
-        cells = [f"{row[c]:.2f}" if isinstance(row.get(c), float) else str(row.get(c, "-"))
-                 for c in columns]
-        table.add_row(policy, *cells)
-    return table
+        cells.append([policy, *(f"{row[c]:.2f}" if isinstance(row.get(c), float)
+                                else row.get(c) for c in columns)])
+    return ReadableTable([Column("policy", wrap=False),
+                          *(number(c.replace("_", " ")) for c in columns)], cells,
+                         title=Text.from_markup(title))
 
 
 @app.command()
@@ -167,8 +168,10 @@ def translate(
                                                  "call failed), e.g. none or "
                                                  "entities+summaries; counted as fallbacks.")] = "none",
     model_name: ModelNameOpt = None,
-    page_sentences: Annotated[int | None, typer.Option(help="Most sentences per page.")] = 10,
-    max_chars: Annotated[int | None, typer.Option(help="Most characters per page.")] = None,
+    page_sentences: Annotated[int | None, typer.Option(min=1, help="Most sentences per page."
+                                                       )] = 10,
+    max_chars: Annotated[int | None, typer.Option(min=1, help="Most characters per page."
+                                                  )] = None,
     adjust_pages: Annotated[bool, typer.Option(help="Let the policy model move each page "
                                                "break by a few sentences after paging.")] = False,
     ref: Annotated[Path | None, typer.Option(help="Reference translation of a single "
@@ -187,6 +190,7 @@ def translate(
     dtype: DtypeOpt = None,
     tool_choice: ToolChoiceOpt = None,
     decide: DecideOpt = "generate",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Translate page by page with summary, page and entity memory (LongMT).
 
@@ -201,6 +205,7 @@ def translate(
       [bold]stepwise translate synth/dataset.jsonl -m sim:translator --compare none,all,auto,oracle[/bold]
       [bold]stepwise translate doc0.en --src en --tgt zh -m openai:http://localhost:8000/v1 --model-name Qwen2.5-7B-Instruct --policy auto --ref doc0.zh[/bold]
     """
+    hold_threads(threads)
     from stepwise.agents.longmt import LongMTAgent, Policy
     from stepwise.agents.longmt.evaluate import DocOutcome, document_scores, policy_scores
     from stepwise.agents.longmt.page_steps import PageStepFailed
@@ -269,7 +274,7 @@ def translate(
 
     rows: dict[str, dict] = {}
     report: dict[str, Any] = {}
-    failures = TaskFailures("documents")
+    failures = TaskFailures("document")
     with progress_bar("pages", disable=as_json) as progress:
         task = progress.add_task("translating", total=total)
         for label, agent in agents.items():

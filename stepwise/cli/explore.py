@@ -195,7 +195,9 @@ def explore(
                    if "max_tokens" in (decider_kwargs if policy_model else model_kwargs)
                    else None,
                    translation_max_tokens=calls.max_tokens if "max_tokens" in model_kwargs
-                   else None, decide=decide)
+                   else None, decide=decide,
+                   batch=rollout_batch((model, policy_model), 1 if ray_address else workers,
+                                       parallel))
     task_ids = spec.task_ids()  # the dataset (or world) read and checked
     checker = None
     if tokenizer is not None:
@@ -282,6 +284,19 @@ def decisions_line(decisions: dict) -> str:
         line += (f"; where the actions' exact scores differ: {differ['with_pair']} of "
                  f"{differ['seen']} with a pair")
     return line
+
+
+def rollout_batch(models: tuple[str | None, ...], workers: int, parallel: int) -> int | None:
+    """How many model calls of one process may share one batched generate: every
+    simulation in flight (``workers`` tasks x ``parallel`` each), when a local model (hf:,
+    tiny) answers them (--model, or the deciding --policy-model; EnvSpec batches only the
+    local ones); None, one generate per call, otherwise. A Ray worker process searches one
+    task at a time, so there ``workers`` is 1."""
+    from stepwise.agents.environments import BATCHED_SCHEMES
+
+    in_flight = workers * parallel
+    local = any(uri and uri.partition(":")[0] in BATCHED_SCHEMES for uri in models)
+    return in_flight if local and in_flight > 1 else None
 
 
 def _kwargs_for(uri: str, model_name: str | None, calls: CallOptions) -> dict:

@@ -44,6 +44,7 @@ from stepwise.cli.common import (
 )
 from stepwise.cli.tables import Column, ReadableTable, number
 from stepwise.errors import StepwiseError
+from stepwise.run_lock import lock_run
 
 SIMULATED_NOTE = ("simulated: a synthetic world's translator, not a language model; these "
                   "figures show the agent's plumbing, not translation quality")
@@ -275,7 +276,8 @@ def translate(
     rows: dict[str, dict] = {}
     report: dict[str, Any] = {}
     failures = TaskFailures("document")
-    with progress_bar("pages", disable=as_json) as progress:
+    with lock_run(out_dir, "translate.lock", "translate", "wait for it to finish or use "
+                  "another --out"), progress_bar("pages", disable=as_json) as progress:
         task = progress.add_task("translating", total=total)
         for label, agent in agents.items():
             settings = {"model": model, "model_name": model_name, "policy": agent.policy.text,

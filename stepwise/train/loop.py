@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from stepwise.errors import StepwiseError, error_line
 from stepwise.files import write_atomic
 from stepwise.jsonl import read_json
+from stepwise.run_lock import lock_run
 from stepwise.train.dpo import DPOSettings, train_dpo
 
 
@@ -54,6 +55,7 @@ class LoopSettings(BaseModel):
     heldout: str | None = None
 
 
+LOCK_NAME = "loop.lock"  # one loop writes a run folder at a time
 UNTRAINED = "untrained"  # the held-out row of the start model, before any training
 
 # How far the running stage is: done of total (None: not known ahead) units, e.g.
@@ -238,8 +240,16 @@ def run_loop(settings: LoopSettings, out: Path,
     if saved.is_file() and read_json(saved) != wanted:
         raise StepwiseError(f"{out} holds a loop with other settings; use another --out")
     check_inputs(settings)  # before any page, and before the folder holds anything
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(saved, json.dumps(wanted, indent=1))
+    with lock_run(out, LOCK_NAME, "loop", "wait for it to finish or use another --out"):
+        write_atomic(saved, json.dumps(wanted, indent=1))
+        return _rounds(settings, out, on_stage, on_step, on_progress)
+
+
+def _rounds(settings: LoopSettings, out: Path, on_stage: Callable[[int, str], None] | None,
+            on_step: Callable[[int, int], None] | None,
+            on_progress: Progressed | None) -> list[dict[str, Any]]:
+    """The baselines, then each round's stages, each kept when done (``run_loop``'s work,
+    under its lock)."""
     rows: list[dict[str, Any]] = []
 
     def stage(folder: Path, round_: int, name: str,

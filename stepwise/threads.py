@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from stepwise.errors import StepwiseError
+from stepwise.wording import plural
 
 # The variables each library reads for its pool size when it starts.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -80,8 +81,8 @@ class ThreadBudget:
         """One line for a log: the count and why."""
         if self.source != "auto":
             return f"threads: {self.threads} per caller ({self.source})"
-        return (f"threads: {self.threads} per caller ({self.callers} caller(s) on "
-                f"{self.cores} core(s), {self.busy:.1f} busy with other work)")
+        return (f"threads: {self.threads} per caller ({plural(self.callers, 'caller')} on "
+                f"{plural(self.cores, 'core')}, {self.busy:.1f} busy with other work)")
 
 
 def _positive(name: str, value: int) -> int:

@@ -81,9 +81,10 @@ def explore(
     c: Annotated[float, typer.Option("--c", help="UCB1 exploration constant.")] = 1.4,
     width: Annotated[int | None, typer.Option(help="Actions expanded per node, sampled "
                                               "(default: all).")] = None,
-    rollout: Annotated[str, typer.Option(help="Simulation policy: random (the seed) or "
-                                         "auto (the agent's own choices: --policy-model, "
-                                         "else --model, decides; longmt).")] = "random",
+    rollout: Annotated[str, typer.Option(help="Simulation policy: random (as in the LongMT "
+                                         "design) or auto (the agent's own choices: "
+                                         "--policy-model, else --model, decides; longmt).")
+                       ] = "random",
     policy_model: Annotated[str | None, typer.Option(help="longmt: the model that decides "
                                                      "the modules in auto rollouts, e.g. "
                                                      "hf:DIR from stepwise train dpo.")] = None,

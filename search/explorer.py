@@ -43,6 +43,10 @@ from stepwise.search.events import EventLog
 from stepwise.search.tree import Node, Tree
 from stepwise.seeds import derive_seed
 
+Rollout = Literal["random", "auto"]  # random actions (the LongMT design), or the agent's own
+Reward = Literal["document", "page"]  # the finished document's score, or each step's page's
+QAggregation = Literal["mean", "max"]  # a node's Q: its mean reward, or its best one
+
 
 class ExploreOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -51,9 +55,9 @@ class ExploreOptions(BaseModel):
     c: float = Field(default=1.4, ge=0, description="UCB1 exploration constant")
     width: int | None = Field(default=None, ge=2, description="actions expanded per node "
                               "(sampled); default: every action")
-    rollout: Literal["random", "auto"] = "random"
-    reward: Literal["document", "page"] = "document"
-    q: Literal["mean", "max"] = "mean"
+    rollout: Rollout = "random"
+    reward: Reward = "document"
+    q: QAggregation = "mean"
     early_stop: int | None = Field(default=None, ge=1, description="stop when the best path "
                                    "has not changed for this many iterations")
     parallel: int = Field(default=1, ge=1, description="simulations run at once per task, "

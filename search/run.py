@@ -20,7 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from stepwise.errors import MODEL_ERRORS, StepwiseError, error_line
 from stepwise.files import write_atomic
@@ -34,14 +36,22 @@ from stepwise.search.tree import commit_entropy, load_tree, visit_entropy
 LOCK_NAME = "explore.lock"
 
 
-@dataclass
+PairScope = Literal["best_path", "all"]  # the parents pairs come from
+PairFormat = Literal["preference", "stepwise"]  # DPO pairs, or TRL's stepwise-supervision rows
+Negatives = Literal["worst", "closest", "both"]  # the rejected side: min-Q, the near miss, both
+
+
+@pydantic_dataclass
 class PairOptions:
+    """How pairs are taken from the finished trees; a value outside a closed set is refused
+    here, once, for every caller (the command line, the training loop, a Ray worker)."""
+
     min_visits: int = 1
     min_delta_q: float = 0.0
-    scope: str = "best_path"
-    format: str = "preference"  # or "stepwise": TRL's stepwise-supervision rows
+    scope: PairScope = "best_path"
+    format: PairFormat = "preference"
     tokenizer: Any = None  # drops pairs whose prompt tokens are not a prefix of prompt+step
-    negatives: str = "worst"  # the rejected side: worst, closest (the near miss) or both
+    negatives: Negatives = "worst"
 
 
 @dataclass

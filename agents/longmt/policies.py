@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from stepwise.agents.longmt.optima import cheapest
 from stepwise.errors import ConfigError
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from stepwise.documents.pages import Document
     from stepwise.scoring import IncrementalScorer
 
+PolicyKind = Literal["none", "all", "only", "auto", "fixed", "oracle", "markers"]
 POLICY_KINDS = ("none", "all", "only:<module>", "auto", "fixed:<sets>", "oracle", "markers")
 WORLD_KINDS = ("oracle", "markers")  # the kinds that need a simulated world
 
@@ -65,7 +66,7 @@ def module_set(text: str) -> tuple[str, ...]:
 class Policy:
     """A parsed policy; ``modules_for`` answers for every kind except ``auto``."""
 
-    kind: str  # none | all | only | auto | fixed | oracle | markers
+    kind: PolicyKind
     text: str
     sets: tuple[tuple[str, ...], ...] = ()
 

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.markup import escape
@@ -38,10 +38,18 @@ from stepwise.cli.common import (
     resume_command,
     stop_on_ctrl_c,
 )
-from stepwise.cli.translate import DecideOpt, check_decide
+from stepwise.cli.translate import DecideOpt
 from stepwise.cli.wording import plural
 from stepwise.errors import StepwiseError
 from stepwise.jsonl import read_json
+
+# The closed sets of the search's settings, which refuse anything else too (EnvSpec.env,
+# ExploreOptions, PairOptions); spelled here since --help must not import the search.
+Environment = Literal["longmt", "think"]
+Rollout = Literal["random", "auto"]
+Reward = Literal["document", "page"]
+QAggregation = Literal["mean", "max"]
+Negatives = Literal["worst", "closest", "both"]
 
 THINK_MAX_TOKENS = 512  # --env think: an agent turn is a tool call or a short answer
 MaxTokensOpt = max_tokens_option(2048, "longmt, a cap: each page's translation asks for 4/3 of "
@@ -57,7 +65,7 @@ def explore(
                                             "or one file. think: a policy world (airline).")],
     model: ModelOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="The run folder.")],
-    env: Annotated[str, typer.Option(help="The environment: longmt (the action at a page is "
+    env: Annotated[Environment, typer.Option(help="The environment: longmt (the action at a page is "
                                      "its set of memory modules) or think (at a turn: act, "
                                      "or think with a think tool).")] = "longmt",
     think_tools: Annotated[str, typer.Option(help="think: the think tools a turn may use, "
@@ -81,16 +89,16 @@ def explore(
     c: Annotated[float, typer.Option("--c", help="UCB1 exploration constant.")] = 1.4,
     width: Annotated[int | None, typer.Option(help="Actions expanded per node, sampled "
                                               "(default: all).")] = None,
-    rollout: Annotated[str, typer.Option(help="Simulation policy: random (as in the LongMT "
+    rollout: Annotated[Rollout, typer.Option(help="Simulation policy: random (as in the LongMT "
                                          "design) or auto (the agent's own choices: "
                                          "--policy-model, else --model, decides; longmt).")
                        ] = "random",
     policy_model: Annotated[str | None, typer.Option(help="longmt: the model that decides "
                                                      "the modules in auto rollouts, e.g. "
                                                      "hf:DIR from stepwise train dpo.")] = None,
-    reward: Annotated[str, typer.Option(help="document (wins = score / baseline) or page "
+    reward: Annotated[Reward, typer.Option(help="document (wins = score / baseline) or page "
                                         "(each step's own score, from its page).")] = "document",
-    q: Annotated[str, typer.Option("--q", help="Q aggregation: mean or max.")] = "mean",
+    q: Annotated[QAggregation, typer.Option("--q", help="Q aggregation: mean or max.")] = "mean",
     early_stop: Annotated[int | None, typer.Option(help="Stop a task when its best path has "
                                                    "been stable this many iterations.")] = None,
     min_visits: Annotated[int, typer.Option(min=1, help="Pairs: fewest visits of either "
@@ -99,7 +107,7 @@ def explore(
                                                "difference.")] = 0.0,
     all_parents: Annotated[bool, typer.Option("--all-parents", help="Pairs at every expanded "
                                               "parent, not only along the best path.")] = False,
-    negatives: Annotated[str, typer.Option(help="Pairs: the rejected side: worst (the min-Q "
+    negatives: Annotated[Negatives, typer.Option(help="Pairs: the rejected side: worst (the min-Q "
                                            "sibling), closest (the best sibling below the "
                                            "chosen one: a near miss) or both.")] = "worst",
     stepwise_format: Annotated[bool, typer.Option("--stepwise-format", help="Write TRL's "
@@ -162,22 +170,14 @@ def explore(
 
     # Every input is checked before the run folder holds anything: a start refused here
     # leaves nothing that would refuse the corrected command ("already holds a run").
-    for name, value, allowed in (("--rollout", rollout, ("random", "auto")),
-                                 ("--reward", reward, ("document", "page")),
-                                 ("--q", q, ("mean", "max")),
-                                 ("--negatives", negatives, ("worst", "closest", "both"))):
-        if value not in allowed:
-            raise StepwiseError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
-    check_decide(decide)
     if per_step is not None and (simulations is not None or early_stop is not None):
         raise StepwiseError("--per-step is a budget per decision: give it without "
                             "--simulations and --early-stop")
     with options_checked():  # the search's ranges are ExploreOptions' fields
         options = ExploreOptions(simulations=32 if simulations is None else simulations, c=c,
-                                 width=width, per_step=per_step,
-                                 rollout=rollout,  # type: ignore[arg-type]
-                                 reward=reward, q=q,  # type: ignore[arg-type]
-                                 early_stop=early_stop, seed=seed, parallel=parallel)
+                                 width=width, per_step=per_step, rollout=rollout,
+                                 reward=reward, q=q, early_stop=early_stop, seed=seed,
+                                 parallel=parallel)
     from stepwise.cli.translate import DECISION_TOKENS, MAX_TOKENS
 
     calls = CallOptions.from_cli(MAX_TOKENS if env == "longmt" else THINK_MAX_TOKENS,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import typer
 from rich.text import Text
@@ -49,11 +49,12 @@ from stepwise.run_lock import lock_run
 SIMULATED_NOTE = ("simulated: a synthetic world's translator, not a language model; these "
                   "figures show the agent's plumbing, not translation quality")
 AUTO_POLICY_MODEL = "auto@policy-model"  # the row of auto decided by --policy-model
-DECIDE_MODES = ("generate", "rank")
+Decide = Literal["generate", "rank"]  # the page steps' DECIDE_MODES, without their import
+DECIDE_MODES = get_args(Decide)
 MAX_TOKENS = 2048  # the cap; each page's translation asks for about its own length
 DECISION_TOKENS = 128  # a module decision is a few short tool calls
 
-DecideOpt = Annotated[str, typer.Option(
+DecideOpt = Annotated[Decide, typer.Option(
     "--decide", help="How the deciding model decides a page's modules under auto: generate "
     "(its own tool calls, or the no-modules reply; other prose is a fallback) or rank (the "
     "eight module sets' exported steps scored by their log-likelihood after the decision "
@@ -218,7 +219,6 @@ def translate(
 
     policies = [Policy.parse(p) for p in (compare.split(",") if compare else [policy])]
     module_set(policy_fallback)
-    check_decide(decide)
     labels = {p.text: p.text for p in policies}  # row label -> policy text
     if policy_model and "auto" in labels:
         ranked = AUTO_POLICY_MODEL + ("(rank)" if decide == "rank" else "")
@@ -342,6 +342,7 @@ def translate(
 
 
 def check_decide(decide: str) -> None:
+    """For callers that take ``--decide`` as text; the command line's own choice checks it."""
     if decide not in DECIDE_MODES:
         raise StepwiseError(f"--decide must be one of {', '.join(DECIDE_MODES)} (got {decide!r})")
 

@@ -39,6 +39,7 @@ import networkx as nx
 
 from stepwise.files import write_atomic
 from stepwise.search.pair_templates import template_problem, template_row, tools_list
+from stepwise.search.tree import best_path, rank, visited_children
 
 SCOPES = ("best_path", "all")
 FORMATS = ("preference", "stepwise")
@@ -131,29 +132,6 @@ def tools_json(tools: Sequence[Mapping[str, Any]] | str | None) -> str | None:
 
 
 # -- extraction ----------------------------------------------------------------------------
-
-
-def rank(graph: nx.DiGraph, node: int) -> tuple[float, int, int]:
-    """Higher is better: Q, then more visits, then the earlier node."""
-    data = graph.nodes[node]
-    return float(data.get("q") or 0.0), int(data.get("visits") or 0), -int(node)
-
-
-def visited_children(graph: nx.DiGraph, parent: int, min_visits: int = 1) -> list[int]:
-    least = max(min_visits, 1)
-    return [c for c in graph.successors(parent) if int(graph.nodes[c].get("visits") or 0) >= least]
-
-
-def best_path(graph: nx.DiGraph, min_visits: int = 1) -> list[int]:
-    """From the root, the best-ranked visited child at each level (the seed's layers); for
-    a tree searched step by step, its committed path (the part of it the graph holds)."""
-    if graph.graph.get("spine"):
-        return [n for n in graph.graph["spine"] if n in graph]
-    roots = [n for n in graph.nodes if graph.in_degree(n) == 0]
-    path = [min(roots)] if roots else []
-    while path and (children := visited_children(graph, path[-1], min_visits)):
-        path.append(max(children, key=lambda c: rank(graph, c)))
-    return path
 
 
 def decision_parents(graph: nx.DiGraph, scope: str = "best_path",

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,19 +100,20 @@ class Tree:
     def q(self, node_id: int) -> float:
         return self.nodes[node_id].q(self.aggregate)
 
+    def ranked_children(self, node_id: int) -> list[tuple[Rank, int]]:
+        """Each visited child's ``rank`` and id."""
+        return [(node_rank(child.q(self.aggregate), child.visits, child.id), child.id)
+                for child in (self.nodes[c] for c in self.nodes[node_id].children)
+                if child.visits]
+
     def best_child(self, node_id: int) -> Node | None:
-        """The max-Q child (ties: more visits, then the earlier one); None for a leaf."""
-        children = [self.nodes[c] for c in self.nodes[node_id].children if self.nodes[c].visits]
-        if not children:
-            return None
-        return max(children, key=lambda n: (n.q(self.aggregate), n.visits, -n.id))
+        """The best-ranked visited child (``node_rank``); None for a leaf."""
+        children = self.ranked_children(node_id)
+        return self.nodes[max(children)[1]] if children else None
 
     def best_path(self) -> list[int]:
-        """From the root, the max-Q child at each level: the seed's chosen samples."""
-        path = [0]
-        while (child := self.best_child(path[-1])) is not None:
-            path.append(child.id)
-        return path
+        """``follow_best`` on this tree: the same path ``best_path`` finds in its graph."""
+        return follow_best(0, self.ranked_children, self.attrs.get("spine"))
 
     def to_graph(self) -> nx.DiGraph:
         graph = nx.DiGraph(**self.attrs)
@@ -132,6 +134,52 @@ class Tree:
         data = nx.node_link_data(self.to_graph(), edges="links")
         # Keys keep their order: chat templates render tool schemas as stored.
         return json.dumps(data, ensure_ascii=False, indent=1)
+
+
+# -- the best path: one rule for a Tree and for its graph ------------------------------------
+
+Rank = tuple[float, int, int]
+
+
+def node_rank(q: float, visits: int, node_id: int) -> Rank:
+    """Higher is better: Q, then more visits, then the earlier node."""
+    return float(q), int(visits), -int(node_id)
+
+
+def rank(graph: nx.DiGraph, node: int) -> Rank:
+    """``node_rank`` of a node of a tree graph."""
+    data = graph.nodes[node]
+    return node_rank(data.get("q") or 0.0, data.get("visits") or 0, node)
+
+
+def visited_children(graph: nx.DiGraph, parent: int, min_visits: int = 1) -> list[int]:
+    least = max(min_visits, 1)
+    return [c for c in graph.successors(parent) if int(graph.nodes[c].get("visits") or 0) >= least]
+
+
+def follow_best(root: int | None, ranked_children: Callable[[int], list[tuple[Rank, int]]],
+                spine: Sequence[int] | None = None) -> list[int]:
+    """The best path, whatever holds the tree: a step-by-step search's committed ``spine``
+    when it has one, else from ``root`` the best-ranked child at each level (the seed's
+    layers; ``ranked_children`` gives each candidate child's rank and id)."""
+    if spine:
+        return list(spine)
+    path = [] if root is None else [root]
+    while path and (children := ranked_children(path[-1])):
+        path.append(max(children)[1])
+    return path
+
+
+def best_path(graph: nx.DiGraph, min_visits: int = 1) -> list[int]:
+    """``follow_best`` on a tree graph, over children with ``min_visits`` visits or more;
+    a committed spine keeps only the nodes the graph holds."""
+    spine = [n for n in graph.graph.get("spine") or () if n in graph]
+    if graph.graph.get("spine") and not spine:
+        return []
+    roots = [n for n in graph.nodes if graph.in_degree(n) == 0]
+    return follow_best(min(roots) if roots else None,
+                       lambda n: [(rank(graph, c), c) for c in visited_children(graph, n, min_visits)],
+                       spine)
 
 
 def visit_entropy(graph: nx.DiGraph, parents: list[int] | None = None

@@ -24,8 +24,8 @@ from typing import Any
 import networkx as nx
 
 from stepwise.files import write_atomic
-from stepwise.search.pairs import best_path as pairs_best_path
-from stepwise.search.pairs import rank, visited_children
+from stepwise.search.tree import best_path as tree_best_path
+from stepwise.search.tree import rank, visited_children
 
 MAX_LEAVES = 28  # the PNG draws only as deep as keeps this many leaves (or the first level)
 
@@ -47,7 +47,7 @@ def children(graph: nx.DiGraph, node: int) -> list[int]:
 def best_path(graph: nx.DiGraph) -> list[int]:
     """From the root, the max-Q visited child at each level: the path pairs are taken on."""
     root(graph)  # a graph without a root is refused here, with the reason
-    return pairs_best_path(graph)
+    return tree_best_path(graph)
 
 
 def marked_pairs(graph: nx.DiGraph) -> dict[int, tuple[int, int]]:

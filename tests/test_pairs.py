@@ -16,7 +16,7 @@ from stepwise.search.pairs import (
     to_stepwise,
     write_pairs,
 )
-from stepwise.search.tree import Tree, load_tree
+from stepwise.search.tree import Tree, best_path, load_tree
 
 TOOLS = [
     {"type": "function", "function": {
@@ -410,3 +410,13 @@ def test_token_records_of_model_made_steps_go_into_meta_by_side(tree, tmp_path):
     rows, _ = extract_pairs(load_tree(path))
     assert rows[0]["meta"]["chosen_tokens"] == record
     assert "rejected_tokens" not in rows[0]["meta"] and "chosen_tokens" not in rows[1]["meta"]
+
+
+def test_the_tree_and_the_pairs_follow_one_best_path(tree):
+    """A step-by-step search commits its decisions (the spine): the tree's own best path and
+    the one pairs are taken on must both be that path, not the max-Q walk."""
+    assert tree.best_path() == best_path(tree.to_graph()) == [0, 1, 4]
+    tree.attrs["spine"] = [0, 2]  # committed the second child, whatever Q says later
+    assert tree.best_path() == best_path(tree.to_graph()) == [0, 2]
+    rows, _ = extract_pairs(tree.to_graph())
+    assert [r["meta"]["parent_id"] for r in rows] == [0, 2]  # pairs at the committed parents

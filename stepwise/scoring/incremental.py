@@ -5,12 +5,17 @@ lengths). A rollout that rewrites one page of a 40-page document changes one pag
 counts; the other 39 are looked up, the sums added, and the score computed from them.
 The counts and the final formulas are sacrebleu's own (``_extract_corpus_statistics``
 and ``_compute_score_from_stats``), so the result equals ``corpus_score`` on all lines.
+
+One scorer may be shared by the threads of a parallel search: sacrebleu reads a page's
+references from state on the metric object, so each thread scores with its own metric
+objects, and the caches take a lock for each lookup and store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -78,22 +83,49 @@ def _lines_key(*parts: Sequence[str]) -> bytes:
 
 
 class _LRU(OrderedDict):
-    """A dict that forgets its least recently used entry beyond ``size`` entries."""
+    """A dict that forgets its least recently used entry beyond ``size`` entries.
+
+    Threads may share one: a lookup that finds an entry and marks it recent must not
+    see another thread evict it in between, so each call holds the cache's lock. It
+    counts its hits and misses under the same lock.
+    """
 
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
 
     def lookup(self, key: bytes) -> Any:
-        value = self.get(key)
-        if value is not None:
-            self.move_to_end(key)
-        return value
+        with self._lock:
+            value = self.get(key)
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self.move_to_end(key)
+            return value
 
     def store(self, key: bytes, value: Any) -> None:
-        self[key] = value
-        if len(self) > self.size:
-            self.popitem(last=False)
+        with self._lock:
+            self[key] = value
+            if len(self) > self.size:
+                self.popitem(last=False)
+
+
+class _Metrics(threading.local):
+    """This thread's BLEU and chrF objects.
+
+    ``IncrementalScorer._compute`` hands sacrebleu a page's references by setting the
+    metric's ``_ref_cache``; with one metric shared, another thread could set its own
+    page's references between that and the read, and a page would be scored against
+    them. A metric per thread keeps the handover private to the thread.
+    """
+
+    def __init__(self, tgt_lang: str) -> None:
+        self.bleu = bleu_metric(tgt_lang)
+        self.chrf = chrf_metric()
 
 
 class IncrementalScorer:
@@ -111,17 +143,24 @@ class IncrementalScorer:
     def __init__(self, tgt_lang: str, max_cached_pages: int = 4096,
                  max_cached_references: int = 512) -> None:
         self.tgt_lang = tgt_lang
-        self._bleu = bleu_metric(tgt_lang)
-        self._chrf = chrf_metric()
+        self._metrics = _Metrics(tgt_lang)
         self._pages = _LRU(max_cached_pages)
         self._references = _LRU(max_cached_references)
-        self.hits = 0
-        self.misses = 0
+
+    @property
+    def hits(self) -> int:
+        """Pages whose statistics came from the cache."""
+        return self._pages.hits
+
+    @property
+    def misses(self) -> int:
+        """Pages whose statistics were computed."""
+        return self._pages.misses
 
     @property
     def tokenize(self) -> str:
         """The sacrebleu tokenizer BLEU uses for this language."""
-        return self._bleu.tokenizer.signature()
+        return self._metrics.bleu.tokenizer.signature()
 
     def page_stats(self, hyp_lines: Sequence[str], ref_lines: Sequence[str]) -> SegmentStats:
         """The statistics of one page of aligned lines, computed once per distinct page."""
@@ -131,9 +170,7 @@ class IncrementalScorer:
         key = _lines_key(hyp_lines, ref_lines)
         stats = self._pages.lookup(key)
         if stats is not None:
-            self.hits += 1
             return stats
-        self.misses += 1
         stats = self._compute(list(hyp_lines), list(ref_lines))
         self._pages.store(key, stats)
         return stats
@@ -141,16 +178,17 @@ class IncrementalScorer:
     def _compute(self, hyp_lines: list[str], ref_lines: list[str]) -> SegmentStats:
         if not hyp_lines:
             return SegmentStats.empty()
+        bleu, chrf = self._metrics.bleu, self._metrics.chrf
         ref_key = _lines_key(ref_lines)
         references = self._references.lookup(ref_key)
         if references is None:
-            references = (self._bleu._cache_references([ref_lines]),
-                          self._chrf._cache_references([ref_lines]))
+            references = (bleu._cache_references([ref_lines]), chrf._cache_references([ref_lines]))
             self._references.store(ref_key, references)
-        # With references=None, sacrebleu reads them from the metric's _ref_cache.
-        self._bleu._ref_cache, self._chrf._ref_cache = references
-        bleu_rows = self._bleu._extract_corpus_statistics(hyp_lines, None)
-        chrf_rows = self._chrf._extract_corpus_statistics(hyp_lines, None)
+        # With references=None, sacrebleu reads them from the metric's _ref_cache: this
+        # thread's metric, so no other thread's page can take their place.
+        bleu._ref_cache, chrf._ref_cache = references
+        bleu_rows = bleu._extract_corpus_statistics(hyp_lines, None)
+        chrf_rows = chrf._extract_corpus_statistics(hyp_lines, None)
         return SegmentStats(_sum(bleu_rows, _BLEU_SIZE), _sum(chrf_rows, _CHRF_SIZE),
                             len(hyp_lines))
 

@@ -60,9 +60,10 @@ MaxTokensOpt = max_tokens_option(2048, "longmt, a cap: each page's translation a
 @app.command()
 @cli_errors
 def explore(
-    dataset: Annotated[Path, typer.Argument(help="longmt: a dataset .jsonl (e.g. from "
-                                            "stepwise sim make), a folder of *.<src> files "
-                                            "or one file. think: a policy world (airline).")],
+    dataset: Annotated[Path, typer.Argument(help="longmt: a dataset .jsonl or a folder "
+                                            "holding dataset.jsonl (e.g. from stepwise sim "
+                                            "make --out), a folder of *.<src> files or one "
+                                            "file. think: a policy world (airline).")],
     model: ModelOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="The run folder.")],
     env: Annotated[Environment, typer.Option(help="The environment: longmt (the action at a page is "

@@ -143,8 +143,9 @@ def _table(rows: dict[str, dict], simulated: bool) -> ReadableTable:
 @cli_errors
 def translate(
     document: Annotated[Path, typer.Argument(help="A text file (one sentence or paragraph per "
-                                             "line), a folder of *.<src> files, or a "
-                                             "dataset .jsonl.")],
+                                             "line), a folder of *.<src> files, a dataset "
+                                             ".jsonl, or a folder holding dataset.jsonl "
+                                             "(stepwise sim make --out).")],
     model: ModelOpt,
     src: Annotated[str | None, typer.Option(help="Source language code (not needed for a "
                                             "dataset whose rows say it).")] = None,

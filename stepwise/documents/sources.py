@@ -3,6 +3,8 @@
 - a file: one document, one sentence or paragraph per line; ``--ref`` a reference file;
 - a folder: every ``*.<src>`` file is a document; ``name.<tgt>`` beside it is its
   reference (the layout of WMT-style document sets such as doc0.en / doc0.zh);
+- a folder holding ``dataset.jsonl`` (what ``stepwise sim make --out DIR`` writes) is that
+  dataset, unless ``--src`` is given and the folder has ``*.<src>`` files;
 - ``*.jsonl``: rows ``{"id", "src", "ref"?, "src_lang", "tgt_lang", "world"?}`` with
   ``src`` and ``ref`` as text (lines joined by newlines) or lists of lines, as written by
   ``stepwise sim make``.
@@ -18,6 +20,8 @@ from pydantic import BaseModel, ValidationError, field_validator
 from stepwise.documents.pages import read_lines
 from stepwise.errors import StepwiseError
 from stepwise.jsonl import jsonl_lines, read_text
+
+DATASET_FILE = "dataset.jsonl"  # a dataset folder's rows, as stepwise sim make writes them
 
 
 class SourceDocument(BaseModel):
@@ -95,12 +99,22 @@ def _check_ids(path: Path, docs: list[SourceDocument], where: list[str]) -> None
                                 f"name {name!r}; give ids that differ in letters or digits")
 
 
+def dataset_path(path: Path, src: str | None = None) -> Path:
+    """Where the documents at ``path`` are read from: a folder's ``dataset.jsonl`` when it
+    has one (the folder ``stepwise sim make --out`` names), unless ``src`` is given and the
+    folder holds ``*.<src>`` documents; else ``path`` itself."""
+    if not path.exists():
+        raise StepwiseError(f"{path}: no such file or folder")
+    dataset = path / DATASET_FILE
+    if path.is_dir() and dataset.is_file() and not (src and any(path.glob(f"*.{src}"))):
+        return dataset
+    return path
+
+
 def load_documents(path: str | Path, *, src: str | None = None, tgt: str | None = None,
                    ref: str | Path | None = None) -> list[SourceDocument]:
     """The documents at ``path``; languages from the rows or from ``src``/``tgt``."""
-    path = Path(path)
-    if not path.exists():
-        raise StepwiseError(f"{path}: no such file or folder")
+    path = dataset_path(Path(path), src)
     if path.suffix == ".jsonl":
         lines = jsonl_lines(read_text(path))
         numbers = [i for i, line in enumerate(lines, 1) if line.strip()]
@@ -110,11 +124,15 @@ def load_documents(path: str | Path, *, src: str | None = None, tgt: str | None 
         _check_ids(path, docs, [f"line {i}" for i in numbers])
         return docs
     if not src or not tgt:
+        if path.is_dir():
+            raise StepwiseError(f"{path}: no {DATASET_FILE} in this folder; for a folder of "
+                                "*.<src> files give the languages with --src and --tgt (e.g. "
+                                "--src en --tgt zh)")
         raise StepwiseError("give the languages with --src and --tgt (e.g. --src en --tgt zh)")
     if path.is_dir():
         files = sorted(path.glob(f"*.{src}"))
         if not files:
-            raise StepwiseError(f"{path}: no *.{src} files in this folder")
+            raise StepwiseError(f"{path}: no *.{src} files and no {DATASET_FILE} in this folder")
         if ref is not None:
             raise StepwiseError("--ref goes with a single document; in a folder the reference "
                                 f"of name.{src} is name.{tgt} beside it")

@@ -52,6 +52,7 @@ from stepwise.llm.messages import token_usage, tool_schemas, training_dicts
 from stepwise.llm.ranking import best_index, ranker
 from stepwise.llm.token_data import with_purpose
 from stepwise.memory.translation import PageRecord, TranslationMemory
+from stepwise.tools.call_ids import unique_call_ids
 from stepwise.tools.executor import is_error, run_tool_calls
 from stepwise.tools.longmt.formats import NOTHING_FOUND
 from stepwise.tools.longmt.modules import PageView, default_arguments, memory_tools
@@ -73,15 +74,6 @@ def page_tokens(lines: Sequence[str]) -> int:
     take more tokens than the source has characters, as zh -> en does), the line numbers,
     and a margin."""
     return 4 * sum(len(line) for line in lines) // 3 + 4 * len(lines) + 64
-
-
-def with_unique_ids(message: AIMessage, prefix: str) -> AIMessage:
-    """Give every tool call an id of its own (servers leave them out or repeat them)."""
-    ids = [call.get("id") for call in message.tool_calls]
-    if all(ids) and len(set(ids)) == len(ids):
-        return message
-    calls = [{**call, "id": f"{prefix}_{i}"} for i, call in enumerate(message.tool_calls)]
-    return message.model_copy(update={"tool_calls": calls})
 
 
 def unusable_decision(answers: Sequence[AnyMessage]) -> str | None:
@@ -275,7 +267,7 @@ class PageSteps:
             step["model_tool_calls"] += len(answer.tool_calls) + len(answer.invalid_tool_calls)
             if (record := with_purpose("decision", answer)) is not None:
                 step.setdefault("model_calls", []).append(record)
-            answer = with_unique_ids(answer, f"call_{page}_{round_}")
+            answer = unique_call_ids(answer, messages, f"{page}_{round_}")
             messages.append(answer)
             if not answer.tool_calls and not answer.invalid_tool_calls:
                 break

@@ -48,6 +48,7 @@ from stepwise.agents.think.worlds import Episode, open_episode
 from stepwise.errors import ConfigError, StepwiseError
 from stepwise.llm.messages import tool_schemas, training_dicts
 from stepwise.llm.token_data import call_tokens
+from stepwise.tools.call_ids import unique_call_ids
 from stepwise.tools.executor import run_tool_calls
 from stepwise.tools.think import PromptThinkTool, load_think_tools
 
@@ -266,22 +267,6 @@ class ThinkEnvironment:
 
 
 def unique_ids(message: AIMessage, state: TurnState) -> AIMessage:
-    """Give every call an id unique in the episode, so each tool reply answers one call.
-
-    Servers may leave ids out or repeat them across turns (as ``ThinkLoop._tidy`` notes);
-    the new ids depend only on the state, so a rebuilt history gets the same ones.
-    """
-    used = {call.get("id") for m in state.messages if isinstance(m, AIMessage)
-            for call in [*m.tool_calls, *m.invalid_tool_calls]}
-    turn = state.turns + 1
-
-    def unique(call: Any, i: int, prefix: str) -> Any:
-        given = call.get("id")
-        fresh = given if given and given not in used else f"{prefix}_{turn}_{i}"
-        used.add(fresh)
-        return {**call, "id": fresh}
-
-    return message.model_copy(update={
-        "tool_calls": [unique(c, i, "call") for i, c in enumerate(message.tool_calls)],
-        "invalid_tool_calls": [unique(c, i, "invalid")
-                               for i, c in enumerate(message.invalid_tool_calls)]})
+    """``unique_call_ids`` in the episode so far, tagged with the coming turn's number: a
+    rebuilt history gets the same ids."""
+    return unique_call_ids(message, state.messages, state.turns + 1)

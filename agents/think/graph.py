@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field
 
 from stepwise.agents.think.budget import NativeThinking, ThinkBudget
 from stepwise.agents.think.state import Counters, ThinkState, Thought
+from stepwise.tools.call_ids import unique_call_ids
 from stepwise.tools.executor import error_message, is_error, malformed_call_messages, run_tool_call
 from stepwise.tools.think.prompted import PromptThinkTool
 from stepwise.tools.think.tokens import estimate_tokens
@@ -110,17 +111,7 @@ class ThinkLoop:
         Each reply must answer exactly one call, and servers may leave ids out or (like
         Hermes parsers hashing the call text) repeat them across turns.
         """
-        used = {call.get("id") for m in history if isinstance(m, AIMessage)
-                for call in [*m.tool_calls, *m.invalid_tool_calls]}
-
-        def unique(call: dict, i: int, prefix: str) -> dict:
-            given = call.get("id")
-            fresh = given if given and given not in used else f"{prefix}_{turn}_{i}"
-            used.add(fresh)
-            return {**call, "id": fresh}
-
-        calls = [unique(call, i, "call") for i, call in enumerate(message.tool_calls)]
-        invalid = [unique(call, i, "invalid") for i, call in enumerate(message.invalid_tool_calls)]
+        message = unique_call_ids(message, history, turn)
         extra = dict(message.additional_kwargs)
         reasoning = extra.pop("reasoning_content", None) if self.strip_reasoning else None
         thoughts: list[Thought] = []
@@ -129,8 +120,7 @@ class ThinkLoop:
             tokens = details.get("reasoning") or estimate_tokens(reasoning)
             thoughts.append(Thought(turn=turn, tool="native", request="", thought=reasoning,
                                     tokens=tokens))
-        return message.model_copy(update={"tool_calls": calls, "invalid_tool_calls": invalid,
-                                          "additional_kwargs": extra}), thoughts
+        return message.model_copy(update={"additional_kwargs": extra}), thoughts
 
     # -- the tools' turn --------------------------------------------------------------
 

@@ -1,1 +1,49 @@
 """Search over agent steps (installed as ``stepwise.search``): explorer, trees, preference pairs."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_HOMES = {  # name -> the module that defines it
+    "Environment": "stepwise.search.environment",
+    "ExploreOptions": "stepwise.search.explorer",
+    "Explorer": "stepwise.search.explorer",
+    "Node": "stepwise.search.tree",
+    "Tree": "stepwise.search.tree",
+    "load_tree": "stepwise.search.tree",
+    "extract_pairs": "stepwise.search.pairs",
+    "read_pairs": "stepwise.search.pairs",
+    "write_pairs": "stepwise.search.pairs",
+    "PairOptions": "stepwise.search.run",
+    "RunReport": "stepwise.search.run",
+    "explore_tasks": "stepwise.search.run",
+    "EventLog": "stepwise.search.events",
+}
+__all__ = [
+    "Environment",
+    "EventLog",
+    "ExploreOptions",
+    "Explorer",
+    "Node",
+    "PairOptions",
+    "RunReport",
+    "Tree",
+    "explore_tasks",
+    "extract_pairs",
+    "load_tree",
+    "read_pairs",
+    "write_pairs",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that importing the package stays cheap: the explorer is a LangGraph machine,
+    # and LangGraph loads only when it is used.
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -6,3 +6,5 @@ try:
     __version__ = version("stepwise")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

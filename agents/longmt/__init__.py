@@ -23,3 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return Policy
     raise AttributeError(name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

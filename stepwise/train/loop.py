@@ -27,6 +27,7 @@ from stepwise.errors import StepwiseError, error_line
 from stepwise.files import write_atomic
 from stepwise.jsonl import read_json
 from stepwise.run_lock import lock_run
+from stepwise.run_settings import check_saved_settings
 from stepwise.train.dpo import DPOSettings, train_dpo
 
 
@@ -237,8 +238,7 @@ def run_loop(settings: LoopSettings, out: Path,
     far training is, ``on_progress`` how far the running stage is, whichever it is."""
     saved = out / "loop.json"
     wanted = settings.model_dump()
-    if saved.is_file() and read_json(saved) != wanted:
-        raise StepwiseError(f"{out} holds a loop with other settings; use another --out")
+    check_saved_settings(saved, wanted, "loop")
     check_inputs(settings)  # before any page, and before the folder holds anything
     with lock_run(out, LOCK_NAME, "loop", "wait for it to finish or use another --out"):
         write_atomic(saved, json.dumps(wanted, indent=1))

@@ -77,7 +77,8 @@ def problem_line(problem: dict, name: str) -> str:
         text, got = f"{got} is not {NOT_A[problem['type']]}", None
     else:
         text = str(problem.get("msg", "invalid")).removeprefix("Value error, ")
-    text += f", got {got}" if got is not None else ""
+    if got is not None and not (problem.get("type") == "value_error" and got in text):
+        text += f", got {got}"  # unless the message quotes the value itself
     return f"Invalid value for '{name}': {text}" if name else text
 
 

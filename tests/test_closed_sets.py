@@ -104,8 +104,8 @@ def test_a_closed_option_shows_its_choices_and_refuses_others_in_one_line(
     errors = [text for text in done.stderr.splitlines() if text.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
     quoted = ", ".join(repr(choice) for choice in allowed)
-    assert errors[0].startswith(f"error: Invalid value for '{option}': 'bogus' is not one of "
-                                f"{quoted}."), errors[0]
+    assert errors[0] == (f"error: Invalid value for '{option}': 'bogus' is not one of "
+                         f"{quoted}."), errors[0]  # the value named once
     assert not (tmp_path / "run").exists()  # refused before the run folder holds anything
 
     with pytest.raises((ValidationError, StepwiseError)):

@@ -188,7 +188,8 @@ def test_translate_refuses_rank_with_a_model_that_cannot_rank(tmp_path):
     result = CliRunner().invoke(app, ["translate", str(doc), "--src", "en", "--tgt", "de",
                                       "-m", "sim:translator", "--decide", "vote",
                                       "--out", str(tmp_path / "out")])
-    assert result.exit_code != 0 and "--decide must be one of" in result.stderr
+    assert result.exit_code != 0 and ("Invalid value for '--decide': 'vote' is not one of "
+                                      "'generate', 'rank'.\n") in result.stderr
 
 
 @pytest.mark.real_model

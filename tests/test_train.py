@@ -223,3 +223,24 @@ def test_demo_runs_the_whole_loop_offline(tmp_path):
     scores = json.loads((tmp_path / "demo" / "translations" / "scores.json").read_text())
     assert set(scores) == {"none", "all", "auto", "oracle", "auto@policy-model"}
     assert "simulated" in result.output
+
+
+@pytest.mark.parametrize("command", [("train", "dpo"), ("loop",)])
+def test_the_commands_take_their_training_defaults_and_help_from_the_settings(command):
+    """One model, one set of defaults: each option that sets a DPOSettings field has that
+    field's default and description, so ``train dpo`` and ``loop`` cannot drift apart."""
+    import typer.main
+
+    cli = typer.main.get_command(app)
+    for name in command:
+        cli = cli.commands[name]
+    fields = {"lr": "learning_rate"}
+    loops_own = {"seed", "device"} if command == ("loop",) else set()  # search's too
+    shared = [p for p in cli.params if fields.get(p.name, p.name) in DPOSettings.model_fields
+              and p.name not in loops_own]
+    assert {p.name for p in shared} >= {"beta", "sft_weight", "lora", "max_steps",
+                                        "eval_frac", "lr"}
+    for param in shared:
+        field = DPOSettings.model_fields[fields.get(param.name, param.name)]
+        assert (param.name, param.default) == (param.name, field.default)
+        assert param.help == field.description

@@ -33,6 +33,7 @@ from stepwise.cli.tables import Column, ReadableTable, number
 from stepwise.cli.translate import DecideOpt, check_decide
 from stepwise.errors import StepwiseError
 from stepwise.jsonl import read_json
+from stepwise.train.dpo import default, described
 
 ROUND_COLUMNS = (("pairs", "pairs"), ("chosen_is_best", "chosen = best"),
                  ("reward_accuracy_before", "reward acc before"),
@@ -100,13 +101,16 @@ def loop(
                                            "sibling), closest (the best one below the "
                                            "chosen: a near miss) or both.")] = "worst",
     page_sentences: Annotated[int, typer.Option(help="Most sentences per page.")] = 5,
-    max_steps: Annotated[int, typer.Option(help="DPO steps per round.")] = 30,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default: by what is "
-                                             "trained).")] = None,
-    beta: Annotated[float, typer.Option(help="DPO beta.")] = 0.1,
-    sft_weight: Annotated[float, typer.Option(help="α of the SFT term.")] = 0.2,
-    lora: Annotated[int | None, typer.Option(help="LoRA rank (default: all weights).")] = None,
-    eval_frac: Annotated[float, typer.Option(help="Pairs held out per round.")] = 0.2,
+    max_steps: Annotated[int, typer.Option(help=described("max_steps"))] = \
+        default("max_steps"),
+    lr: Annotated[float | None, typer.Option(help=described("learning_rate"))] = \
+        default("learning_rate"),
+    beta: Annotated[float, typer.Option(help=described("beta"))] = default("beta"),
+    sft_weight: Annotated[float, typer.Option(help=described("sft_weight"))] = \
+        default("sft_weight"),
+    lora: Annotated[int | None, typer.Option(help=described("lora"))] = default("lora"),
+    eval_frac: Annotated[float, typer.Option(help=described("eval_frac"))] = \
+        default("eval_frac"),
     seed: Annotated[int, typer.Option(help="Seeds search (sampled model calls included) and "
                                       "training.")] = 0,
     decide: DecideOpt = "generate",

@@ -21,6 +21,7 @@ from stepwise.cli.common import (
 )
 from stepwise.cli.dpo_table import training_table
 from stepwise.cli.wording import agreeing, plural
+from stepwise.train.dpo import default, described
 
 train_app = typer.Typer(
     help="Train a model on step-level preference pairs (TRL). The result loads back as "
@@ -41,26 +42,26 @@ def dpo(
                                        "random tiny model built here).")],
     out_dir: Annotated[Path, typer.Option("--out", help="The trained model (loads as "
                                           "hf:DIR), metrics.jsonl, curves.png, train.json.")],
-    beta: Annotated[float, typer.Option(help="DPO beta.")] = 0.1,
-    sft_weight: Annotated[float, typer.Option(help="α in L = L_DPO + α·L_SFT (the SFT term "
-                                              "is on the chosen steps).")] = 0.2,
-    lora: Annotated[int | None, typer.Option(help="Train a LoRA adapter of this rank "
-                                             "(merged into the saved model).")] = None,
-    max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 40,
-    eval_frac: Annotated[float, typer.Option(help="Share of pairs held out for reward "
-                                             "accuracy before and after.")] = 0.1,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default: 1e-3 for the "
-                                             "tiny model, 1e-4 with LoRA, 5e-6 otherwise).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 4,
-    max_length: Annotated[int, typer.Option(help="Most tokens of prompt + step.")] = 2048,
-    padding_free: Annotated[bool, typer.Option(help="Pack the batch without padding "
-                                               "(needs flash attention on GPU).")] = False,
-    skip_bad: Annotated[bool, typer.Option(help="Drop pairs that fail the checks (reported) "
-                                           "instead of stopping.")] = False,
-    seed: Annotated[int, typer.Option(help="Seeds the held-out split and training.")] = 0,
-    device: Annotated[str, typer.Option(help="Where training runs: auto (a CUDA GPU, else "
-                                        "Apple's MPS, else the CPU), cpu, cuda, cuda:N or "
-                                        "mps.")] = "auto",
+    beta: Annotated[float, typer.Option(help=described("beta"))] = default("beta"),
+    sft_weight: Annotated[float, typer.Option(help=described("sft_weight"))] = \
+        default("sft_weight"),
+    lora: Annotated[int | None, typer.Option(help=described("lora"))] = default("lora"),
+    max_steps: Annotated[int, typer.Option(help=described("max_steps"))] = \
+        default("max_steps"),
+    eval_frac: Annotated[float, typer.Option(help=described("eval_frac"))] = \
+        default("eval_frac"),
+    lr: Annotated[float | None, typer.Option(help=described("learning_rate"))] = \
+        default("learning_rate"),
+    batch_size: Annotated[int, typer.Option(help=described("batch_size"))] = \
+        default("batch_size"),
+    max_length: Annotated[int, typer.Option(help=described("max_length"))] = \
+        default("max_length"),
+    padding_free: Annotated[bool, typer.Option(help=described("padding_free"))] = \
+        default("padding_free"),
+    skip_bad: Annotated[bool, typer.Option(help=described("skip_bad"))] = \
+        default("skip_bad"),
+    seed: Annotated[int, typer.Option(help=described("seed"))] = default("seed"),
+    device: Annotated[str, typer.Option(help=described("device"))] = default("device"),
     as_json: Annotated[bool, typer.Option("--json", help="Print train.json instead of the "
                                           "table.")] = False,
     threads: ThreadsOpt = None,

@@ -24,14 +24,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from stepwise.errors import StepwiseError
 from stepwise.files import write_atomic
-from stepwise.search.pair_templates import template_row
-from stepwise.train.pair_checks import PairReport, PairsError, check_pairs
+
+if TYPE_CHECKING:  # the checks load the model stack: the CLI reads DPOSettings without it
+    from stepwise.train.pair_checks import PairReport
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +50,39 @@ GENERATION_TOKENS = 256  # room for a tool-call step when the trained model is u
 class DPOSettings(BaseModel):
     """Everything that shapes a training run; saved with it in train.json."""
 
-    beta: float = Field(0.1, gt=0, description="DPO temperature: how far from the reference.")
-    sft_weight: float = Field(0.2, ge=0, description="α, the weight of the SFT term on chosen.")
-    lora: int | None = Field(None, ge=1, description="LoRA rank; None trains every weight.")
-    max_steps: int = Field(40, ge=1)
-    eval_frac: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out.")
-    learning_rate: float | None = Field(None, gt=0, description="Default by what is trained.")
-    batch_size: int = Field(4, ge=1)
-    max_length: int = Field(2048, ge=1)
-    seed: int = 0
-    padding_free: bool = False
-    skip_bad: bool = Field(False, description="Drop bad rows (reported) instead of stopping.")
+    beta: float = Field(0.1, gt=0, description="DPO beta: how far from the reference.")
+    sft_weight: float = Field(0.2, ge=0, description="α in L = L_DPO + α·L_SFT (the SFT term "
+                              "is on the chosen steps).")
+    lora: int | None = Field(None, ge=1, description="Train a LoRA adapter of this rank "
+                             "(merged into the saved model); unset: every weight.")
+    max_steps: int = Field(40, ge=1, description="Optimizer steps (in a loop: per round).")
+    eval_frac: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out for "
+                             "reward accuracy before and after.")
+    learning_rate: float | None = Field(None, gt=0, description="Learning rate (default: "
+                                        "1e-3 for the tiny model, 1e-4 with LoRA, 5e-6 "
+                                        "otherwise).")
+    batch_size: int = Field(4, ge=1, description="Pairs per step.")
+    max_length: int = Field(2048, ge=1, description="Most tokens of prompt + step.")
+    seed: int = Field(0, description="Seeds the held-out split and training.")
+    padding_free: bool = Field(False, description="Pack the batch without padding (needs "
+                               "flash attention on GPU).")
+    skip_bad: bool = Field(False, description="Drop pairs that fail the checks (reported) "
+                           "instead of stopping.")
     # Where the trainer runs, not what it learns: left out of the saved settings (the result
     # names the device), so a run resumes on another machine.
-    device: str = Field("auto", exclude=True, description="auto (CUDA, else MPS, else CPU), "
-                        "cpu, cuda, cuda:N or mps.")
+    device: str = Field("auto", exclude=True, description="Where training runs: auto (a "
+                        "CUDA GPU, else Apple's MPS, else the CPU), cpu, cuda, cuda:N or mps.")
+
+
+def default(name: str) -> Any:
+    """A ``DPOSettings`` field's default: the commands' options take theirs from here, so
+    they and the library cannot disagree."""
+    return DPOSettings.model_fields[name].default
+
+
+def described(name: str) -> str:
+    """A ``DPOSettings`` field's description: the help of the option that sets it."""
+    return DPOSettings.model_fields[name].description or ""
 
 
 @dataclass
@@ -131,6 +150,8 @@ def _dataset(rows: list[dict], tokenizer: Any):
     of a row whose schemas moved into the prompt)."""
     from datasets import Dataset
 
+    from stepwise.search.pair_templates import template_row
+
     keep = ("prompt", "chosen", "rejected", "tools")
     rows = [template_row(row, tokenizer) for row in rows]
     return Dataset.from_list([{k: row[k] for k in keep if k in row} for row in rows])
@@ -176,6 +197,7 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     from trl import DPOConfig, DPOTrainer
 
     from stepwise.llm.hf import resolve_device
+    from stepwise.train.pair_checks import PairsError, check_pairs
 
     device = resolve_device(settings.device)  # a missing GPU fails before anything loads
     quiet_libraries()

@@ -1,13 +1,17 @@
 """Simulated chat models for synthetic worlds, reached as ``sim:<name>``.
 
 A simulation is labelled as one wherever its numbers appear; its answers follow the
-world's known ground truth, never a language model. Worlds register a factory here
-(``register_sim``); ``echo`` ships with the core for plumbing checks.
+world's known ground truth, never a language model. ``echo`` ships with the core for
+plumbing checks; a world declares its model as an entry point of the ``stepwise.sim_models``
+group (stepwise's own in pyproject.toml, a plug-in's in its own), loaded the first time
+``sim:<name>`` is asked for, so that the backends import no world. ``register_sim`` adds
+one in this process (a test's, say).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -19,6 +23,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from stepwise.llm.base import ToolCallingMixin, tracing_params
 
 SIM_MODELS: dict[str, Callable[..., BaseChatModel]] = {}
+ENTRY_POINTS = "stepwise.sim_models"  # name -> "module:factory" of each installed world
 
 
 def word_usage(messages: list[BaseMessage], words_out: int) -> UsageMetadata:
@@ -26,6 +31,20 @@ def word_usage(messages: list[BaseMessage], words_out: int) -> UsageMetadata:
     words_in = sum(len(m.text.split()) for m in messages)
     return UsageMetadata(input_tokens=words_in, output_tokens=words_out,
                          total_tokens=words_in + words_out)
+
+
+def sim_model(name: str) -> Callable[..., BaseChatModel] | None:
+    """The factory for ``sim:<name>``: registered in this process, else loaded from the
+    installed world that declares it; None when no world does."""
+    if name not in SIM_MODELS:
+        for point in entry_points(group=ENTRY_POINTS, name=name):
+            SIM_MODELS[name] = point.load()  # the world's module registers it as it loads
+    return SIM_MODELS.get(name)
+
+
+def sim_names() -> list[str]:
+    """Every ``sim:`` name that can be asked for."""
+    return sorted(set(SIM_MODELS) | {point.name for point in entry_points(group=ENTRY_POINTS)})
 
 
 def register_sim(name: str) -> Callable[[Callable[..., BaseChatModel]], Callable[..., BaseChatModel]]:

@@ -33,15 +33,13 @@ def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
     if not rest:
         raise ModelURIError(f"model URI {uri!r} is incomplete; expected one of {', '.join(SCHEMES)}")
     if scheme == "sim":
-        import stepwise.sim.airline.oracle  # noqa: F401 -- registers sim:airline-oracle
-        from stepwise.llm.sim import SIM_MODELS
-        from stepwise.sim.sandbox import townsfolk  # noqa: F401 -- registers sim:townsfolk
-        from stepwise.sim.translation import translator  # noqa: F401 -- registers sim:translator
+        from stepwise.llm.sim import sim_model, sim_names
 
-        if rest not in SIM_MODELS:
-            known = ", ".join(f"sim:{name}" for name in sorted(SIM_MODELS))
+        factory = sim_model(rest)
+        if factory is None:
+            known = ", ".join(f"sim:{name}" for name in sim_names())
             raise ModelURIError(f"unknown simulated world {rest!r} (known: {known})")
-        return SIM_MODELS[rest](**kwargs)
+        return factory(**kwargs)
     if scheme == "replay":
         from stepwise.llm.cassette import Cassette
         from stepwise.llm.replay import ReplayChatModel

@@ -33,7 +33,7 @@ from stepwise.agents.generative.prompts import (
 from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, Simulation
 from stepwise.agents.generative.state import new_agent
 from stepwise.memory.stream import MemoryStream
-from stepwise.sim.sandbox.townsfolk import TownsfolkSimChatModel
+from stepwise.agents.generative.townsfolk import TownsfolkSimChatModel
 from stepwise.testing.responding import RespondingChatModel
 
 PARTY = Path(__file__).resolve().parent.parent / "stepwise" / "sim" / "sandbox" / "data" / \

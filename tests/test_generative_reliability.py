@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from stepwise.agents.generative import step_log
 from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, Simulation
-from stepwise.sim.sandbox.townsfolk import TownsfolkSimChatModel
+from stepwise.agents.generative.townsfolk import TownsfolkSimChatModel
 from stepwise.testing.responding import RespondingChatModel
 
 PARTY = Path(__file__).resolve().parent.parent / "stepwise" / "sim" / "sandbox" / "data" / \

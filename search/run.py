@@ -28,6 +28,7 @@ from stepwise.errors import MODEL_ERRORS, StepwiseError, error_line
 from stepwise.files import write_atomic
 from stepwise.jsonl import read_json
 from stepwise.run_lock import lock_run
+from stepwise.run_settings import check_saved_settings
 from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
 from stepwise.search.pairs import check_prefix, decision_parents, extract_pairs, write_pairs
@@ -99,15 +100,7 @@ def check_settings(out: Path, settings: dict[str, Any], resume: bool) -> None:
         if not resume:
             raise StepwiseError(f"{out} already holds a run: add --resume to continue it, or "
                                 "choose another --out")
-        before = read_json(saved)
-        if not isinstance(before, dict):
-            raise StepwiseError(f"{saved}: not a run's settings (a JSON object); choose "
-                                "another --out")
-        if before != settings:
-            changed = sorted(k for k in set(before) | set(settings)
-                             if before.get(k) != settings.get(k))
-            raise StepwiseError(f"{out} was run with other settings ({', '.join(changed)}); "
-                                "resume with the same ones, or choose another --out")
+        check_saved_settings(saved, settings, "run")
     elif resume and out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise StepwiseError(f"{out} holds no run to resume (no run.json)")
     write_atomic(saved, json.dumps(settings, ensure_ascii=False, sort_keys=True, indent=1))

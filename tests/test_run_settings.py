@@ -37,3 +37,19 @@ def test_a_loop_resumed_with_other_options_names_the_option(tmp_path):
     with pytest.raises(StepwiseError, match=r"holds a loop with other settings "
                        r"\(dpo\.max_steps: saved 30, asked 40\); use another --out"):
         run_loop(again, tmp_path)
+
+
+def test_an_explore_resumed_with_other_options_names_the_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from stepwise.cli import app
+    from stepwise.sim.translation.world import make_documents, write_dataset
+
+    data = write_dataset(make_documents(1, 0), tmp_path / "synth")
+    args = ["explore", str(data), "-m", "sim:translator", "--page-sentences", "4",
+            "--out", str(tmp_path / "run")]
+    first = CliRunner().invoke(app, [*args, "--simulations", "2"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(app, [*args, "--simulations", "3", "--resume"])
+    assert again.exit_code == 2
+    assert "holds a run with other settings (options.simulations: saved 2, asked 3)" in again.stderr

@@ -13,7 +13,7 @@ __all__ = ["LongMTAgent", "Policy", "TranslationResult"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, because stepwise.tools.longmt imports this package's prompts module.
+    # Lazy, so that importing the package loads no LangGraph until a name is used.
     if name in ("LongMTAgent", "TranslationResult"):
         from stepwise.agents.longmt import agent
 

@@ -56,7 +56,7 @@ from stepwise.tools.call_ids import unique_call_ids
 from stepwise.tools.executor import is_error, run_tool_calls
 from stepwise.tools.longmt.formats import NOTHING_FOUND
 from stepwise.tools.longmt.modules import PageView, default_arguments, memory_tools
-from stepwise.tools.longmt.updates import (
+from stepwise.agents.longmt.updates import (
     UPDATE_ENTITIES,
     UPDATE_SUMMARIES,
     update_entities,

@@ -247,11 +247,11 @@ def test_explore_cli_checks_prefixes_and_writes_stepwise_rows(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "b" / "pairs.jsonl").open()]
     assert {tuple(r["labels"]) for r in rows} == {(True,), (False,)}
     for bad, message in ((["--rollout", "greedy"],
-                          "Invalid value for '--rollout': 'greedy' is not one of 'random', "
-                          "'auto'.\n"),
+                          ("Invalid value for '--rollout': 'greedy' is not one of 'random', "
+                           "'auto'.\n")),
                          (["--env", "chess"],
-                          "Invalid value for '--env': 'chess' is not one of 'longmt', "
-                          "'think'.\n")):
+                          ("Invalid value for '--env': 'chess' is not one of 'longmt', "
+                           "'think'.\n"))):
         result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "c"), *bad])
         assert result.exit_code == 2 and message in result.stderr
 

@@ -32,8 +32,8 @@ from stepwise.agents.generative.prompts import (
 )
 from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, Simulation
 from stepwise.agents.generative.state import new_agent
-from stepwise.memory.stream import MemoryStream
 from stepwise.agents.generative.townsfolk import TownsfolkSimChatModel
+from stepwise.memory.stream import MemoryStream
 from stepwise.testing.responding import RespondingChatModel
 
 PARTY = Path(__file__).resolve().parent.parent / "stepwise" / "sim" / "sandbox" / "data" / \

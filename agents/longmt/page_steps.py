@@ -46,6 +46,12 @@ from stepwise.agents.longmt.prompts import (
     translate_prompt,
 )
 from stepwise.agents.longmt.state import LongMTState, ModuleCall, PageStep
+from stepwise.agents.longmt.updates import (
+    UPDATE_ENTITIES,
+    UPDATE_SUMMARIES,
+    update_entities,
+    update_summaries,
+)
 from stepwise.documents.pages import Document, Page
 from stepwise.errors import MODEL_ERRORS, ModelBackendError, StepwiseError, error_line
 from stepwise.llm.messages import token_usage, tool_schemas, training_dicts
@@ -56,12 +62,6 @@ from stepwise.tools.call_ids import unique_call_ids
 from stepwise.tools.executor import is_error, run_tool_calls
 from stepwise.tools.longmt.formats import NOTHING_FOUND
 from stepwise.tools.longmt.modules import PageView, default_arguments, memory_tools
-from stepwise.agents.longmt.updates import (
-    UPDATE_ENTITIES,
-    UPDATE_SUMMARIES,
-    update_entities,
-    update_summaries,
-)
 from stepwise.tools.think.tokens import estimate_tokens
 
 NO_MODULES = "This page needs no memory; translating now."  # a rule turn that calls nothing

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stepwise.errors import StepwiseError, error_line
 from stepwise.llm.cache import sampling_seed
+from stepwise.search.environment import Episode, Searchable, export_of, missing, plain_label
 from stepwise.search.events import EventLog
 from stepwise.search.tree import Node, Tree
 from stepwise.seeds import derive_seed
@@ -92,7 +93,7 @@ class BudgetError(StepwiseError):
         self.minimum = actions
 
 
-def check_budget(env: Any, options: ExploreOptions, where: str = "a decision") -> None:
+def check_budget(env: Episode[Any, Any], options: ExploreOptions, where: str = "a decision") -> None:
     """Refuse, before any search, a per-decision budget below the actions a decision has:
     each action of the first decisions (the initial state's, and a step further) is counted.
     The explorer checks every later decision as it reaches it."""
@@ -117,18 +118,29 @@ class LoopState(TypedDict, total=False):
 
 
 class Explorer:
-    """One task's search: the tree, the node states, the event log and the options."""
+    """One task's search: the tree, the node states, the event log and the options.
 
-    def __init__(self, env: Any, options: ExploreOptions, log: EventLog | None = None,
-                 env_name: str = "", on_iteration: Callable[[int], None] | None = None,
+    The environment needs an episode and a reward (``Searchable``); without the export
+    methods the tree keeps no prompts, completions or tools (and gives no pairs), and a
+    node's label is its action."""
+
+    def __init__(self, env: Searchable[Any, Any], options: ExploreOptions,
+                 log: EventLog | None = None, env_name: str = "",
+                 on_iteration: Callable[[int], None] | None = None,
                  simulated: bool = False) -> None:
+        lacking = missing(env, Searchable)
+        if lacking:
+            raise TypeError(f"{type(env).__name__} is not searchable: it lacks "
+                            f"{', '.join(lacking)} (see stepwise.search.environment)")
         self.env = env
+        self.export = export_of(env)
         self.options = options
         self.log = log or EventLog(None)
         self.on_iteration = on_iteration
         self.tree = Tree.new(task=env.task_id, env=env_name, seed=options.seed,
                              options=options.dump(), baseline_score=env.baseline_score(),
-                             tools=env.tool_schemas(), simulated=simulated)
+                             tools=self.export.tool_schemas() if self.export else None,
+                             simulated=simulated)
         self.states: dict[int, Any] = {0: env.initial_state()}
         self.stable = 0
         self.best_path = [0]
@@ -220,8 +232,10 @@ class Explorer:
                                   f"decision {leaf.depth + 1} of {self.env.task_id}")
             parent_state = self.state_of(leaf.id)
             best_actions = getattr(self.env, "best_actions", None)  # optional: ties kept
-            created = {"parent": leaf.id, "prompt": self.env.decision_prompt(parent_state),
-                       "optimal": self.env.optimal_action(parent_state),
+            export = self.export
+            created = {"parent": leaf.id,
+                       "prompt": export.decision_prompt(parent_state) if export else None,
+                       "optimal": export.optimal_action(parent_state) if export else None,
                        "best_actions": best_actions(parent_state) if best_actions else None,
                        "children": [self._child_spec(parent_state, action)
                                     for action in actions]}
@@ -233,8 +247,10 @@ class Explorer:
         """What a new child keeps: its action, label, exported step and, when a model call
         generated that step, the call's tokens (``decision_tokens``, optional in the
         protocol: an environment whose steps are rule-made has none)."""
-        spec = {"action": action, "label": self.env.action_label(action),
-                "completion": self.env.decision_completion(state, action)}
+        export = self.export
+        spec = {"action": action,
+                "label": export.action_label(action) if export else plain_label(action),
+                "completion": export.decision_completion(state, action) if export else None}
         decision_tokens = getattr(self.env, "decision_tokens", None)
         tokens = decision_tokens(state, action) if decision_tokens is not None else None
         if tokens:

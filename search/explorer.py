@@ -93,7 +93,8 @@ class BudgetError(StepwiseError):
         self.minimum = actions
 
 
-def check_budget(env: Episode[Any, Any], options: ExploreOptions, where: str = "a decision") -> None:
+def check_budget(env: Episode[Any, Any], options: ExploreOptions,
+                 where: str = "a decision") -> None:
     """Refuse, before any search, a per-decision budget below the actions a decision has:
     each action of the first decisions (the initial state's, and a step further) is counted.
     The explorer checks every later decision as it reaches it."""

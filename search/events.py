@@ -3,10 +3,10 @@
 The tree is never pickled or overwritten mid-run: each iteration appends what it created
 and what it backed up, flushed and fsynced, so a run killed at any moment (SIGKILL
 included) is rebuilt exactly by replaying the lines. A last line torn by the kill is
-dropped on load and its iteration simply runs again. Each line keeps its iteration index
-(``i``: the iterations done before it), so a replay applies every iteration once even where
-two writers logged it twice; the run folder's lock (``run.hold_run``) keeps a second writer
-out in the first place.
+dropped on load and its iteration simply runs again (one whole but for its newline is
+kept). Each line keeps its iteration index (``i``: the iterations done before it), so a
+replay applies every iteration once even where two writers logged it twice; the run
+folder's lock (``run.hold_run``) keeps a second writer out in the first place.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stepwise.errors import StepwiseError
+from stepwise.jsonl import JsonlError, read_jsonl
 
 
 class EventLog:
@@ -29,31 +30,28 @@ class EventLog:
         cutting it and every line after it would silently drop finished iterations."""
         if self.path is None or not self.path.is_file():
             return []
-        events, good_bytes = [], 0
-        with self.path.open("rb") as handle:
-            for number, raw in enumerate(handle, 1):
-                if not raw.endswith(b"\n"):
-                    break  # torn by a kill: cut off below, and its iteration runs again
-                events.append(self._event(raw, number))
-                good_bytes += len(raw)
-        if good_bytes != self.path.stat().st_size:
-            with self.path.open("r+b") as handle:
-                handle.truncate(good_bytes)
-        return events
-
-    def _event(self, raw: bytes, number: int) -> dict[str, Any]:
+        torn: list[int] = []
         try:
-            event = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            why = "not UTF-8 text"
-        except json.JSONDecodeError as exc:
-            why = f"not JSON: {exc.msg}"
-        else:
-            if isinstance(event, dict):
-                return event
-            why = "not a JSON object"
-        raise StepwiseError(f"{self.path}:{number}: not an iteration this search logged ({why});"
-                            " delete the file to search the task again")
+            rows = read_jsonl(self.path, on_torn_last_line=torn.append)
+        except JsonlError as exc:
+            raise StepwiseError(f"{self.path}:{exc.line}: not an iteration this search logged "
+                                f"({exc.why}); delete the file to search the task again") from None
+        self._end_last_line(torn=bool(torn))
+        return [event for _, event in rows]
+
+    def _end_last_line(self, torn: bool) -> None:
+        """Make the next append start a line: a last line torn by a kill is cut off the file
+        (its iteration runs again); a whole one that lacks only its newline gets it."""
+        assert self.path is not None
+        data = self.path.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return
+        with self.path.open("r+b") as handle:
+            if torn:
+                handle.truncate(data.rfind(b"\n") + 1)
+            else:
+                handle.seek(len(data))
+                handle.write(b"\n")
 
     def append(self, event: dict[str, Any]) -> None:
         if self.path is None:

@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError, field_validator
 
 from stepwise.documents.pages import read_lines
 from stepwise.errors import StepwiseError
-from stepwise.jsonl import jsonl_lines, read_text
+from stepwise.jsonl import read_jsonl
 
 DATASET_FILE = "dataset.jsonl"  # a dataset folder's rows, as stepwise sim make writes them
 
@@ -38,13 +37,7 @@ class SourceDocument(BaseModel):
         return value.split("\n") if isinstance(value, str) else value
 
 
-def _row(line: str, number: int, path: Path, src: str | None, tgt: str | None) -> SourceDocument:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise StepwiseError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
-    if not isinstance(row, dict):
-        raise StepwiseError(f"{path}:{number}: not a JSON object")
+def _row(row: dict, number: int, path: Path, src: str | None, tgt: str | None) -> SourceDocument:
     row.setdefault("id", f"{path.stem}-{number}")
     for key, default in (("src_lang", src), ("tgt_lang", tgt)):
         if row.get(key) is None and default:
@@ -116,12 +109,11 @@ def load_documents(path: str | Path, *, src: str | None = None, tgt: str | None 
     """The documents at ``path``; languages from the rows or from ``src``/``tgt``."""
     path = dataset_path(Path(path), src)
     if path.suffix == ".jsonl":
-        lines = jsonl_lines(read_text(path))
-        numbers = [i for i, line in enumerate(lines, 1) if line.strip()]
-        docs = [_row(lines[i - 1], i, path, src, tgt) for i in numbers]
+        rows = read_jsonl(path)
+        docs = [_row(row, number, path, src, tgt) for number, row in rows]
         if not docs:
             raise StepwiseError(f"{path}: the dataset has no rows")
-        _check_ids(path, docs, [f"line {i}" for i in numbers])
+        _check_ids(path, docs, [f"line {number}" for number, _ in rows])
         return docs
     if not src or not tgt:
         if path.is_dir():

@@ -23,9 +23,9 @@ from typing import Any
 from langchain_core.messages import message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from stepwise.errors import CassetteError
+from stepwise.errors import CassetteError, StepwiseError
 from stepwise.files import write_atomic
-from stepwise.jsonl import jsonl_lines
+from stepwise.jsonl import JsonlError, read_jsonl
 
 FORMAT_VERSION = 1
 
@@ -73,42 +73,32 @@ class Cassette:
         path = Path(path)
         if not path.is_file():
             raise CassetteError(f"cassette not found: {path}")
+        torn: list[int] = []
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CassetteError(f"cannot read cassette {path}: {exc}") from exc
-        rows = jsonl_lines(text)
+            rows = read_jsonl(path, on_torn_last_line=torn.append)
+        except JsonlError as exc:
+            raise CassetteError(f"{path}:{exc.line}: corrupt cassette line ({exc.why})") from None
+        except StepwiseError as exc:  # unreadable: the reason, naming the file
+            raise CassetteError(str(exc)) from None
         if not rows:
             raise CassetteError(f"cassette {path} is empty")
-        header = cls._parse(path, 1, rows[0])
+        number, header = rows[0]
         if "stepwise_cassette" not in header:
-            raise CassetteError(f"{path}:1: not a stepwise cassette (no 'stepwise_cassette' header)")
+            raise CassetteError(f"{path}:{number}: not a stepwise cassette (no "
+                                "'stepwise_cassette' header)")
         if header["stepwise_cassette"] != FORMAT_VERSION:
-            raise CassetteError(f"{path}:1: cassette format {header['stepwise_cassette']!r:.40}, "
-                                f"not {FORMAT_VERSION}: record it again with this version")
-        if len(rows) > 1 and not text.endswith("\n") and _torn(rows[-1]):
+            raise CassetteError(f"{path}:{number}: cassette format "
+                                f"{header['stepwise_cassette']!r:.40}, not {FORMAT_VERSION}: "
+                                "record it again with this version")
+        if torn:
             log.warning("%s:%d: the last line is cut off (the recording stopped mid-write); "
-                        "replaying the %d exchanges before it", path, len(rows), len(rows) - 2)
-            rows.pop()
+                        "replaying the %d exchanges before it", path, torn[0], len(rows) - 1)
         cassette = cls(path, header)
-        for number, line in enumerate(rows[1:], start=2):
-            if not line.strip():
-                continue
-            row = cls._parse(path, number, line)
+        for number, row in rows[1:]:
             cls._check_exchange(path, number, row)
-            cassette.lines.append(line)
+            cassette.lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True))
             cassette.by_key.setdefault(row["key"], []).append(row)
         return cassette
-
-    @staticmethod
-    def _parse(path: Path, number: int, line: str) -> dict:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CassetteError(f"{path}:{number}: corrupt cassette line ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise CassetteError(f"{path}:{number}: corrupt cassette line (not an object)")
-        return row
 
     @staticmethod
     def _check_exchange(path: Path, number: int, row: dict) -> None:
@@ -181,15 +171,6 @@ class Cassette:
     def requests(self) -> list[dict]:
         """One recorded request per key."""
         return [rows[0]["request"] for rows in self.by_key.values()]
-
-
-def _torn(line: str) -> bool:
-    """Whether a last line without its newline is cut off: not one whole JSON value."""
-    try:
-        json.loads(line)
-    except json.JSONDecodeError:
-        return True
-    return False
 
 
 def _short(value: Any, limit: int = 70) -> str:

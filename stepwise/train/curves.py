@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 from stepwise.files import write_atomic
-from stepwise.jsonl import jsonl_lines
+from stepwise.jsonl import read_jsonl
 
 PANELS = (("loss", ("loss",)), ("reward accuracy", ("reward_accuracy",)),
           ("reward margin", ("reward_margin",)),
@@ -15,11 +14,12 @@ PANELS = (("loss", ("loss",)), ("reward accuracy", ("reward_accuracy",)),
 
 
 def read_metrics(path: str | Path) -> list[dict]:
+    """The rows of a metrics file (none before the first step is logged). It is appended
+    as training runs, so a last line cut off by a kill is left out."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8"))
-            if line.strip()]
+    return [row for _, row in read_jsonl(path, on_torn_last_line=lambda number: None)]
 
 
 def write_curves(metrics: str | Path, png: str | Path, title: str = "DPO training") -> Path | None:

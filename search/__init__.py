@@ -7,6 +7,10 @@ from typing import Any
 
 _HOMES = {  # name -> the module that defines it
     "Environment": "stepwise.search.environment",
+    "Episode": "stepwise.search.environment",
+    "Export": "stepwise.search.environment",
+    "Reward": "stepwise.search.environment",
+    "Searchable": "stepwise.search.environment",
     "ExploreOptions": "stepwise.search.explorer",
     "Explorer": "stepwise.search.explorer",
     "Node": "stepwise.search.tree",
@@ -22,12 +26,16 @@ _HOMES = {  # name -> the module that defines it
 }
 __all__ = [
     "Environment",
+    "Episode",
     "EventLog",
     "ExploreOptions",
     "Explorer",
+    "Export",
     "Node",
     "PairOptions",
+    "Reward",
     "RunReport",
+    "Searchable",
     "Tree",
     "explore_tasks",
     "extract_pairs",

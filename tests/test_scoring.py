@@ -133,7 +133,7 @@ def test_the_target_language_picks_the_tokenizer():
     assert corpus_bleu(hyps, refs, "zh") != corpus_bleu(hyps, refs, "en")
 
 
-@pytest.mark.parametrize("code", ["Chinese", "EN", "z", "zh-", "", "12", "en US"])
+@pytest.mark.parametrize("code", ["Chinese", "z", "zh-", "", "12", "en US"])
 def test_a_malformed_language_code_is_a_scoring_error(code):
     with pytest.raises(ScoringError, match="unknown language code"):
         tokenizer_for(code)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import re
 
+from stepwise.documents.language_codes import base_language
 from stepwise.errors import StepwiseError
 
 CJK_LANGUAGES = frozenset({"zh", "ja"})
@@ -49,7 +50,7 @@ WORD_BEFORE = re.compile(r"([\w.]+)\.$")
 
 def language_family(lang: str) -> str:
     """``cjk`` or ``latin`` for a language code such as ``zh``, ``zh-CN`` or ``en_US``."""
-    base = re.split(r"[-_]", lang.strip().lower(), maxsplit=1)[0]
+    base = base_language(lang)
     if base in CJK_LANGUAGES:
         return "cjk"
     if base in LATIN_LANGUAGES or base in SYNTHETIC_LANGUAGES:

@@ -17,17 +17,26 @@ SCHEMES = ("sim:<world>", "replay:<cassette>", "openai:<base_url>", "hf:<path>",
            "hf:smollm2", "tiny")
 
 
+def tiny_seed(uri: str) -> int | None:
+    """The seed a ``tiny`` or ``tiny:<seed>`` URI names (0 when it names none); None for a
+    URI of another scheme. The one reading of tiny URIs, for the backends and training."""
+    scheme, _, rest = uri.partition(":")
+    if scheme != "tiny":
+        return None
+    try:
+        return int(rest or 0)
+    except ValueError:
+        raise ModelURIError(f"tiny:{rest}: the tiny model takes an integer seed (tiny:0)") \
+            from None
+
+
 def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
     """Build the chat model a URI names; extra keyword arguments go to its constructor."""
     scheme, _, rest = uri.partition(":")
-    if scheme == "tiny":
+    if (seed := tiny_seed(uri)) is not None:
         from stepwise.llm.hf import HFChatModel
         from stepwise.llm.tiny import tiny_model_path
 
-        try:
-            seed = int(rest or 0)
-        except ValueError:
-            raise ModelURIError(f"tiny:{rest}: the tiny model takes an integer seed") from None
         kwargs.setdefault("model_label", uri)
         return HFChatModel(model_path=str(tiny_model_path(seed)), **kwargs)
     if not rest:

@@ -8,13 +8,9 @@ Thai) fall back to characters, which works offline and is a common choice.
 
 from __future__ import annotations
 
-import re
-
+from stepwise.documents.language_codes import base_language as language_subtag
+from stepwise.errors import StepwiseError
 from stepwise.scoring.errors import ScoringError
-
-# A language subtag (2-3 lowercase letters), then optional script/region subtags:
-# "en", "zh-CN", "zh_Hant", "pt-BR", "yue".
-_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 
 _TOKENIZERS = {"zh": "zh", "ja": "char", "ko": "char", "th": "char"}
 DEFAULT_TOKENIZER = "13a"
@@ -25,11 +21,10 @@ _JOINED_WITHOUT_SPACE = {"zh", "ja", "ko"}
 
 def base_language(code: str) -> str:
     """The language subtag of a code ("zh" for "zh-CN"); a malformed code is a ScoringError."""
-    if not isinstance(code, str) or not _LANGUAGE_CODE.fullmatch(code):
-        raise ScoringError(
-            f"unknown language code {code!r}: expected 2-3 lowercase letters, optionally "
-            "with a region or script such as zh-CN or zh_Hant")
-    return re.split(r"[-_]", code, maxsplit=1)[0]
+    try:
+        return language_subtag(code)
+    except StepwiseError as exc:
+        raise ScoringError(str(exc)) from None
 
 
 def tokenizer_for(tgt_lang: str) -> str:

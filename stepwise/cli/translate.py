@@ -6,14 +6,14 @@ end (``<doc>.memory.json``) and, with references, scores; and ``scores.json`` ov
 Finished documents are kept: a rerun with the same settings picks up where a killed run
 stopped (``--fresh`` redoes them). A document whose model call failed on a page keeps the
 trace up to that page step in ``<doc>.failed.trace.jsonl`` and is redone by a rerun.
+The run itself is ``stepwise.agents.longmt.runs``; here are its options, models and output.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import typer
 from rich.text import Text
@@ -46,6 +46,10 @@ from stepwise.cli.tables import Column, ReadableTable, number
 from stepwise.errors import StepwiseError
 from stepwise.run_lock import lock_run
 
+if TYPE_CHECKING:
+    from stepwise.agents.longmt.policies import Oracle
+    from stepwise.documents.sources import SourceDocument
+
 SIMULATED_NOTE = ("simulated: a synthetic world's translator, not a language model; these "
                   "figures show the agent's plumbing, not translation quality")
 AUTO_POLICY_MODEL = "auto@policy-model"  # the row of auto decided by --policy-model
@@ -63,60 +67,6 @@ DecideOpt = Annotated[Decide, typer.Option(
 MaxTokensOpt = max_tokens_option(MAX_TOKENS, "a cap: each page's translation asks for 4/3 of "
                                  "its characters + 64, each module decision for "
                                  f"{DECISION_TOKENS}")
-
-
-def policy_folder(policy: str) -> str:
-    """A folder name for a policy: ``only:entities`` -> ``only-entities``."""
-    name = policy.replace(":", "-").replace("+", "_").replace(";", ".")
-    if len(name) > 40:
-        name = "fixed-" + hashlib.sha256(policy.encode()).hexdigest()[:10]
-    return name
-
-
-def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-
-
-class RunFolder:
-    """Where one policy's documents go, and which of them are already finished."""
-
-    def __init__(self, root: Path, policy: str, settings: dict[str, Any]) -> None:
-        self.folder = root / policy_folder(policy)
-        self.settings = settings
-
-    def finished(self, doc_id: str) -> dict | None:
-        done = self.folder / f"{doc_id}.done.json"
-        if not done.is_file():
-            return None
-        try:
-            record = json.loads(done.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return None
-        return record if record.get("settings") == self.settings else None
-
-    def failed_trace(self, doc_id: str) -> Path:
-        return self.folder / f"{doc_id}.failed.trace.jsonl"
-
-    def write_failed(self, doc_id: str, steps: list[dict]) -> None:
-        """The trace of a document stopped by a failed page step: its pages up to that step."""
-        from stepwise.files import write_atomic
-
-        write_atomic(self.failed_trace(doc_id), _jsonl(steps))
-
-    def write(self, result, scores: dict) -> dict:
-        from stepwise.files import write_atomic
-
-        self.failed_trace(result.doc_id).unlink(missing_ok=True)  # an earlier try's, now redone
-        stem = self.folder / result.doc_id
-        write_atomic(stem.with_name(f"{result.doc_id}.{result.tgt}"), "\n".join(result.lines) + "\n")
-        write_atomic(stem.with_name(f"{result.doc_id}.trace.jsonl"), _jsonl(result.steps))
-        write_atomic(stem.with_name(f"{result.doc_id}.memory.json"),
-                     json.dumps(result.memory.to_dict(), ensure_ascii=False, indent=1))
-        record = {"settings": self.settings, "doc": result.doc_id, "lines": result.lines,
-                  "totals": result.totals(), "scores": scores}
-        write_atomic(stem.with_name(f"{result.doc_id}.done.json"),  # last: marks it finished
-                     json.dumps(record, ensure_ascii=False, indent=1))
-        return record
 
 
 def _table(rows: dict[str, dict], simulated: bool) -> ReadableTable:
@@ -210,9 +160,13 @@ def translate(
     """
     hold_threads(threads)
     from stepwise.agents.longmt import LongMTAgent, Policy
-    from stepwise.agents.longmt.evaluate import DocOutcome, document_scores, policy_scores
-    from stepwise.agents.longmt.page_steps import PageStepFailed
     from stepwise.agents.longmt.policies import module_set
+    from stepwise.agents.longmt.runs import (
+        LOCK_NAME,
+        DocumentDone,
+        compare_policies,
+        page_documents,
+    )
     from stepwise.documents.sentences import language_family
     from stepwise.documents.sources import load_documents
     from stepwise.scoring.languages import tokenizer_for
@@ -265,68 +219,35 @@ def translate(
         translation_max_tokens=calls.max_tokens if generates(translator) else None,
         decide=decide_for(label))
         for label, text in labels.items()}
-    first = next(iter(agents.values()))
-    paged = {}
-    for doc in docs:
-        try:
-            paged[doc.id] = first.paginate(doc.src, doc.src_lang)
-        except StepwiseError as exc:
-            raise StepwiseError(f"{doc.id}: {exc}") from None
-    total = sum(len(d.pages) for d in paged.values()) * len(agents)
-
-    rows: dict[str, dict] = {}
-    report: dict[str, Any] = {}
+    pages = page_documents(next(iter(agents.values())), docs)
+    total = sum(len(d.pages) for d in pages.values()) * len(agents)
+    settings = {label: {
+        "model": model, "model_name": model_name, "policy": agent.policy.text,
+        "policy_model": policy_model if agent.policy_model else None,
+        "policy_fallback": policy_fallback, "page_sentences": page_sentences,
+        "max_chars": max_chars, "adjust_pages": adjust_pages,
+        # what changes the answers (a timeout does not)
+        "calls": {k: v for k, v in calls.values().items() if k != "timeout"},
+        **({"decide": agent.decide} if agent.policy.decides and agent.decide != "generate"
+           else {})} for label, agent in agents.items()}
     failures = TaskFailures("document")
-    with lock_run(out_dir, "translate.lock", "translate", "wait for it to finish or use "
-                  "another --out"), progress_bar("pages", disable=as_json) as progress:
+    with lock_run(out_dir, LOCK_NAME, "translate", "wait for it to finish or use another --out",
+                  shared_in_thread=True), progress_bar("pages", disable=as_json) as progress:
         task = progress.add_task("translating", total=total)
-        for label, agent in agents.items():
-            settings = {"model": model, "model_name": model_name, "policy": agent.policy.text,
-                        "policy_model": policy_model if agent.policy_model else None,
-                        "policy_fallback": policy_fallback, "page_sentences": page_sentences,
-                        "max_chars": max_chars, "adjust_pages": adjust_pages,
-                        # what changes the answers (a timeout does not)
-                        "calls": {k: v for k, v in calls.values().items() if k != "timeout"},
-                        **({"decide": agent.decide} if agent.policy.decides
-                           and agent.decide != "generate" else {})}
-            folder = RunFolder(out_dir, label, settings)
-            outcomes, per_doc, failed = [], {}, {}
-            for doc in docs:
-                progress.update(task, description=f"{label} · {doc.id}")
-                record = None if fresh else folder.finished(doc.id)
-                if record is None:
-                    agent.oracle = _world_oracle(doc.world, doc.ref)
-                    pages_done = [0]
 
-                    def advance(_step: Any, pages_done: list[int] = pages_done) -> None:
-                        pages_done[0] += 1
-                        progress.advance(task)
+        def started(label: str, doc_id: str) -> None:
+            progress.update(task, description=f"{label} · {doc_id}")
 
-                    try:
-                        result = agent.translate(paged[doc.id], src=doc.src_lang,
-                                                 tgt=doc.tgt_lang, doc_id=doc.id, on_page=advance)
-                    except (StepwiseError, OSError) as exc:  # one document, not the run; a
-                        # bug in stepwise itself is no document's failure and raises
-                        if isinstance(exc, PageStepFailed):
-                            folder.write_failed(doc.id, exc.steps)
-                        failed[doc.id] = failures.record(f"{label} · {doc.id}", exc)
-                        progress.advance(task, len(paged[doc.id].pages) - pages_done[0])
-                        continue
-                    outcome = DocOutcome(doc.id, doc.tgt_lang, result.lines, result.totals(),
-                                         doc.ref)
-                    record = folder.write(result, document_scores(outcome))
-                else:
-                    progress.advance(task, len(paged[doc.id].pages))
-                outcomes.append(DocOutcome(doc.id, doc.tgt_lang, record["lines"],
-                                           record["totals"], doc.ref))
-                per_doc[doc.id] = {**record["scores"], **record["totals"]}
-            rows[label] = policy_scores(outcomes) | ({"simulated": True} if simulated else {})
-            if failed:
-                rows[label]["failed_documents"] = failed
-            report[label] = {"overall": rows[label], "documents": per_doc, "failed": failed}
-    from stepwise.files import write_atomic
+        def finished(done: DocumentDone) -> None:
+            if done.exc is not None:
+                failures.record(f"{done.label} · {done.document.id}", done.exc)
+            if done.result is None:  # kept or failed: its pages not run count as done
+                progress.advance(task, done.pages - done.pages_run)
 
-    write_atomic(out_dir / "scores.json", json.dumps(report, ensure_ascii=False, indent=1))
+        rows = compare_policies(agents, docs, out_dir, settings=settings, fresh=fresh,
+                                simulated=simulated, pages=pages, oracle_for=_world_oracle,
+                                on_start=started, on_page=lambda *_: progress.advance(task),
+                                on_document=finished).rows
     for label, row in rows.items():
         if row.get("turns_with_tools") and not row.get("tool_calls"):
             warn(f"{label}: the model made no tool calls in {row['turns_with_tools']} decision "
@@ -348,8 +269,9 @@ def check_decide(decide: str) -> None:
         raise StepwiseError(f"--decide must be one of {', '.join(DECIDE_MODES)} (got {decide!r})")
 
 
-def _world_oracle(world: str | None, ref: list[str] | None):
+def _world_oracle(doc: SourceDocument) -> Oracle | None:
     """A simulated world's knowledge of a document's pages (exact best modules), or None."""
+    world, ref = doc.world, doc.ref
     if world is None:
         return None
     if world != "translation":

@@ -43,22 +43,28 @@ def evaluate(dataset: str | Path, model: Any, *, policy: str = "auto", policy_mo
     translated by ``model``; with the simulated world, agreement with its exact best sets."""
     from stepwise.agents.longmt import LongMTAgent
     from stepwise.agents.longmt.agreement import Agreement, trace_agreement
-    from stepwise.agents.longmt.evaluate import DocOutcome, policy_scores
+    from stepwise.agents.longmt.runs import DocumentDone, compare_policies
     from stepwise.documents.sources import load_documents
     from stepwise.sim.translation.oracle import WorldOracle
 
-    outcomes, found = [], Agreement()
-    for doc in load_documents(Path(dataset)):
-        oracle = WorldOracle(doc.ref) if doc.world == "translation" else None
-        agent = LongMTAgent(model, policy=policy, policy_model=policy_model,
-                            page_sentences=page_sentences, oracle=oracle,
-                            decision_max_tokens=decision_max_tokens,
-                            translation_max_tokens=translation_max_tokens, decide=decide)
-        result = agent.translate(doc.src, src=doc.src_lang, tgt=doc.tgt_lang, doc_id=doc.id)
-        outcomes.append(DocOutcome(doc.id, doc.tgt_lang, result.lines, result.totals(), doc.ref))
-        if oracle is not None:  # pages after the first: chosen set among the exact best
-            found += trace_agreement(result, doc.ref, model, oracle)
-    row = policy_scores(outcomes)
+    docs = load_documents(Path(dataset))
+    oracles = {doc.id: WorldOracle(doc.ref) if doc.world == "translation" else None
+               for doc in docs}
+    agreements: list[Agreement] = []
+
+    def measured(done: DocumentDone) -> None:
+        if done.exc is not None:  # one failed document fails the row: re-raised as it was
+            raise done.exc
+        oracle = oracles[done.document.id]
+        if oracle is not None and done.result is not None:  # pages after the first: chosen
+            agreements.append(trace_agreement(done.result, done.document.ref, model, oracle))
+
+    agent = LongMTAgent(model, policy=policy, policy_model=policy_model,
+                        page_sentences=page_sentences, decision_max_tokens=decision_max_tokens,
+                        translation_max_tokens=translation_max_tokens, decide=decide)
+    row = compare_policies({policy: agent}, docs, None, oracle_for=lambda doc: oracles[doc.id],
+                           on_document=measured).rows[policy]
+    found = sum(agreements, Agreement())
     if found.decided:
         row["oracle_agreement"] = found.rate
     return row

@@ -38,6 +38,7 @@ from typing import Any
 import networkx as nx
 
 from stepwise.files import write_atomic
+from stepwise.jsonl import read_jsonl
 from stepwise.search.pair_templates import template_problem, template_row, tools_list
 from stepwise.search.tree import best_path, rank, visited_children
 
@@ -329,9 +330,8 @@ def write_pairs(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
 
 
 def read_pairs(path: str | Path) -> list[dict]:
-    """The rows of a pairs JSONL file."""
-    with Path(path).open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """The rows of a pairs JSONL file (a bad line: one error naming file and line)."""
+    return [row for _, row in read_jsonl(Path(path))]
 
 
 def check_prefix(rows: Sequence[Mapping[str, Any]], tokenizer: Any) -> tuple[list[dict], int]:

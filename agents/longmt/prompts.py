@@ -11,6 +11,8 @@ import json
 import re
 from collections.abc import Sequence
 
+from stepwise.documents.language_codes import base_language
+from stepwise.errors import StepwiseError
 from stepwise.tools.longmt.formats import context_block
 
 LANGUAGE_NAMES = {
@@ -36,8 +38,11 @@ PAGE_BLOCK = re.compile(r"<(?P<tag>page|source|translation)[^>]*>\n(?P<body>.*?)
 
 
 def language_name(code: str) -> str:
-    base = re.split(r"[-_]", code, maxsplit=1)[0].lower()
-    return LANGUAGE_NAMES.get(base, code)
+    """The language's name for a prompt; an unknown or malformed code is named as it is."""
+    try:
+        return LANGUAGE_NAMES.get(base_language(code), code)
+    except StepwiseError:
+        return code
 
 
 def numbered(lines: Sequence[str]) -> str:

@@ -112,14 +112,12 @@ def resolve_model(spec: str) -> tuple[Path, str]:
     """A model folder and what it is ("tiny" or "hf") from ``tiny``, ``tiny:SEED``,
     ``hf:PATH`` or a bare path."""
     from stepwise.llm.hf import check_model_dir
+    from stepwise.llm.uri import tiny_seed
 
-    if spec == "tiny" or spec.startswith("tiny:"):
+    if (seed := tiny_seed(spec)) is not None:
         from stepwise.llm.tiny import tiny_model_path
 
-        seed = spec.partition(":")[2] or "0"
-        if not seed.isdigit():
-            raise StepwiseError(f"{spec}: the tiny model takes a number as seed (tiny:0)")
-        return tiny_model_path(int(seed)), "tiny"
+        return tiny_model_path(seed), "tiny"
     path = spec.removeprefix("hf:")
     return check_model_dir(path), "hf"
 

@@ -225,6 +225,12 @@ class BlasLibrary:
     def threads(self) -> int:
         return int(self.controller.get_num_threads())
 
+    @property
+    def settable_from_any_thread(self) -> bool:
+        """Whether a count set from a worker thread is known to take effect: OpenBLAS with
+        its thread-local setter. For others (an older OpenBLAS, MKL, BLIS) it may not."""
+        return self._set_local is not None
+
     def set_threads(self, count: int) -> None:
         if self._set_local is not None:
             self._set_local(count)
@@ -253,7 +259,8 @@ _saved_threads: list[int] = []
 
 @contextlib.contextmanager
 def single_blas_thread() -> Iterator[None]:
-    """BLAS calls inside run on the calling thread alone.
+    """BLAS calls inside run on the calling thread alone (numpy's OpenBLAS; a library
+    without a thread-local setter may keep its pool when entered from a worker thread).
 
     The count is process-wide, so nested and concurrent uses are counted: the first in
     sets one thread, the last out restores what was there. Without threadpoolctl,

@@ -140,9 +140,18 @@ def test_busy_cores_are_read_from_proc_stat_for_our_cpus_only():
 
 
 def _blas_threads() -> list[int]:
+    """Thread counts of the BLAS libraries the limit governs from any thread (numpy's
+    OpenBLAS, as found when first asked), read independently: a BLAS another test loads
+    later, or one without a thread-local setter, is not among them."""
     from threadpoolctl import threadpool_info
 
-    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    from stepwise.threads import blas_libraries
+
+    governed = {library.controller.filepath for library in blas_libraries()
+                if library.settable_from_any_thread}
+    assert governed or not blas_libraries(), "numpy's BLAS has no thread-local setter"
+    return [info["num_threads"] for info in threadpool_info()
+            if info["user_api"] == "blas" and info["filepath"] in governed]
 
 
 def test_single_blas_thread_is_counted_across_threads_and_restored():

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from stepwise.lazy_exports import lazy_exports
 
 _HOMES = {  # name -> the module that defines it
     "Environment": "stepwise.search.environment",
@@ -45,13 +44,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy, so that importing the package stays cheap: the explorer is a LangGraph machine,
-    # and LangGraph loads only when it is used.
-    if name in _HOMES:
-        return getattr(import_module(_HOMES[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+# Lazy, so that importing the package stays cheap: the explorer is a LangGraph machine,
+# and LangGraph loads only when it is used.
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

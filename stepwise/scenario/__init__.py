@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from stepwise.lazy_exports import lazy_exports
 
 _HOMES = {  # name -> the module that defines it
     "Scenario": "stepwise.scenario.schema",
@@ -23,12 +22,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy, so that importing the package stays cheap: running a scenario loads its agent.
-    if name in _HOMES:
-        return getattr(import_module(_HOMES[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+# Lazy, so that importing the package stays cheap: running a scenario loads its agent.
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

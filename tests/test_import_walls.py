@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 from .conftest import REPO
 
@@ -111,3 +112,14 @@ def test_every_simulated_world_is_declared_where_the_backends_find_it():
                 registered.add(node.args[0].value)
     declared = {point.name for point in entry_points(group="stepwise.sim_models")}
     assert registered == declared and len(declared) >= 3
+
+
+def test_a_stale_install_without_the_worlds_says_to_reinstall(monkeypatch):
+    from stepwise.errors import ModelURIError
+    from stepwise.llm import from_uri, sim
+
+    monkeypatch.setattr(sim, "entry_points", lambda **_: [])
+    monkeypatch.setattr(sim, "SIM_MODELS", {"echo": sim.SIM_MODELS["echo"]})
+    with pytest.raises(ModelURIError, match=r"known: sim:echo\); the bundled worlds are "
+                       r"missing: reinstall stepwise"):
+        from_uri("sim:translator")

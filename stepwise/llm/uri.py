@@ -47,7 +47,9 @@ def from_uri(uri: str, **kwargs: Any) -> BaseChatModel:
         factory = sim_model(rest)
         if factory is None:
             known = ", ".join(f"sim:{name}" for name in sim_names())
-            raise ModelURIError(f"unknown simulated world {rest!r} (known: {known})")
+            stale = "" if len(sim_names()) > 1 else (
+                "; the bundled worlds are missing: reinstall stepwise (pip install -e .)")
+            raise ModelURIError(f"unknown simulated world {rest!r} (known: {known}){stale}")
         return factory(**kwargs)
     if scheme == "replay":
         from stepwise.llm.cassette import Cassette

@@ -41,16 +41,20 @@ def decoded(data: bytes, path: str | Path) -> str:
                             "encoding") from None
 
 
-def read_text(path: str | Path) -> str:
-    """A UTF-8 file's text; a missing, unreadable or non-UTF-8 file is one error naming it."""
-    path = Path(path)
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes; a missing or unreadable file is one error naming it."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise StepwiseError(f"{path}: no such file") from None
     except OSError as exc:
         raise StepwiseError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    return decoded(data, path)
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 file's text; a missing, unreadable or non-UTF-8 file is one error naming it."""
+    path = Path(path)
+    return decoded(read_bytes(path), path)
 
 
 def read_json(path: str | Path) -> Any:
@@ -98,12 +102,7 @@ def read_jsonl(path: str | Path, *,
     given its number (to warn, or to cut it off the file), instead of an error.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise StepwiseError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise StepwiseError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    data = read_bytes(path)
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()

@@ -19,6 +19,8 @@ from stepwise.cli.common import cli_errors
 runner = CliRunner()
 BOX = set("╭╮╰╯│─")
 
+from .conftest import short_dataset
+
 
 def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("error:")]
@@ -39,13 +41,7 @@ def assert_one_error(done, *fragments: str) -> str:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """One short simulated document (8 lines): a search of it takes well under a second."""
-    from stepwise.sim.translation.world import make_documents, write_dataset
-
-    folder = tmp_path_factory.mktemp("synth")
-    row = json.loads(write_dataset(make_documents(1, 0), folder).read_text("utf-8"))
-    row["src"], row["ref"] = (row[key].split("\n")[:8] for key in ("src", "ref"))
-    (folder / "dataset.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", "utf-8")
-    return folder / "dataset.jsonl"
+    return short_dataset(tmp_path_factory.mktemp("synth"))
 
 
 def explore_args(dataset: Path, out: Path, *extra: str) -> list[str]:

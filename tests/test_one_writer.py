@@ -3,25 +3,19 @@ at once and in one line, and go on once it is free (explore and simulate: their 
 
 from __future__ import annotations
 
-import json
-
 from typer.testing import CliRunner
 
 from stepwise.cli import app
 from stepwise.run_lock import lock_run
 
+from .conftest import short_dataset
+
 runner = CliRunner()
 
 
 def dataset(tmp_path):
-    from stepwise.sim.translation.world import make_documents, write_dataset
-
-    row = json.loads(write_dataset(make_documents(1, 0), tmp_path / "synth")
-                     .read_text("utf-8"))
-    row["src"], row["ref"] = (row[key].split("\n")[:6] for key in ("src", "ref"))
-    path = tmp_path / "one.jsonl"
-    path.write_text(json.dumps(row, ensure_ascii=False) + "\n", "utf-8")
-    return path
+    (tmp_path / "synth").mkdir()
+    return short_dataset(tmp_path / "synth", lines=6)
 
 
 def refused_line(done) -> str:

@@ -19,7 +19,7 @@ from stepwise.cli import app
 from stepwise.cli.common import TaskFailures
 from stepwise.cli.tables import Column, ReadableTable, number
 
-from .conftest import json_objects
+from .conftest import json_objects, short_dataset
 
 
 def cli(*args: str, columns: int = 80):
@@ -53,13 +53,7 @@ def assert_headers(text: str, headers: list[str]) -> None:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """One short simulated document (8 lines): one page of 8 sentences, one decision."""
-    from stepwise.sim.translation.world import make_documents, write_dataset
-
-    folder = tmp_path_factory.mktemp("synth")
-    row = json.loads(write_dataset(make_documents(1, 0), folder).read_text("utf-8"))
-    row["src"], row["ref"] = (row[key].split("\n")[:8] for key in ("src", "ref"))
-    (folder / "dataset.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", "utf-8")
-    return folder / "dataset.jsonl"
+    return short_dataset(tmp_path_factory.mktemp("synth"))
 
 
 # -- the layouts -----------------------------------------------------------------------

@@ -4,7 +4,6 @@ torch holds its process, and the processes it starts, to the budget before anyth
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,8 @@ from stepwise.threads import THREAD_VARIABLES, plan_threads
 
 MODEL_COMMANDS = ["explore", "loop", "translate", "think", "simulate", "interview", "memory",
                   "train dpo", "demo", "ask", "record"]
+
+from .conftest import short_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -50,13 +51,7 @@ def cores(monkeypatch):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """One short simulated document: a search of it takes well under a second."""
-    from stepwise.sim.translation.world import make_documents, write_dataset
-
-    folder = tmp_path_factory.mktemp("synth")
-    row = json.loads(write_dataset(make_documents(1, 0), folder).read_text("utf-8"))
-    row["src"], row["ref"] = (row[key].split("\n")[:8] for key in ("src", "ref"))
-    (folder / "dataset.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", "utf-8")
-    return folder / "dataset.jsonl"
+    return short_dataset(tmp_path_factory.mktemp("synth"))
 
 
 def explore(dataset: Path, out: Path, *extra: str, verbose: bool = False):

@@ -18,14 +18,14 @@ os.environ.setdefault("STEPWISE_CACHE", tempfile.mkdtemp(prefix="stepwise-test-c
 REPO = Path(__file__).resolve().parent.parent
 
 
-def short_dataset(folder: Path, lines: int = 8) -> Path:
-    """One simulated document cut to its first ``lines`` sentences, as ``folder``'s
-    dataset.jsonl: a search of it takes well under a second."""
+def short_dataset(folder: Path, lines: int = 8, seed: int = 0) -> Path:
+    """One simulated document (of world seed ``seed``) cut to its first ``lines``
+    sentences, as ``folder``'s dataset.jsonl: a search of it takes well under a second."""
     import json
 
     from stepwise.sim.translation.world import make_documents, write_dataset
 
-    row = json.loads(write_dataset(make_documents(1, 0), folder).read_text("utf-8"))
+    row = json.loads(write_dataset(make_documents(1, seed), folder).read_text("utf-8"))
     row["src"], row["ref"] = (row[key].split("\n")[:lines] for key in ("src", "ref"))
     (folder / "dataset.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", "utf-8")
     return folder / "dataset.jsonl"

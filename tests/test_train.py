@@ -14,6 +14,8 @@ from stepwise.errors import StepwiseError
 from stepwise.train.dpo import DPOSettings, split_pairs, train_dpo
 from stepwise.train.pair_checks import PREFIX_REASON, PairsError, check_pairs
 
+from .conftest import short_dataset
+
 runner = CliRunner()
 
 
@@ -156,10 +158,9 @@ def test_held_out_split_is_seeded_and_never_empty_on_either_side():
 
 
 def test_loop_runs_rounds_with_the_trained_policy_and_resumes(tmp_path):
-    from stepwise.sim.translation import make_documents, write_dataset
     from stepwise.train.loop import LoopSettings, run_loop
 
-    dataset = write_dataset(make_documents(2, 0), tmp_path / "world")
+    dataset = short_dataset(tmp_path / "world", lines=12)
     settings = LoopSettings(dataset=str(dataset), rounds=2, simulations=6, page_sentences=4,
                             dpo=DPOSettings(max_steps=2, eval_frac=0.3))
     stages = []
@@ -180,11 +181,10 @@ def test_loop_runs_rounds_with_the_trained_policy_and_resumes(tmp_path):
 
 
 def test_loop_measures_every_row_on_held_out_documents(tmp_path):
-    from stepwise.sim.translation import make_documents, write_dataset
     from stepwise.train.loop import LoopSettings, run_loop
 
-    dataset = write_dataset(make_documents(2, 0), tmp_path / "explored")
-    held_out = write_dataset(make_documents(1, 1), tmp_path / "held-out")
+    dataset = short_dataset(tmp_path / "explored", lines=12)
+    held_out = short_dataset(tmp_path / "held-out", lines=12, seed=1)
     settings = LoopSettings(dataset=str(dataset), heldout=str(held_out), rounds=1,
                             per_step=8, reward="page", negatives="closest",
                             page_sentences=4, decide="rank",

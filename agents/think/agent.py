@@ -26,9 +26,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from stepwise.agents.think.budget import NativeThinking, ThinkBudget
-from stepwise.agents.think.graph import ASK_HUMAN, ThinkLoop
+from stepwise.agents.think.graph import ThinkLoop
 from stepwise.agents.think.metrics import RunMetrics
 from stepwise.agents.think.state import Status, Thought
+from stepwise.agents.think.steps import ASK_HUMAN, ThinkSteps
 from stepwise.errors import ConfigError, StepwiseError
 from stepwise.tools.think import PromptThinkTool, load_think_tools
 
@@ -68,8 +69,6 @@ class ThinkAgent:
         strip_reasoning: bool = True,
         checkpointer: BaseCheckpointSaver | None = None,
     ) -> None:
-        if max_turns < 1 or max_error_streak < 1:
-            raise ConfigError("max_turns and max_error_streak must be at least 1")
         names = [t for t in think_tools if isinstance(t, str)]
         loaded = iter(load_think_tools(names, think_model, prompts_dir))
         thinking = [next(loaded) if isinstance(t, str) else t for t in think_tools]
@@ -80,16 +79,17 @@ class ThinkAgent:
             {ASK_HUMAN} & set(by_name) if ask_human else set()))
         if clash or len(by_name) != len(tools):
             raise ConfigError(f"tool names must be unique; clashing: {', '.join(clash) or 'tools'}")
-        self.loop = ThinkLoop(
+        self.steps = ThinkSteps(
             model=model, tools=by_name, think_tools={t.name: t for t in thinking},
             budget=budget or ThinkBudget(), native=native or NativeThinking(),
             system_prompt=system_prompt, ask_human=ask_human, max_turns=max_turns,
             max_error_streak=max_error_streak, strip_reasoning=strip_reasoning)
-        self.graph = self.loop.graph().compile(checkpointer=checkpointer or InMemorySaver())
+        self.graph = ThinkLoop(self.steps).graph().compile(
+            checkpointer=checkpointer or InMemorySaver())
 
     def _config(self, thread_id: str, metadata: dict | None = None) -> dict[str, Any]:
         return {"configurable": {"thread_id": thread_id}, "metadata": metadata or {},
-                "recursion_limit": 3 * self.loop.max_turns + 10}
+                "recursion_limit": 3 * self.steps.max_turns + 10}
 
     def run(self, request: str, *, thread_id: str | None = None,
             on_step: Callable[[str, dict], None] | None = None,

@@ -254,7 +254,7 @@ class Session:
         agent = options.build(self.chat, episode.tools if episode else [],
                               episode.policy if episode else "", think_model=self.thinker,
                               checkpointer=self.saver)
-        names = set(agent.loop.think_tools)
+        names = set(agent.steps.think_tools)
         self.on_step = None if state["quiet"] else (lambda node, update:
                                                     show_step(node, update, names))
         return agent

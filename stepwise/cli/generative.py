@@ -68,15 +68,23 @@ def run_embeddings() -> Embeddings | None:
     return EMBEDDINGS
 
 
+def bundled_worlds() -> list[str]:
+    """The names of the worlds shipped with stepwise (``party``, ``smallville``)."""
+    folder = resources.files("stepwise.sim.sandbox").joinpath("data")
+    return sorted(p.name.removesuffix(".json") for p in folder.iterdir()
+                  if p.name.endswith(".json"))
+
+
 def world_file(world: str) -> Path:
-    """A WORLD.json path, or the name of a bundled world (``party``)."""
+    """A WORLD.json path, or the name of a bundled world (``party``, ``smallville``)."""
     path = Path(world)
     if path.exists() or path.suffix:
         return path
     bundled = resources.files("stepwise.sim.sandbox").joinpath("data", f"{world}.json")
     if bundled.is_file():
         return Path(str(bundled))
-    return path
+    raise StepwiseError(f"no world file {world!r} and no bundled world of that name "
+                        f"(bundled: {', '.join(bundled_worlds())})")
 
 
 def steps_done(first: int, after: int) -> str:
@@ -100,8 +108,10 @@ def step_line(entry: dict) -> str:
 @app.command()
 @cli_errors
 def simulate(
-    world: Annotated[str, typer.Argument(help="A WORLD.json file, or 'party' for the bundled "
-                                         "Valentine's Day party town.")],
+    world: Annotated[str, typer.Argument(help="A WORLD.json file, or a bundled town: 'party' "
+                                         "(3 agents, a Valentine's Day party) or "
+                                         "'smallville' (25 agents, the party and a mayoral "
+                                         "candidacy).")],
     steps: Annotated[int, typer.Option("--steps", "-n", min=0, help="World steps to take "
                                        "(one step is the world's minutes_per_step).")],
     model: SimModelOpt = DEFAULT_MODEL,

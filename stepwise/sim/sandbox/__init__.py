@@ -2,8 +2,10 @@
 
 After the Smallville sandbox of Park et al. (2023), reduced to what the agents' perceive,
 move and act loop needs; every place and person in it is fictional. ``load_world`` reads a
-WORLD.json, ``bundled_world("party")`` gives the shipped Valentine's Day party town, and
-``WorldStore`` saves and resumes a run in the SQLite file the memory streams share.
+WORLD.json, ``bundled_world("party")`` gives the shipped three-agent Valentine's Day party
+town and ``bundled_world("smallville")`` the 25-agent town with the party and a mayoral
+candidacy to spread, and ``WorldStore`` saves and resumes a run in the SQLite file the
+memory streams share.
 """
 
 from stepwise.sim.sandbox.errors import WorldError, WorldStoreError
@@ -11,7 +13,9 @@ from stepwise.sim.sandbox.spec import (
     Agent,
     Area,
     Clock,
+    Event,
     GameObject,
+    Relationship,
     WorldSpec,
     parse_world_spec,
     read_world_spec,
@@ -31,8 +35,10 @@ __all__ = [
     "Agent",
     "Area",
     "Clock",
+    "Event",
     "GameObject",
     "Perception",
+    "Relationship",
     "SandboxWorld",
     "StepLogEntry",
     "WorldError",

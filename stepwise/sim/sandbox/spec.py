@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,6 +72,13 @@ class Area(Spec):
     objects: tuple[GameObject, ...] = ()
 
 
+class Relationship(Spec):
+    """How an agent sees another at the start: a sentence stored as one of its seed memories."""
+
+    agent: Name
+    text: Text = Field(description="e.g. 'Maria Lopez is a regular at my cafe.'")
+
+
 class Agent(Spec):
     """An agent: the seed identity, where it is, what it is doing, and what it remembers.
 
@@ -87,6 +94,12 @@ class Agent(Spec):
     action: Text | None = None
     object: Text | None = None
     memories: tuple[Text, ...] = Field(default=(), description="Initial memories.")
+    relationships: tuple[Relationship, ...] = ()
+
+    @property
+    def seed_memories(self) -> tuple[str, ...]:
+        """What the agent remembers at the start: its memories, then its relationships."""
+        return self.memories + tuple(r.text for r in self.relationships)
 
     @field_validator("location", "home", "object")
     @classmethod
@@ -115,6 +128,25 @@ class Clock(Spec):
         return self.start + dt.timedelta(minutes=self.minutes_per_step * step)
 
 
+class Event(Spec):
+    """News seeded in one agent (a party, a candidacy) whose spread the metrics follow:
+    every agent is asked ``question`` and an answer holding all ``keywords`` knows it. An
+    event with a place and a time is also one to attend."""
+
+    name: Name
+    host: Name = Field(description="The agent who knows of it at the start.")
+    question: Text
+    keywords: tuple[Text, ...] = Field(min_length=1)
+    place: Text | None = Field(default=None, description="An area path where it happens.")
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+    @field_validator("place")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_path(value)
+
+
 class WorldSpec(Spec):
     """A whole WORLD.json, checked: every path it names exists, every name is unique."""
 
@@ -123,6 +155,10 @@ class WorldSpec(Spec):
     clock: Clock
     areas: tuple[Area, ...] = Field(min_length=1)
     agents: tuple[Agent, ...] = ()
+    streets: tuple[tuple[Name, Name], ...] = Field(
+        default=(), description="Pairs of top-level areas a street joins; when given, "
+        "every top-level area must be reachable from every other.")
+    events: tuple[Event, ...] = ()
 
     def walk(self) -> Iterator[tuple[str, Area]]:
         """Every area with its path, parents before children, in file order."""
@@ -268,6 +304,59 @@ def _check(spec: WorldSpec, source: str) -> None:
             if area != agent.location:
                 fail(f"agent {agent.name!r} uses {agent.object!r} but is in "
                      f"{agent.location!r}")
+    for agent in spec.agents:
+        for relation in agent.relationships:
+            if relation.agent not in names:
+                fail(f"agent {agent.name!r}: relationship with {relation.agent!r}, who is "
+                     f"not an agent of this world{suggestion(relation.agent, names)}")
+            if relation.agent == agent.name:
+                fail(f"agent {agent.name!r}: relationship with itself")
+    _check_streets(spec, fail)
+    _check_events(spec, areas, names, fail)
+
+
+def _check_streets(spec: WorldSpec, fail: Callable[[str], None]) -> None:
+    """Streets name top-level areas, and every top-level area can be reached by them."""
+    if not spec.streets:
+        return
+    tops = [area.name for area in spec.areas]
+    joined: dict[str, set[str]] = {name: set() for name in tops}
+    for first, second in spec.streets:
+        for end in (first, second):
+            if end not in joined:
+                fail(f"street ({first!r}, {second!r}): {end!r} is not a top-level area"
+                     f"{suggestion(end, joined)}")
+        joined[first].add(second)
+        joined[second].add(first)
+    reached, frontier = {tops[0]}, [tops[0]]
+    while frontier:
+        for nxt in sorted(joined[frontier.pop()] - reached):
+            reached.add(nxt)
+            frontier.append(nxt)
+    unreachable = [name for name in tops if name not in reached]
+    if unreachable:
+        fail(f"area {unreachable[0]!r} is unreachable: no street leads to it from "
+             f"{tops[0]!r}" + (f" ({len(unreachable)} areas are cut off)"
+                               if len(unreachable) > 1 else ""))
+
+
+def _check_events(spec: WorldSpec, areas: Mapping[str, Area], names: set[str],
+                  fail: Callable[[str], None]) -> None:
+    seen: set[str] = set()
+    for event in spec.events:
+        if event.name in seen:
+            fail(f"event {event.name!r} is defined twice")
+        seen.add(event.name)
+        if event.host not in names:
+            fail(f"event {event.name!r}: host {event.host!r} is not an agent of this world"
+                 f"{suggestion(event.host, names)}")
+        if event.place is not None and event.place not in areas:
+            fail(f"event {event.name!r}: place {event.place!r} is not an area"
+                 f"{suggestion(event.place, areas)}")
+        if (event.start is None) != (event.end is None):
+            fail(f"event {event.name!r} has only one of start and end; give both or neither")
+        if event.start is not None and event.end is not None and event.start >= event.end:
+            fail(f"event {event.name!r} ends before it starts")
 
 
 def suggestion(name: str, known: Mapping[str, Any] | set[str]) -> str:

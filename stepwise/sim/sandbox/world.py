@@ -65,6 +65,7 @@ class SandboxWorld:
             for thing in area.objects:
                 objects[f"{path}{SEPARATOR}{thing.name}"] = thing.state
         self._positions = MappingProxyType(positions)
+        self._initial = MappingProxyType(dict(objects))
         self._objects = objects
         self._agents = {agent.name: agent for agent in spec.agents}
         self._step = 0
@@ -106,6 +107,30 @@ class SandboxWorld:
 
     def object_state(self, path: str) -> str:
         return self._objects[self._object_path(path)]
+
+    def initial_state(self, path: str) -> str:
+        """The state the world file gives ``path``, which an object returns to when let go."""
+        return self._initial[self._object_path(path)]
+
+    def sub_areas(self, path: str = "") -> list[str]:
+        """The areas directly inside ``path`` (the top-level areas for ""), in file order:
+        one level of the area tree an agent walks down to choose where to act."""
+        prefix = self._area_path(path) + SEPARATOR if path else ""
+        return [p for p in self._positions
+                if p.startswith(prefix) and SEPARATOR not in p.removeprefix(prefix)]
+
+    def objects_in(self, area: str) -> list[str]:
+        """The paths of the objects in ``area`` itself (not in its sub-areas), in file order."""
+        area = self._area_path(area)
+        return [p for p in self._objects if p.rpartition(SEPARATOR)[0] == area]
+
+    def users(self, path: str) -> list[str]:
+        """The agents using the object at ``path``, by name."""
+        path = self._object_path(path)
+        return sorted(a.name for a in self._agents.values() if a.object == path)
+
+    def is_area(self, path: str) -> bool:
+        return isinstance(path, str) and normalize_path(path) in self._positions
 
     def position(self, area: str) -> tuple[float, float]:
         return self._positions[self._area_path(area)]
@@ -232,6 +257,7 @@ class SandboxWorld:
         """An independent world with the same state, sharing the immutable map."""
         twin = object.__new__(SandboxWorld)
         twin.spec, twin._positions, twin._step = self.spec, self._positions, self._step
+        twin._initial = self._initial
         twin._objects, twin._agents = dict(self._objects), dict(self._agents)
         return twin
 
@@ -279,7 +305,8 @@ def load_world(path: str | Path) -> SandboxWorld:
 
 
 def bundled_world(name: str = "party") -> SandboxWorld:
-    """A world shipped with stepwise (``party``: a Valentine's Day party in a tiny town)."""
+    """A world shipped with stepwise: ``party`` (a Valentine's Day party in a three-agent
+    town) or ``smallville`` (25 agents, the party and a mayoral candidacy)."""
     folder = resources.files("stepwise.sim.sandbox").joinpath("data")
     known = sorted(p.name.removesuffix(".json") for p in folder.iterdir()
                    if p.name.endswith(".json"))

@@ -204,22 +204,46 @@ def test_the_decision_completion_is_the_message_the_step_appends(oracle, task_id
         state = env.step(state, "act")
 
 
-def test_a_sampling_model_steps_with_the_completion_it_exported():
-    """A model that answers differently each time: the step after ``decision_completion``
-    appends the exported message, not a fresh sample."""
+def sampling_model() -> RespondingChatModel:
+    """A model that answers differently each time it is asked."""
     counter = itertools.count()
+    return RespondingChatModel(
+        respond=lambda messages, tools: ai("", ("think", {"thought": f"sample {next(counter)}"})))
 
-    def respond(messages, tools):
-        return ai("", ("think", {"thought": f"sample {next(counter)}"}))
 
-    env = ThinkEnvironment(SUCCESS, RespondingChatModel(respond=respond))
+def test_a_sampling_model_steps_with_the_completion_it_exported():
+    """The step after ``decision_completion`` appends the exported message, not a fresh
+    sample; a state with the same messages (rebuilt, say) gets it too, another state a new
+    sample."""
+    env = ThinkEnvironment(SUCCESS, sampling_model())
     state = env.initial_state()
     completion = env.decision_completion(state, "think:think")
     stepped = env.step(state, "think:think")
     assert training_dicts([new_message(state, stepped)]) == completion
-    other = env.step(env.initial_state(), "think:think")  # another state object: a new sample
-    assert new_message(state, other).tool_calls[0]["args"] != \
+    rebuilt = env.step(env.initial_state(), "think:think")  # equal messages: the same reply
+    assert new_message(state, rebuilt).tool_calls == new_message(state, stepped).tool_calls
+    later = env.step(stepped, "think:think")
+    assert new_message(stepped, later).tool_calls[0]["args"] != \
         new_message(state, stepped).tool_calls[0]["args"]
+
+
+def test_asking_for_the_export_does_not_change_the_next_step():
+    """Exporting a decision, before or after its step, leaves what the steps do as it is."""
+    def turns(asks: list[str]) -> list[dict]:
+        env = ThinkEnvironment(SUCCESS, sampling_model())
+        state = env.initial_state()
+        seen = []
+        for ask in asks:
+            if ask == "export":
+                seen.append(env.decision_completion(state, "think:think")[0])
+            else:
+                seen.append(training_dicts([new_message(state, env.step(state, "think:think"))])[0])
+        return seen
+
+    plain = turns(["step", "step"])
+    assert plain[0] == plain[1]  # one request, one reply
+    assert turns(["export", "step", "step"]) == [plain[0]] * 3
+    assert turns(["step", "export", "step"]) == [plain[0]] * 3
 
 
 # -- the gold script's best step ----------------------------------------------------------
@@ -266,7 +290,7 @@ def test_bad_calls_become_error_messages_not_crashes():
         ai("", ("get_user", {"user_id": "x"})),  # a world tool at a think turn
         ai("I give up."),
     ])
-    env = ThinkEnvironment(SUCCESS, model)
+    env = ThinkEnvironment(SUCCESS, model, max_error_streak=7)  # every error, none stops it
     state = env.initial_state()
     kinds = []
     for action in ["act"] * 5 + ["think:think", "act"]:

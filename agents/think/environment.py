@@ -9,18 +9,27 @@ model call plus the tool calls it makes; the action says which tools the call ge
   with no tool call is the agent's answer and ends the episode.
 - ``"think:<tool>"``: only that think tool, and the call asks for it (``tool_choice``;
   ``force_think=False`` only binds it). A model that still answers in text has answered:
-  the episode ends, as any text reply ends the think agent's loop (``ThinkLoop``). The
+  the episode ends, as any text reply ends the think agent's loop (``ThinkSteps``). The
   text is not kept as a mid-episode turn because the next prompt would then end in an
   assistant message, which breaks the preference-pair format and strictly alternating
   chat templates. A call to any other tool is an ``unknown_tool`` error message.
 
-Every turn counts against ``max_turns``; reaching it ends the episode.
+The turn itself is the think agent's (``ThinkSteps``, which its LangGraph graph drives
+too): call ids unique in the episode, the think budget (once spent, the ``think:`` actions
+are gone and a think call is refused), errors as context, and ``max_error_streak`` errors
+in a row or ``max_turns`` turns end the episode.
 
 A state (``TurnState``) is plain data: the message tuple (system policy, user request,
-the turns so far), the turn count and a done flag. The world's database is not in it: it
-is rebuilt when needed from the messages by a fresh ``open_episode`` + ``Episode.restore``
-(the world is deterministic and a refused call changes nothing, so the replay of the
-successful calls is the database). Forking a state copies a tuple of shared messages.
+the turns so far), the run's counters, error streak, thoughts and status. The world's
+database is not in it: it is rebuilt when needed from the messages by a fresh
+``open_episode`` + ``Episode.restore`` (the world is deterministic and a refused call
+changes nothing, so the replay of the successful calls is the database). Forking a state
+copies a tuple of shared messages.
+
+A decision's reply is remembered by its request (the state's messages and the action), so
+``step`` and the export (``decision_completion``) see the same message whichever is asked
+first, and asking for the export changes nothing a step does: a sampling model is asked
+once per request.
 
 Scores are 0/1 outcomes, the task's exact-database check, so the reward-to-go after every
 step is the episode's score. The baseline is the all-``"act"`` policy.
@@ -30,9 +39,10 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -44,24 +54,51 @@ from langchain_core.messages import (
 )
 from langchain_core.tools import BaseTool
 
+from stepwise.agents.think.budget import ThinkBudget
+from stepwise.agents.think.state import Counters, Status, ThinkState, Thought, add_counts
+from stepwise.agents.think.steps import ThinkSteps
 from stepwise.agents.think.worlds import Episode, open_episode
 from stepwise.errors import ConfigError, StepwiseError
-from stepwise.llm.messages import tool_schemas, training_dicts
+from stepwise.llm.messages import canonical_request, request_key, tool_schemas, training_dicts
 from stepwise.llm.token_data import call_tokens
-from stepwise.tools.call_ids import unique_call_ids
-from stepwise.tools.executor import run_tool_calls
 from stepwise.tools.think import PromptThinkTool, load_think_tools
 
 ACT = "act"
 THINK = "think:"
+T = TypeVar("T")
 
 
-class TurnState(NamedTuple):
-    """Where an episode stands: the conversation so far, turns taken, and whether it ended."""
+@dataclass(frozen=True)
+class TurnState:
+    """Where an episode stands: the conversation so far, the run's counters, the error
+    streak, the thoughts and the status (``running`` until the episode ends)."""
 
     messages: tuple[AnyMessage, ...]
-    turns: int = 0
-    done: bool = False
+    counts: Counters = field(default_factory=lambda: Counters())
+    error_streak: int = 0
+    thoughts: tuple[Thought, ...] = ()
+    status: Status = "running"
+
+    @property
+    def turns(self) -> int:
+        return self.counts.get("turns", 0)
+
+    @property
+    def done(self) -> bool:
+        return self.status != "running"
+
+    def as_state(self) -> ThinkState:
+        """The state as the think agent's steps read it."""
+        return ThinkState(messages=list(self.messages), counts=self.counts,
+                          error_streak=self.error_streak, status=self.status)
+
+    def updated(self, update: dict[str, Any]) -> TurnState:
+        """This state with a step's update applied, as the agent's graph applies it."""
+        return TurnState((*self.messages, *update.get("messages", ())),
+                         add_counts(self.counts, update.get("counts", Counters())),
+                         update.get("error_streak", self.error_streak),
+                         (*self.thoughts, *update.get("thoughts", ())),
+                         update.get("status", self.status))
 
 
 class ThinkEnvironment:
@@ -69,9 +106,8 @@ class ThinkEnvironment:
 
     def __init__(self, task_id: str, model: BaseChatModel, *, world: str = "airline",
                  think_tools: Sequence[str] = ("think",), think_model: BaseChatModel | None = None,
-                 max_turns: int = 12, force_think: bool = True, act_samples: int = 1) -> None:
-        if max_turns < 1:
-            raise ConfigError("max_turns must be at least 1")
+                 max_turns: int = 12, force_think: bool = True, act_samples: int = 1,
+                 budget: ThinkBudget | None = None, max_error_streak: int = 3) -> None:
         if act_samples < 1:
             raise ConfigError("act_samples must be at least 1")
         self.model = model
@@ -82,7 +118,6 @@ class ThinkEnvironment:
         self.task = template.task
         self.policy = template.policy
         self.request = template.request
-        self.max_turns = max_turns
         # The template's tools give schemas and bindings; calls run on a restored world.
         self.world_tools: list[BaseTool] = list(template.tools)
         loaded = load_think_tools(list(think_tools), think_model)
@@ -92,12 +127,18 @@ class ThinkEnvironment:
         clash = sorted({t.name for t in self.world_tools} & set(self.think_tools))
         if clash:
             raise ConfigError(f"think tools named like world tools: {', '.join(clash)}")
-        self._bound = {ACT: model.bind_tools(self.world_tools)} | {
-            THINK + name: model.bind_tools([tool], tool_choice=name if force_think else None)
-            for name, tool in self.think_tools.items()}
-        # Replies fetched for decision_completion, so that the step taking the same action
-        # at the same state appends that very message (a sampling model would differ).
-        self._replies: dict[tuple[int, str], tuple[TurnState, Any]] = {}
+        self.steps = ThinkSteps(model=model, tools={}, think_tools=self.think_tools,
+                                budget=budget or ThinkBudget(), system_prompt=self.policy,
+                                max_turns=max_turns, max_error_streak=max_error_streak)
+        self.max_turns = max_turns
+        # The tools each action binds, and the model with them bound.
+        self._tools: dict[str, list[BaseTool]] = {ACT: self.world_tools} | {
+            THINK + name: [tool] for name, tool in self.think_tools.items()}
+        self._bound = {action: self.steps.bind(tools, tool_choice=action.removeprefix(THINK)
+                                               if force_think and action != ACT else None)
+                       for action, tools in self._tools.items()}
+        # Replies by request (action, messages): see the module docstring.
+        self._replies: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
     # -- the protocol -----------------------------------------------------------------
@@ -106,28 +147,28 @@ class ThinkEnvironment:
         return TurnState((SystemMessage(self.policy), HumanMessage(self.request)))
 
     def actions(self, state: TurnState) -> list[str]:
+        """Act (or its samples), then each think tool while the think budget lasts."""
         if self.is_terminal(state):
             return []
         acts = [ACT] if self.act_samples == 1 else [f"{ACT}#{j}" for j in range(self.act_samples)]
-        return [*acts, *(a for a in self._bound if a != ACT)]
+        thinks = [] if self.steps.think_spent(state.counts) else \
+            [a for a in self._tools if a != ACT]
+        return [*acts, *thinks]
 
     def step(self, state: TurnState, action: str) -> TurnState:
         """One turn: the model call ``action`` allows, then the tool calls it made."""
         if self.is_terminal(state):
             raise StepwiseError(f"{self.task_id}: the episode has ended; there is no next turn")
         reply = self._reply(state, action)
-        if action.split("#")[0] == ACT:
-            tools = self.episode(state).tools if reply.tool_calls else []
-        else:
-            tools = [self.think_tools[action.removeprefix(THINK)]]
-        transcript = [m for m in state.messages if not isinstance(m, SystemMessage)]
-        injected = {name: {"transcript": transcript, "policy": self.policy}
-                    for name, tool in self.think_tools.items() if isinstance(tool, PromptThinkTool)}
-        results = run_tool_calls(reply, tools, injected)
-        turns = state.turns + 1
-        answered = not reply.tool_calls and not reply.invalid_tool_calls
-        return TurnState((*state.messages, reply, *results), turns,
-                         answered or turns >= self.max_turns)
+        kind = action.split("#")[0]
+        answered = state.updated(self.steps.model_turn(state.as_state(), reply,
+                                                       self._tools[kind]))
+        if answered.done:
+            return answered
+        tools = ((self.episode(state).tools if reply.tool_calls else []) if kind == ACT
+                 else self._tools[kind])
+        return answered.updated(self.steps.tools_turn(
+            answered.as_state(), {tool.name: tool for tool in tools}))
 
     def is_terminal(self, state: TurnState) -> bool:
         return state.done
@@ -168,11 +209,9 @@ class ThinkEnvironment:
         return training_dicts(state.messages)
 
     def decision_completion(self, state: TurnState, action: str) -> list[dict]:
-        """The assistant message ``step(state, action)`` appends (remembered for that step)."""
-        reply = self._reply(state, action)
-        with self._lock:
-            self._replies[(id(state), action)] = (state, reply)
-        return training_dicts([reply])
+        """The assistant message ``step(state, action)`` appends (the one remembered reply)."""
+        message, _ = self.steps.tidy(state.as_state(), self._reply(state, action))
+        return training_dicts([message])
 
     def decision_tokens(self, state: TurnState, action: str) -> dict[str, Any] | None:
         """The token record of the call behind ``decision_completion(state, action)`` (the
@@ -231,42 +270,40 @@ class ThinkEnvironment:
                 for call in m.tool_calls if call.get("id") in ok]
 
     def _reply(self, state: TurnState, action: str) -> AIMessage:
-        if action.split("#")[0] == ACT and "#" in action:
-            return self._samples(state)[int(action.split("#")[1])]
+        """The model's raw reply at ``state`` to the call ``action`` allows, asked once per
+        request: a later ask for the same messages and action gets the same message."""
+        kind, _, sample = action.partition("#")
+        if kind == ACT and sample:
+            return self._samples(state)[int(sample)]
         if action not in self._bound:
             raise StepwiseError(f"unknown action {action!r} (known: {', '.join(self._bound)})")
-        with self._lock:
-            remembered = self._replies.get((id(state), action))
-        if remembered is not None and remembered[0] is state:
-            return remembered[1]
-        message = self._bound[action].invoke(list(state.messages))
-        if not isinstance(message, AIMessage):
-            raise StepwiseError(f"the model answered a {type(message).__name__}, not a message")
-        return unique_ids(message, state)
-
+        if kind != ACT and self.steps.think_spent(state.counts):
+            raise StepwiseError(f"{action}: the think budget is spent; it is no action here")
+        return self._remembered(state, action, lambda: self.steps.ask(
+            state.as_state(), self._bound[action]))
 
     def _samples(self, state: TurnState) -> list[AIMessage]:
         """The act turn sampled ``act_samples`` times for one state: one request with n > 1
         where the backend returns n generations, else one request per missing sample.
-        Remembered per state, so every sibling and its step see the same messages."""
-        key = (id(state), ACT + "#")
-        with self._lock:
-            remembered = self._replies.get(key)
-        if remembered is not None and remembered[0] is state:
-            return remembered[1]
-        bound = dict(getattr(self._bound[ACT], "kwargs", {}))
-        result = self.model.generate([list(state.messages)], n=self.act_samples, **bound)
-        messages = [g.message for g in result.generations[0]][:self.act_samples]
-        while len(messages) < self.act_samples:  # the backend ignored n
-            messages.append(self._bound[ACT].invoke(list(state.messages),
-                                                    seed=len(messages)))
-        samples = [unique_ids(m, state) for m in messages]
-        with self._lock:
-            self._replies[key] = (state, samples)
-        return samples
+        Remembered per request, so every sibling and its step see the same messages."""
+        def sample() -> list[AIMessage]:
+            prompt = self.steps.prompt(state.messages)
+            bound = dict(getattr(self._bound[ACT], "kwargs", {}))
+            result = self.model.generate([prompt], n=self.act_samples, **bound)
+            messages = [g.message for g in result.generations[0]][:self.act_samples]
+            while len(messages) < self.act_samples:  # the backend ignored n
+                messages.append(self._bound[ACT].invoke(prompt, seed=len(messages)))
+            return messages
 
+        return self._remembered(state, ACT + "#", sample)
 
-def unique_ids(message: AIMessage, state: TurnState) -> AIMessage:
-    """``unique_call_ids`` in the episode so far, tagged with the coming turn's number: a
-    rebuilt history gets the same ids."""
-    return unique_call_ids(message, state.messages, state.turns + 1)
+    def _remembered(self, state: TurnState, action: str, ask: Callable[[], T]) -> T:
+        """``ask()``'s answer for this request, asked only when none is remembered yet (a
+        racing thread's answer, if first, is the one kept)."""
+        key = (action, request_key(canonical_request(list(state.messages), {})))
+        with self._lock:
+            if key in self._replies:
+                return self._replies[key]
+        answer = ask()
+        with self._lock:
+            return self._replies.setdefault(key, answer)

@@ -14,7 +14,7 @@ from stepwise.agents.longmt.prompts import SUMMARY_HEAD
 from stepwise.agents.longmt.runs import DocumentDone, compare_policies
 from stepwise.cli import app
 from stepwise.documents.sources import SourceDocument
-from stepwise.errors import ModelBackendError
+from stepwise.errors import ModelBackendError, StepwiseError
 from stepwise.testing.responding import RespondingChatModel
 from tests.test_longmt_agent import echo_translator
 
@@ -56,7 +56,7 @@ def no_seconds(value):
     return value
 
 
-def test_a_rerun_keeps_the_finished_documents_and_fresh_or_new_settings_redo_them(tmp_path):
+def test_a_rerun_keeps_the_finished_documents_fresh_redoes_them_and_new_settings_are_refused(tmp_path):
     first, seen = run(tmp_path)
     assert {done.status for done in seen} == {"translated"}
     assert (tmp_path / "all" / "doc1.de").read_text().splitlines() == [
@@ -73,10 +73,25 @@ def test_a_rerun_keeps_the_finished_documents_and_fresh_or_new_settings_redo_the
     redone = run(tmp_path, fresh=True)[1]
     assert [d.status for d in redone] == ["translated"] * 4
     seen.clear()
-    compare_policies(agents(), DOCS, tmp_path, settings={**SETTINGS, "none": {"model": "other"}},
-                     on_document=seen.append)
-    assert [(d.label, d.status) for d in seen] == [("none", "translated")] * 2 + [
-        ("all", "kept")] * 2
+    other = {**SETTINGS, "none": {"model": "other"}}
+    with pytest.raises(StepwiseError) as refused:  # not silently redone: refused, first
+        compare_policies(agents(bug), DOCS, tmp_path, settings=other, on_document=seen.append)
+    assert str(refused.value) == (
+        f"{tmp_path / 'none' / 'doc0.done.json'}: doc0 was translated with other settings "
+        '(model: saved "echo", asked "other"); --fresh redoes it, or use another --out or the '
+        "same options")
+    assert seen == []  # nothing ran, nothing was kept
+    compare_policies(agents(), DOCS, tmp_path, settings=other, fresh=True, on_document=seen.append)
+    assert [d.status for d in seen] == ["translated"] * 4
+
+
+def test_settings_saved_as_json_match_the_same_settings_asked_again(tmp_path):
+    """A tuple asked is the list saved: the same settings keep the document."""
+    settings = {policy: {"model": "echo", "tools": ("a", "b")} for policy in SETTINGS}
+    compare_policies(agents(), DOCS, tmp_path, settings=settings)
+    seen: list[DocumentDone] = []
+    compare_policies(agents(), DOCS, tmp_path, settings=settings, on_document=seen.append)
+    assert {d.status for d in seen} == {"kept"}
 
 
 def test_a_failing_model_fails_one_document_and_a_rerun_redoes_only_it(tmp_path):

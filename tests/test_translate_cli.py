@@ -55,6 +55,25 @@ def test_finished_documents_are_kept_and_settings_changes_redo_them(tmp_path):
     assert code == 0 and "marker" not in done.read_text()
 
 
+def test_a_document_saved_with_other_settings_is_refused_until_fresh(tmp_path):
+    """Not silently redone: one line naming the document, the setting and --fresh."""
+    def echo(*extra: str) -> tuple[int, str, str]:
+        return translate(str(DOC), "--src", "en", "--tgt", "zh", "-m", "sim:echo", "--policy",
+                         "none", "--out", str(tmp_path), "--json", *extra)
+
+    assert echo()[0] == 0
+    done = tmp_path / "none" / "doc0.done.json"
+    saved = done.read_text()
+    code, _, stderr = echo("--page-sentences", "4")
+    assert code == 2 and "Traceback" not in stderr
+    [line] = stderr.strip().splitlines()
+    assert line.startswith(f"error: {done}: doc0 was translated with other settings "
+                           "(page_sentences: saved 10, asked 4); --fresh redoes it")
+    assert done.read_text() == saved  # refused before anything ran
+    assert echo("--page-sentences", "4", "--fresh")[0] == 0
+    assert json.loads(done.read_text())["settings"]["page_sentences"] == 4
+
+
 def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path):
     empty = tmp_path / "empty.en"
     empty.write_text("\n \n")

@@ -3,8 +3,10 @@ training loop's held-out rows share.
 
 Per policy (a row label and its agent) every document is translated and scored. With a run
 folder, each finished document is written there (translation, step trace, memory and a
-``<doc>.done.json`` with the settings), a rerun with the same settings keeps it, and
-``scores.json`` holds every row; the folder takes one writer at a time. A document whose
+``<doc>.done.json`` with the settings), a rerun with the same settings keeps it, a rerun
+with other settings is refused before anything runs (naming the document and the first
+setting that differs; ``fresh`` redoes it), and ``scores.json`` holds every row; the
+folder takes one writer at a time. A document whose
 model fails (``MODEL_ERRORS`` or another ``StepwiseError``) is one failed document, its
 trace up to the failed page step kept in ``<doc>.failed.trace.jsonl``; the others go on.
 Any other exception is a bug in stepwise and ends the run.
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from stepwise.agents.longmt.evaluate import DocOutcome, document_scores, policy_scores
 from stepwise.errors import MODEL_ERRORS, StepwiseError, error_line
+from stepwise.run_settings import as_saved, first_difference, shown
 
 if TYPE_CHECKING:
     from stepwise.agents.longmt.agent import LongMTAgent, TranslationResult
@@ -52,6 +55,8 @@ class RunFolder:
         self.settings = settings
 
     def finished(self, doc_id: str) -> dict | None:
+        """The record of ``doc_id`` when it is finished here, else None; one finished with
+        other settings is refused, naming the first that differs, for ``--fresh`` to redo."""
         done = self.folder / f"{doc_id}.done.json"
         if not done.is_file():
             return None
@@ -59,7 +64,15 @@ class RunFolder:
             record = json.loads(done.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             return None
-        return record if record.get("settings") == self.settings else None
+        saved = record.get("settings") if isinstance(record, dict) else None
+        found = first_difference(saved if isinstance(saved, dict) else {},
+                                 as_saved(self.settings))
+        if found is not None:
+            key, before, now = found
+            raise StepwiseError(f"{done}: {doc_id} was translated with other settings ({key}: "
+                                f"saved {shown(before)}, asked {shown(now)}); --fresh redoes "
+                                "it, or use another --out or the same options")
+        return record
 
     def failed_trace(self, doc_id: str) -> Path:
         return self.folder / f"{doc_id}.failed.trace.jsonl"
@@ -193,9 +206,15 @@ def _run(agents: Mapping[str, LongMTAgent], documents: Sequence[SourceDocument],
         if on_document is not None:
             on_document(event)
 
+    folders = {label: RunFolder(out_dir, label, settings.get(label, {}))
+               for label in agents} if out_dir is not None else {}
+    if not fresh:  # a document finished with other settings stops the run before it starts
+        for folder in folders.values():
+            for doc in documents:
+                folder.finished(doc.id)
     report = CompareReport({})
     for label, agent in agents.items():
-        folder = RunFolder(out_dir, label, settings.get(label, {})) if out_dir is not None else None
+        folder = folders.get(label)
         outcomes: list[DocOutcome] = []
         run = PolicyRun({})
         for doc in documents:

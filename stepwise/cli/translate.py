@@ -4,7 +4,8 @@ Writes, per policy and document: the translation (``<doc>.<tgt>``, one line per 
 line), the step trace (``<doc>.trace.jsonl``, one object per page), the memory at the
 end (``<doc>.memory.json``) and, with references, scores; and ``scores.json`` over all.
 Finished documents are kept: a rerun with the same settings picks up where a killed run
-stopped (``--fresh`` redoes them). A document whose model call failed on a page keeps the
+stopped; one with other settings is refused, naming the document and the first setting
+that differs (``--fresh`` redoes them). A document whose model call failed on a page keeps the
 trace up to that page step in ``<doc>.failed.trace.jsonl`` and is redone by a rerun.
 The run itself is ``stepwise.agents.longmt.runs``; here are its options, models and output.
 """
@@ -131,7 +132,8 @@ def translate(
                                              "document, for scores.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where translations, traces, memory "
                                           "and scores go.")] = Path("translations"),
-    fresh: Annotated[bool, typer.Option(help="Redo documents already finished in --out.")] = False,
+    fresh: Annotated[bool, typer.Option(help="Redo documents already finished in --out "
+                                        "(also those made with other settings).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object "
                                           "{policy: {metric: value}}.")] = False,
     max_tokens: MaxTokensOpt = None,

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepwise.errors import StepwiseError
 
-ENVIRONMENTS = ("longmt", "think")
+EnvName = Literal["longmt", "think"]
+ENVIRONMENTS: tuple[str, ...] = get_args(EnvName)
+LongMTRollout = Literal["random", "auto"]  # random modules, or a model decides (auto)
+Decide = Literal["generate", "rank"]  # the page steps' DECIDE_MODES, spelled without their import
 BATCHED_SCHEMES = ("hf", "tiny")  # local models, whose calls can share one generate
 MAX_BATCH = 16  # requests in one batched generate at most
 
@@ -25,7 +28,7 @@ class EnvSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    env: str
+    env: EnvName
     dataset: str  # longmt: a dataset, folder or file; think: a policy world
     model: str  # a model URI
     model_name: str | None = None
@@ -35,7 +38,7 @@ class EnvSpec(BaseModel):
     src: str | None = None
     tgt: str | None = None
     max_concurrent: int | None = None
-    rollout: str = "random"  # longmt rollouts: random modules, or auto (a model decides)
+    rollout: LongMTRollout = "random"  # longmt rollouts
     policy_model: str | None = None  # longmt: the model that decides under auto rollouts
     # Constructor kwargs (JSON, so the spec stays hashable) that bound each model's calls:
     # max_tokens, timeout, sampling; and longmt's per-call limits (None: the model's own).
@@ -43,18 +46,11 @@ class EnvSpec(BaseModel):
     policy_model_kwargs: str = "{}"
     decision_max_tokens: int | None = None
     translation_max_tokens: int | None = None
-    decide: str = "generate"  # longmt auto rollouts: the deciding model generates or ranks
+    decide: Decide = "generate"  # longmt auto rollouts: the deciding model generates or ranks
     # Model calls of one process that may go to a local model (hf:, tiny) as one batched
     # generate (parallel simulations, workers); None or 1: one generate per call. It changes
     # no greedy answer, so run settings leave it out.
     batch: int | None = Field(default=None, ge=1)
-
-    def check(self) -> None:
-        if self.env not in ENVIRONMENTS:
-            raise StepwiseError(f"unknown environment {self.env!r} "
-                                f"(known: {', '.join(ENVIRONMENTS)})")
-        if self.decide not in ("generate", "rank"):
-            raise StepwiseError(f"decide must be generate or rank, not {self.decide!r}")
 
     def documents(self) -> dict[str, Any]:
         from stepwise.documents.sources import load_documents
@@ -68,7 +64,6 @@ class EnvSpec(BaseModel):
         return docs
 
     def task_ids(self) -> list[str]:
-        self.check()
         if self.env == "longmt":
             return list(self.documents())
         from stepwise.agents.think.worlds import WORLDS, task_ids

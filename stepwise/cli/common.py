@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 import typer
 from pydantic import ValidationError
@@ -301,10 +301,11 @@ DeviceOpt = Annotated[str | None, typer.Option(
     "--device", help="Where hf: and tiny models run: auto (a CUDA GPU, else Apple's MPS, "
     "else the CPU), cpu, cuda, cuda:N or mps. Other models ignore it. Default: auto.",
     show_default=False)]
-DtypeOpt = Annotated[str | None, typer.Option(
-    "--dtype", help="The weights' precision for hf: and tiny models: auto (bfloat16 on a GPU "
-    "that has it, else float32), float32, float16 or bfloat16. Other models ignore it. "
-    "Default: auto.", show_default=False)]
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]  # hf's DTYPES, without its import
+DtypeOpt = Annotated[Dtype | None, typer.Option(
+    "--dtype", case_sensitive=False, help="The weights' precision for hf: and tiny models: "
+    "auto (bfloat16 on a GPU that has it, else float32), float32, float16 or bfloat16. Other "
+    "models ignore it. Default: auto.", show_default=False)]
 
 ToolChoiceOpt = Annotated[str | None, typer.Option(
     "--tool-choice", help="How the deciding model must answer its first decision turn per "

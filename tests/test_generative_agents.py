@@ -79,8 +79,26 @@ def reflecting_model(insights: str, questions: str = "1. What matters?\n2. Who?\
     return respond
 
 
+def shown_ids(prompt: str) -> list[int]:
+    """The memory ids a prompt shows (``[12] text`` lines), in order."""
+    return [int(line[1:line.index("]")]) for line in prompt.splitlines()
+            if line.startswith("[") and "]" in line]
+
+
+def citing_the_first_two_shown(cited: list[int]):
+    """A reflecting model whose one insight cites the first two memories it was shown."""
+    def respond(messages, tools):
+        prompt = prompt_of(messages)
+        if INSIGHTS_HEAD in prompt:
+            cited[:] = shown_ids(prompt)[:2]
+            return f"1. Ada works hard (because of {cited[0]}, {cited[1]})"
+        return reflecting_model("")(messages, tools)
+    return respond
+
+
 def test_reflection_fires_exactly_at_the_threshold_and_resets():
-    ada = mind(reflecting_model("1. Ada works hard (because of 0, 1)"))
+    cited: list[int] = []
+    ada = mind(citing_the_first_two_shown(cited))
     agent = new_agent(ada.name)
     for i in range(14):
         ada.stream.add(f"observation {i}", importance=10, created=NOW)
@@ -91,7 +109,7 @@ def test_reflection_fires_exactly_at_the_threshold_and_resets():
     assert reflection.due(ada, agent)  # exactly 150
     ids = reflection.reflect(ada, agent, NOW)
     assert len(ids) == 1 and ada.stream.get(ids[0]).kind == "reflection"
-    assert ada.stream.get(ids[0]).evidence == (0, 1) and ada.stream.get(ids[0]).depth == 1
+    assert ada.stream.get(ids[0]).evidence == tuple(cited) and ada.stream.get(ids[0]).depth == 1
     assert not reflection.due(ada, agent)  # reset, the new insight included
     assert agent["reflected_through"] == ids[0] and agent["counters"]["reflections"] == 1
 
@@ -111,6 +129,28 @@ def test_insights_citing_unknown_ids_are_dropped_and_reflections_build_on_reflec
                   stream=ada.stream)
     again = reflection.reflect(deeper, agent, NOW)
     assert ada.stream.get(again[0]).depth == 2
+
+
+def test_an_insight_citing_a_stored_memory_that_was_not_shown_is_dropped():
+    shown: list[int] = []
+
+    def respond(messages, tools):
+        prompt = prompt_of(messages)
+        if INSIGHTS_HEAD in prompt:
+            shown[:] = shown_ids(prompt)
+            hidden = min(set(range(30)) - set(shown))  # in the stream, never shown
+            return (f"1. Ada is careful (because of {shown[0]})\n"
+                    f"2. Ada is secretive (because of {shown[0]}, {hidden})")
+        return reflecting_model("")(messages, tools)
+
+    ada = mind(respond)
+    agent = new_agent(ada.name)
+    for i in range(30):
+        ada.stream.add(f"Ada noted thing {i}", importance=5, created=NOW)
+    ids = reflection.reflect(ada, agent, NOW)
+    assert 0 < len(shown) < 30
+    assert [ada.stream.get(i).text for i in ids] == ["Ada is careful"]
+    assert agent["counters"]["insights_dropped"] == 1
 
 
 @pytest.mark.parametrize(("insights", "questions"), [

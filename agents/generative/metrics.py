@@ -3,7 +3,9 @@ of the simulated sandbox world; they describe the simulation, not real people.
 
 - information diffusion: the share of agents whose interview answer shows they know a
   fact (the paper: who knew of Isabella's party after two game days);
-- network density: eta = 2|E| / (|V|(|V| - 1)) of the who-knows-whom graph;
+- network density: eta = 2|E| / (|V|(|V| - 1)) of a graph of agents: who talked with
+  whom (``conversation_edges``, as the paper counts it), or who mentions whom in memory
+  (``relationship_edges``, which seed memories alone already fill);
 - grounding: whether each fact claimed in an interview answer cites memories that exist,
   so answers can be checked against the memory stream instead of trusted.
 
@@ -109,6 +111,13 @@ def relationship_edges(memories: Mapping[str, Iterable[str]],
             if other != agent and patterns[other].search(text):
                 edges.add(tuple(sorted((agent, other))))
     return sorted(edges)
+
+
+def conversation_edges(pairs: Iterable[Sequence[str]]) -> list[tuple[str, str]]:
+    """Who-talked-with-whom edges: one sorted pair per pair of agents that held a
+    conversation, each counted once, self pairs dropped."""
+    return sorted({tuple(sorted((pair[0], pair[1]))) for pair in pairs  # type: ignore[misc]
+                   if len(pair) == 2 and pair[0] != pair[1]})
 
 
 @dataclass(frozen=True)

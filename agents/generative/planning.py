@@ -11,7 +11,11 @@ for the whole span (``plan_fallbacks``).
 
 Re-planning (``splice``) puts a reaction in at the current minute: what is past stays as
 it was, the current item ends now, the reaction runs for its minutes, the rest of the day
-follows as planned, trimmed where the reaction overlaps it.
+follows as planned, trimmed where the reaction overlaps it. With the paper's mechanisms
+the rest of the day is then planned again (``replan_rest``): the model sees the reaction,
+what the agent remembers of it and the plan it had, and answers the hours left; an answer
+that does not tile them is repaired, one with no readable item keeps the trimmed plan
+(``replan_fallbacks``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from stepwise.agents.generative.prompts import (
     clock,
     day_plan_prompt,
     hour_plan_prompt,
+    replan_prompt,
 )
 from stepwise.agents.generative.state import AgentState, PlanItem, count
 
@@ -47,6 +52,8 @@ class Level:
 
 
 DAY_LEVEL = Level("day plan", fewest=5, most=8)
+REST_LEVEL = Level("rest of the day", fewest=1, most=8)
+REPLAN_RETRIEVE = 10
 HOUR_LEVEL = Level("hour plan", longest=120)
 ACTION_LEVEL = Level("actions", shortest=5, longest=15)
 
@@ -199,3 +206,28 @@ def replan(agent: AgentState, now: datetime, text: str, minutes: int, area: str 
     agent["actions"] = [dict(reaction)]  # type: ignore[list-item]
     count(agent, "replans")
     return reaction
+
+
+def replan_rest(mind: Mind, agent: AgentState, now: datetime, reaction: PlanItem) -> None:
+    """Plan the day again from the end of ``reaction`` (already spliced in) to midnight."""
+    start = reaction["end"]
+    if start >= DAY:
+        return
+    kept = [it for it in agent["day_plan"] if it["end"] <= start]
+    before = [f"{clock(it['start'])}-{clock(it['end'])} {it['text']}"
+              + (f"{AREA_SEPARATOR}{it['area']}" if it["area"] else "")
+              for it in agent["day_plan"] if it["start"] >= start]
+    found = mind.stream.retrieve(reaction["text"], k=REPLAN_RETRIEVE, now=now)
+    prompt = replan_prompt(mind.header(now), mind.name, reaction["text"], reaction["start"],
+                           start, before, mind.memory_pairs(found))
+    items = parse_items(mind.ask(prompt))
+    if problem(items, start, DAY, REST_LEVEL) is not None:
+        items = repair(items, start, DAY)
+        if not items:
+            count(agent, "replan_fallbacks")
+            return
+        count(agent, "plan_repairs")
+    agent["day_plan"] = kept + items
+    count(agent, "rest_replans")
+    remember(mind, agent, [f"{mind.name} re-plans the rest of the day: {describe(items)}"],
+             now=now, kind="plan")

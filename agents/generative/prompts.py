@@ -7,7 +7,10 @@ simulated townsfolk model can tell the kinds of request apart. Formats:
 - questions, insights, plans: numbered lines; an insight ends with ``(because of 12, 40)``
   citing memory ids as the prompt shows them (``[12]``); a plan item is
   ``HH:MM-HH:MM activity @ area`` (the ``@ area`` part optional);
-- reaction, dialogue turn, interview: one JSON object with the keys the prompt names.
+- reaction, dialogue turn, interview: one JSON object with the keys the prompt names;
+- the paper's further prompts (``mechanisms="paper"``): the agent summary description and
+  a relationship summary are a sentence or two of prose; a step of the area-tree walk and
+  the object used name one of the options given; an object's state is a short phrase.
 
 Memories are always shown oldest first with their stream id, so that which memories are
 retrieved matters to a prompt, not the order in which near-equal scores came out.
@@ -26,6 +29,13 @@ ACTIONS_HEAD = "Break this hour of"
 REACT_HEAD = "Should"
 DIALOGUE_HEAD = "Conversation between"
 INTERVIEW_HEAD = "Interview with"
+SUMMARY_HEAD = "Describe"
+WALK_HEAD = "Where should"
+OBJECT_HEAD = "Which object"
+STATE_HEAD = "What is the state of"
+RELATION_HEAD = "What is the relationship"
+REPLAN_HEAD = "Re-plan the rest of the day of"
+NO_OBJECT = "none"
 
 AREA_SEPARATOR = " @ "
 
@@ -106,11 +116,13 @@ def react_prompt(header: str, name: str, action: str, observation: str,
 
 
 def dialogue_prompt(header: str, name: str, other: str, memories: Iterable[tuple[int, str]],
-                    turns: Sequence[tuple[str, str]], max_turns: int) -> str:
+                    turns: Sequence[tuple[str, str]], max_turns: int,
+                    relationship: str = "") -> str:
     said = "\n".join(f"{who}: {text}" for who, text in turns) or "(nobody has spoken yet)"
+    relation = f"{name} and {other}: {relationship}\n\n" if relationship else ""
     return (
         f"{DIALOGUE_HEAD} {name} and {other}, at most {max_turns} turns.\n{header}\n\n"
-        f"What {name} remembers about {other}:\n{memory_lines(memories)}\n\n"
+        f"{relation}What {name} remembers about {other}:\n{memory_lines(memories)}\n\n"
         f"So far:\n{said}\n\nWhat does {name} say next? Answer with one JSON object: "
         '{"utterance": "...", "end": true when the conversation is over, else false}.')
 
@@ -121,3 +133,51 @@ def interview_prompt(header: str, name: str, question: str,
         f"{INTERVIEW_HEAD} {name}.\n{header}\n\nWhat {name} remembers:\n"
         f"{memory_lines(memories)}\n\nQuestion: {question}\n\nAnswer in {name}'s voice with "
         'one JSON object: {"answer": "...", "cited": [ids of the memories the answer rests on]}.')
+
+
+def summary_prompt(name: str, description: str, memories: Iterable[tuple[int, str]]) -> str:
+    return (
+        f"{SUMMARY_HEAD} {name} in a short paragraph: core characteristics, current daily "
+        f"occupation, and how {name} feels about recent progress in life.\n"
+        f"Seed identity: {description}\n\nWhat {name} remembers:\n{memory_lines(memories)}"
+        "\n\nAnswer with the paragraph only, in the third person.")
+
+
+def walk_prompt(header: str, name: str, action: str, here: str, within: str,
+                options: Sequence[str]) -> str:
+    return (
+        f"{WALK_HEAD} {name} go to be {action}?\n{header}\n{name} is in {here}.\n\n"
+        f"Choose one area of {within or 'the town'}: {'; '.join(options)}.\n"
+        "Answer with the area's name only, exactly as written.")
+
+
+def object_prompt(header: str, name: str, action: str, area: str,
+                  options: Sequence[str]) -> str:
+    return (
+        f"{OBJECT_HEAD} in {area} does {name} use while {action}?\n{header}\n\n"
+        f"Choose one of: {'; '.join(options)}; or {NO_OBJECT}.\n"
+        f"Answer with the object's name only, or {NO_OBJECT}.")
+
+
+def state_prompt(name: str, action: str, thing: str, state: str) -> str:
+    return (
+        f"{STATE_HEAD} the {thing} while {name} is {action}? It was {state}.\n"
+        "Answer with a short phrase (e.g. 'brewing coffee', 'in use'), nothing else.")
+
+
+def relationship_prompt(header: str, name: str, other: str,
+                        memories: Iterable[tuple[int, str]]) -> str:
+    return (
+        f"{RELATION_HEAD} between {name} and {other}, as {name} sees it?\n{header}\n\n"
+        f"What {name} remembers about {other}:\n{memory_lines(memories)}\n\n"
+        "Answer in one or two sentences.")
+
+
+def replan_prompt(header: str, name: str, reaction: str, start: int, end: int,
+                  planned: Sequence[str], memories: Iterable[tuple[int, str]]) -> str:
+    before = "\n".join(f"- {line}" for line in planned) or "- nothing planned"
+    return (
+        f"{REPLAN_HEAD} {name} after {reaction} ({clock(start)}-{clock(end)}).\n{header}\n\n"
+        f"What {name} remembers:\n{memory_lines(memories)}\n\nThe rest of the day as "
+        f"planned before:\n{before}\n\nAnswer with 1 to 8 numbered lines 'HH:MM-HH:MM "
+        f"activity @ area' that cover {clock(end)} to 24:00 without gaps or overlaps.")

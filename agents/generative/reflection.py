@@ -7,7 +7,8 @@ paper: 3 salient questions from the 100 most recent memories, retrieval per ques
 then 5 insights that cite the ids of the memories they rest on.
 
 An insight is dropped (and counted as ``insights_dropped``) when it cites no id or any id
-the stream does not hold: an insight is only as good as its evidence. An answer with no
+that was not among the memories shown to the model: an insight is only as good as its
+evidence, and evidence the model never saw is made up even when the stream holds that id. An answer with no
 readable question or insight inserts nothing. Kept insights are stored as ``reflection``
 memories with their evidence, so the stream gives them their depth and later reflections
 can build on them.
@@ -15,6 +16,7 @@ can build on them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from stepwise.agents.generative.answers import numbered_lines, with_evidence
@@ -39,12 +41,13 @@ def due(mind: Mind, agent: AgentState, threshold: int = THRESHOLD) -> bool:
     return mind.stream.importance_since(agent["reflected_through"]) >= threshold
 
 
-def insights(mind: Mind, agent: AgentState, answer: str) -> list[tuple[str, list[int]]]:
-    """The cited insights of an answer whose every evidence id the stream holds."""
+def insights(agent: AgentState, answer: str, shown: Collection[int]
+             ) -> list[tuple[str, list[int]]]:
+    """The cited insights of an answer whose every evidence id is one of those ``shown``."""
     kept = []
     for line in numbered_lines(answer)[:INSIGHTS]:
         cited = with_evidence(line)
-        if cited is None or not all(mid in mind.stream for mid in cited[1]):
+        if cited is None or not all(mid in shown for mid in cited[1]):
             count(agent, "insights_dropped")
             continue
         kept.append((cited[0], sorted(set(cited[1]))))
@@ -62,7 +65,7 @@ def reflect(mind: Mind, agent: AgentState, now: datetime) -> list[int]:
         return []
     found = mind.stream.retrieve(questions, k=PER_QUESTION, now=now)
     pool = {m.id: m.text for hits in found for m in hits}
-    kept = insights(mind, agent, mind.ask(insights_prompt(mind.name, pool.items())))
+    kept = insights(agent, mind.ask(insights_prompt(mind.name, pool.items())), set(pool))
     if not kept:
         count(agent, "reflection_fallbacks")
         return []

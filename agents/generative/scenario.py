@@ -1,12 +1,16 @@
 """Generative agents as a scenario agent (``agent: generative``), for record and replay.
 
-A scenario names a world (a WORLD.json relative to the scenario file, or ``party`` for
-the bundled town) and how many steps to run. Every agent is interviewed with the
+A scenario names a world (a WORLD.json relative to the scenario file, or a bundled town:
+``party``, ``smallville``), how many steps to run and the mechanisms (``basic``, the
+default, which the bundled party scenario was recorded with, or ``paper``). Every agent is interviewed with the
 scenario's question before the first step and after the last; the result holds the
 information diffusion of the answer (B's judge: every keyword in the answer) and the
 network density of who mentions whom in memory, before and after, plus the step log,
 the conversations, the reflections and their grounding in the stream. It all runs in a
-temporary run directory; nothing is kept but the result.
+temporary run directory; nothing is kept but the result. ``density`` counts who mentions
+whom (what recorded scenarios assert); ``conversation_density`` counts who talked, as the
+paper does; a world with events also gives their spread and the party's attendance
+(``town_metrics.py``).
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ from __future__ import annotations
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from stepwise.agents.generative import town_metrics
 from stepwise.agents.generative.interview import interview
 from stepwise.agents.generative.metrics import (
+    conversation_edges,
     diffusion_report,
     grounding,
     network_density,
@@ -28,6 +35,9 @@ from stepwise.agents.generative.metrics import (
 )
 from stepwise.agents.generative.simulation import Simulation
 from stepwise.scenario.agents import register_agent
+
+
+BUNDLED = ("party", "smallville")
 
 
 class GenerativeScenarioConfig(BaseModel):
@@ -39,11 +49,15 @@ class GenerativeScenarioConfig(BaseModel):
     embeddings: str = Field(default="minilm", pattern="^(minilm|fake)$",
                             description="minilm: the bundled model; fake: hashed vectors "
                             "(tests of the plumbing only)")
+    mechanisms: Literal["basic", "paper"] = Field(
+        default="basic", description="basic: as the bundled party scenario was recorded; "
+        "paper: with the area-tree walk, object states, summaries and re-planning")
 
 
 class GenerativeScenarioInputs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    world: Path = Field(description="a WORLD.json relative to the scenario file, or 'party'")
+    world: Path = Field(description="a WORLD.json relative to the scenario file, or a "
+                        "bundled town: 'party', 'smallville'")
     question: str = Field(min_length=1, description="asked of every agent before and after")
     keywords: list[str] = Field(min_length=1, description="an answer is correct when it "
                                 "contains all of them")
@@ -51,9 +65,9 @@ class GenerativeScenarioInputs(BaseModel):
     @field_validator("world")
     @classmethod
     def _relative_to_scenario(cls, value: Path, info: ValidationInfo) -> Path:
-        if str(value) == "party":
-            return Path(str(resources.files("stepwise.sim.sandbox").joinpath("data",
-                                                                              "party.json")))
+        if str(value) in BUNDLED:
+            return Path(str(resources.files("stepwise.sim.sandbox").joinpath(
+                "data", f"{value}.json")))
         base = (info.context or {}).get("scenario_dir")
         return value if value.is_absolute() or base is None else Path(base) / value
 
@@ -69,7 +83,9 @@ def snapshot(run: Simulation, question: str, keywords: list[str]) -> dict:
                         for n, a in answers.items()},
             "diffusion": report.share, "knowers": list(report.knowers),
             "edges": [list(edge) for edge in edges],
-            "density": network_density(sorted(run.minds), edges)}
+            "density": network_density(sorted(run.minds), edges),
+            "conversation_density": network_density(sorted(run.minds),
+                                                    conversation_edges(run.conversations()))}
 
 
 def run_generative(model: BaseChatModel, config: GenerativeScenarioConfig,
@@ -78,7 +94,7 @@ def run_generative(model: BaseChatModel, config: GenerativeScenarioConfig,
     with tempfile.TemporaryDirectory() as folder, Simulation.create(
             inputs.world, Path(folder) / "run", model, embeddings=embeddings,
             radius=config.radius, max_turns=config.max_turns,
-            threshold=config.threshold) as run:
+            threshold=config.threshold, mechanisms=config.mechanisms) as run:
         before = snapshot(run, inputs.question, inputs.keywords)
         steps = run.run(config.steps)
         after = snapshot(run, inputs.question, inputs.keywords)
@@ -102,6 +118,8 @@ def run_generative(model: BaseChatModel, config: GenerativeScenarioConfig,
             "reflection_grounding": grounded,
             "counters": counters,
             "time": run.world.now.isoformat(timespec="minutes"),
+            "events": town_metrics.event_metrics(run) if run.world.spec.events else [],
+            "costs": {k: v for k, v in run.cost_report().items() if k != "per_agent"},
         }
 
 

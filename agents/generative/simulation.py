@@ -9,6 +9,12 @@ so a run killed anywhere resumes from its last whole step and goes on exactly as
 uninterrupted run would (given a model that answers the same prompts the same way). A run
 exists once the transaction creating it commits; until then the folder holds none.
 Readers look at a snapshot and never write.
+
+The run's ``mechanisms`` are fixed when it is made: ``paper`` (the default) adds the
+paper's area-tree walk, object states, summary descriptions, relationship summaries and
+re-planning of the rest of the day; ``basic`` is the simpler loop runs were made with
+before, and a run saved without the setting resumes as ``basic``, exactly as it went.
+Every model request is counted in the step that asked it (``costs.py``).
 """
 
 from __future__ import annotations
@@ -18,13 +24,13 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
-from stepwise.agents.generative import dialogue, reflection, step_log
+from stepwise.agents.generative import costs, dialogue, reflection, step_log
 from stepwise.agents.generative.importance import remember
 from stepwise.agents.generative.mind import Mind
 from stepwise.agents.generative.state import AgentState, WorldStepState, new_agent
@@ -62,6 +68,16 @@ class RunSettings(BaseModel):
     cooldown: int = Field(default=dialogue.COOLDOWN, ge=0)
     threshold: int = Field(default=reflection.THRESHOLD, ge=1)
     preset: str = "paper"
+    mechanisms: Literal["paper", "basic"] = Field(
+        default="paper", description="paper: with the area-tree walk, object states, summary "
+        "descriptions, relationship summaries and re-planning; basic: without them")
+
+    @classmethod
+    def stored(cls, text: str) -> RunSettings:
+        """The settings a run saved; one saved before ``mechanisms`` existed is ``basic``."""
+        data = json.loads(text)
+        data.setdefault("mechanisms", "basic")
+        return cls.model_validate(data)
 
 
 @dataclass
@@ -74,6 +90,7 @@ class Simulation:
     agents: dict[str, AgentState]
     settings: RunSettings
     lock: RunLock | None = None  # a writer's hold on the folder; readers have none
+    ledger: costs.Ledger | None = None  # the requests of the step being taken
 
     # -- opening ------------------------------------------------------------------------
 
@@ -140,9 +157,10 @@ class Simulation:
                 db.execute("INSERT INTO generative_run VALUES (1, ?)",
                            (config.model_dump_json(),))
                 for name, spec in sorted(world.agents.items()):
-                    remember(run.minds[name], run.agents[name], list(spec.memories),
+                    remember(run.minds[name], run.agents[name], list(spec.seed_memories),
                              now=world.now)
                 run.save()
+                run.ledger.save(db)
             write_atomic(directory / STEP_LOG, "")
         except BaseException:
             db.close()  # a run that never started leaves nothing behind to resume
@@ -201,7 +219,7 @@ class Simulation:
             agents = {name: json.loads(state) for name, state in db.execute(
                 "SELECT name, state_json FROM generative_agents ORDER BY name")}
             return cls.assemble(directory, db, world, model, embeddings,
-                                RunSettings.model_validate_json(row[0]), agents, lock)
+                                RunSettings.stored(row[0]), agents, lock)
         except BaseException:
             db.close()
             raise
@@ -211,12 +229,19 @@ class Simulation:
                  model: BaseChatModel | None, embeddings: Embeddings | None,
                  settings: RunSettings, agents: dict[str, AgentState],
                  lock: RunLock | None = None) -> Simulation:
-        areas = tuple(world.area_paths())
+        paper = settings.mechanisms == "paper"
+        # The paper's agents name a town-level area and walk down from it; the basic
+        # ones name any area path of the town.
+        areas = tuple(world.sub_areas() if paper else world.area_paths())
+        ledger = costs.Ledger(lambda: world.now)
         minds = {name: Mind(name, spec.description, model,  # type: ignore[arg-type]
                             MemoryStream(embeddings, settings.preset, db=db, agent=name,
-                                         clock=lambda: world.now), areas)
+                                         clock=lambda: world.now), areas,
+                            home=(spec.home or "") if paper else "",
+                            summary=agents[name].get("summary", "") if paper else "",
+                            ledger=ledger)
                  for name, spec in world.agents.items()}
-        return cls(directory, db, world, WorldStore(db), minds, agents, settings, lock)
+        return cls(directory, db, world, WorldStore(db), minds, agents, settings, lock, ledger)
 
     # -- running ------------------------------------------------------------------------
 
@@ -259,14 +284,35 @@ class Simulation:
                                      self.world))
             self.save({name: note for name, note in entries[0]["notes"].items() if note})
             step_log.save_line(self.db, step, step_log.log_line(entries[0]))
+            if self.ledger is not None:
+                self.ledger.save(self.db)
 
         town = Town(self.world, self.minds, self.settings.radius, self.settings.max_turns,
-                    self.settings.cooldown, self.settings.threshold, persist)
+                    self.settings.cooldown, self.settings.threshold,
+                    self.settings.mechanisms == "paper", persist)
+        if self.ledger is not None:
+            self.ledger.discard()  # requests made outside a step (interviews) are not its
         with self.transaction():
             take_step(graph or build_step_graph(), town, step, self.agents)
         with (self.directory / STEP_LOG).open("a", encoding="utf-8") as log:
             log.write(step_log.log_line(entries[0]) + "\n")
         return entries[0]
+
+    def step_lines(self) -> list[dict]:
+        """The committed step-log entries, in step order."""
+        return [json.loads(line) for _, line in
+                sorted(step_log.committed_lines(self.db, self.world.step).items())]
+
+    def conversations(self) -> list[list[str]]:
+        """The pair of every conversation held so far, in the order they were held."""
+        return [c["pair"] for entry in self.step_lines() for c in entry["conversations"]]
+
+    def cost_report(self) -> dict:
+        """Requests, tokens and wall time per agent and per game hour (see costs.py)."""
+        has_table = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                    "name = 'generative_costs'").fetchone()
+        rows = costs.read_costs(self.db) if has_table else []
+        return costs.cost_report(rows, self.world.agents)
 
     # -- saving -------------------------------------------------------------------------
 
@@ -369,7 +415,7 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
-        for statement in (*SCHEMA, step_log.SCHEMA):
+        for statement in (*SCHEMA, step_log.SCHEMA, costs.SCHEMA):
             db.execute(statement)
     except sqlite3.Error as exc:
         raise RunError(f"cannot use {path} for a run: {exc}") from None

@@ -7,7 +7,7 @@ Models, memory streams and the world live in the step's runtime context (``mind.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, TypedDict
+from typing import Annotated, NotRequired, TypedDict
 
 
 class PlanItem(TypedDict):
@@ -17,6 +17,16 @@ class PlanItem(TypedDict):
     end: int
     text: str
     area: str  # where it happens ("" to stay put)
+
+
+class Place(TypedDict):
+    """Where the current action happens, as the area-tree walk chose it (paper mechanisms)."""
+
+    text: str  # the action it was chosen for
+    named: str  # the area the plan line named ("" to stay put)
+    area: str  # the area path the walk ended in
+    object: str  # the object path used ("" for none)
+    state: str  # the object's state while used
 
 
 class AgentState(TypedDict):
@@ -29,6 +39,10 @@ class AgentState(TypedDict):
     seen: list[str]  # what was perceived last step, so only what is new is reacted to
     cooldowns: dict[str, int]  # other agent -> first step at which they may talk again
     counters: dict[str, int]  # fallbacks and events, for the run's metrics
+    # The paper's mechanisms only (absent from runs without them, which stay as they were):
+    summary: NotRequired[str]  # the agent summary description, cached
+    summary_day: NotRequired[str]  # the ISO date it was made ("" when due again)
+    place: NotRequired[Place | None]  # where the current action happens
 
 
 class TalkIntent(TypedDict):

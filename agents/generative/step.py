@@ -10,6 +10,12 @@ new, importance rated in one batch) -> react (talk, re-plan or carry on) -> refl
 due). Branches share one SQLite connection and memory ids appear in prompts, so a step runs
 its branches one at a time (``max_concurrency=1``) in name order: a run is reproducible,
 and replayable from a cassette.
+
+With the paper's mechanisms (``Town.paper``) the agent's prompts carry its summary
+description (made again each game day and after a reflection), a reaction re-plans the
+rest of the day, conversations open with relationship summaries, and applying an action
+walks the area tree to the area and object it uses and sets that object's state; an object
+let go of returns to its state in the world file.
 """
 
 from __future__ import annotations
@@ -24,7 +30,14 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from stepwise.agents.generative import dialogue, planning, reaction, reflection
+from stepwise.agents.generative import (
+    dialogue,
+    locating,
+    planning,
+    reaction,
+    reflection,
+    summary,
+)
 from stepwise.agents.generative.importance import remember
 from stepwise.agents.generative.mind import Mind
 from stepwise.agents.generative.state import (
@@ -52,6 +65,7 @@ class Town:
     max_turns: int = dialogue.MAX_TURNS
     cooldown: int = dialogue.COOLDOWN
     threshold: int = reflection.THRESHOLD
+    paper: bool = False  # the paper's mechanisms (see the module doc)
     persist: Callable[[WorldStepState], None] = field(default=lambda state: None)
 
 
@@ -82,6 +96,8 @@ def perceive(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
     """What the agent sees within the world's radius; what of it is new since last step."""
     town = runtime.context
     agent: AgentState = copy.deepcopy(branch["agent"])
+    if town.paper:
+        town.minds[agent["name"]].summary = agent.get("summary", "")
     seen = [Sight(kind=p.kind, subject=p.subject, text=p.text)
             for p in town.world.perceive(agent["name"], town.radius)]
     texts = [sight["text"] for sight in seen]
@@ -94,6 +110,8 @@ def plan(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
     """The action for now, planning whatever level of the plan does not reach now yet."""
     agent, now = branch["agent"], runtime.context.world.now
     mind = runtime.context.minds[agent["name"]]
+    if runtime.context.paper and summary.due(agent, now):
+        summary.refresh(mind, agent, now)
     context = mind.stream.retrieve(f"{agent['name']}'s plans for today", k=PLAN_RETRIEVE,
                                    now=now)
     action = planning.current_action(mind, agent, now, mind.memory_pairs(context))
@@ -124,6 +142,8 @@ def react(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
     text = f"talking with {decided.talk_to}" if decided.talk_to else decided.text
     action = planning.replan(agent, now, text, decided.minutes,
                              "" if decided.talk_to else action["area"])
+    if town.paper and not decided.talk_to:  # a talk re-plans once it has been held
+        planning.replan_rest(town.minds[name], agent, now, action)
     talk = TalkIntent(speaker=name, listener=decided.talk_to, reason=decided.text) \
         if decided.talk_to else None
     return {"agent": agent, "action": action, "talk": talk}
@@ -135,7 +155,10 @@ def reflect(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
     mind = town.minds[agent["name"]]
     if not reflection.due(mind, agent, town.threshold):
         return {}
-    return {"agent": agent, "reflected": reflection.reflect(mind, agent, town.world.now)}
+    reflected = reflection.reflect(mind, agent, town.world.now)
+    if town.paper and reflected:
+        agent["summary_day"] = ""  # what the agent knows of itself changed
+    return {"agent": agent, "reflected": reflected}
 
 
 def build_branch_graph():
@@ -180,17 +203,27 @@ def converse(state: WorldStepState, runtime: Runtime[Town]) -> dict:
             continue
         busy |= {name, listener}
         turns = dialogue.converse(town.minds, agents, name, listener, town.world.now, step,
-                                  max_turns=town.max_turns, cooldown=town.cooldown)
+                                  max_turns=town.max_turns, cooldown=town.cooldown,
+                                  relationships=town.paper)
         held.append(Conversation(pair=[name, listener], turns=turns))
         planning.replan(agents[listener], town.world.now, f"talking with {name}", 10)
+        if town.paper:
+            minute = planning.minute_of(town.world.now)
+            for who in (name, listener):
+                talk_item = planning.at(agents[who]["day_plan"], minute)
+                if talk_item is not None:
+                    planning.replan_rest(town.minds[who], agents[who], town.world.now,
+                                         talk_item)
     return {"agents": agents, "conversations": held}
 
 
 def apply_actions(state: WorldStepState, runtime: Runtime[Town]) -> dict:
     """Move each agent where its current action happens, set the action, advance the clock."""
-    world = runtime.context.world
+    town, world = runtime.context, runtime.context.world
     minute = planning.minute_of(world.now)
     agents = copy.deepcopy(state["agents"])
+    if town.paper:
+        return apply_located(town, agents, minute)
     for name in sorted(agents):
         current = planning.at(agents[name]["actions"], minute)
         if current is None:
@@ -201,6 +234,32 @@ def apply_actions(state: WorldStepState, runtime: Runtime[Town]) -> dict:
             except WorldError:
                 count(agents[name], "unknown_areas")
         world.set_action(name, current["text"])
+    world.advance()
+    return {"agents": agents}
+
+
+def apply_located(town: Town, agents: dict[str, AgentState], minute: int) -> dict:
+    """``apply_actions`` with the area-tree walk: each agent goes to the area and object
+    its action was located at and sets the object's state; objects let go of and used by
+    nobody return to their state in the world file."""
+    world = town.world
+    released: set[str] = set()
+    for name in sorted(agents):
+        current = planning.at(agents[name]["actions"], minute)
+        if current is None:
+            continue
+        place = locating.locate(town.minds[name], agents[name], world, current, world.now)
+        before = world.agent(name).object
+        if place["area"] != world.agent(name).location:
+            world.move(name, place["area"])
+        world.set_action(name, current["text"], place["object"] or None)
+        if place["object"]:
+            world.set_object_state(place["object"], place["state"])
+        if before and before != place["object"]:
+            released.add(before)
+    for thing in sorted(released):
+        if not world.users(thing):
+            world.set_object_state(thing, world.initial_state(thing))
     world.advance()
     return {"agents": agents}
 

@@ -5,7 +5,9 @@ apart by their heads, see prompts.py) and answers in their formats from what the
 holds. Townsfolk keep a fixed daily routine (the cafe owner runs the cafe; others have
 coffee there when their memories say they do, study in the dorm's common room, lunch at
 the cafe), rate party news and conversations as important, talk to whoever they see when
-they know about a party, and pass the invitation on. It exists so that simulations,
+they know about a party (or another piece of news: a candidacy), and pass it on. The
+prompts of the paper's mechanisms (a routine for any town, the area-tree walk, objects,
+summaries) are answered in ``townsfolk_town.py``. It exists so that simulations,
 scenarios and tests run offline; everything it produces is simulated.
 """
 
@@ -22,6 +24,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from stepwise.agents.generative import prompts as p
+from stepwise.agents.generative import townsfolk_town as town
 from stepwise.agents.generative.answers import numbered_lines
 from stepwise.llm.base import ToolCallingMixin, tracing_params
 from stepwise.llm.sim import register_sim, word_usage
@@ -30,7 +33,12 @@ MEMORY = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)
 SPAN = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2}) (.*)")
 FULL_NAME = re.compile(r"\b([A-Z][a-z]+ [A-Z][a-z]+)(?= (?:is|said|runs|lives)\b)")
 PARTY = re.compile(r"party", re.IGNORECASE)
-HOST = re.compile(r'^(.+?) said to .+?: ".*(?:hosting|my) .*party', re.IGNORECASE)
+ELECTION = re.compile(r"mayor|election", re.IGNORECASE)
+TOPICS = (PARTY, ELECTION)  # the news townsfolk pass on, in the order they tell it
+SAID = re.compile(r'^(?P<speaker>.+?) said to .+?: "(?P<text>.*)"$')
+THANKS = "Thanks for telling me, I'll think about it."
+LAST_WORD = 5  # utterances after which a townsfolk ends a conversation whatever is untold
+OWN_NEWS = re.compile(r"^I am (?P<what>(?:planning|running|hosting) .*?)\.?$")
 
 
 def between(text: str, start: str, end: str) -> str:
@@ -48,7 +56,8 @@ def memories(text: str) -> list[tuple[int, str]]:
 
 def importance(text: str) -> int:
     lowered = text.lower()
-    if "party" in lowered or "valentine" in lowered or "crush" in lowered:
+    if "party" in lowered or "valentine" in lowered or "crush" in lowered or \
+            ELECTION.search(lowered):
         return 8
     if " said to " in lowered:
         return 5
@@ -98,6 +107,8 @@ def place(places: list[str], *words: str) -> str:
 
 
 def day_plan(prompt: str) -> str:
+    if "\nHome: " in prompt:  # an agent of the paper's mechanisms: a routine for any town
+        return town.day_plan(prompt)
     name = between(prompt, p.DAY_PLAN_HEAD + " ", " for ").strip()
     places = [pl.strip() for pl in between(prompt, "\nPlaces: ", ".\n").split(",")]
     home = place(places, name) or place(places, name.split()[0]) or place(places, "home")
@@ -149,37 +160,67 @@ def react(prompt: str) -> str:
     options = [o.strip().rstrip(".") for o in between(prompt, "to one of: ", "\n").split(",")
                if o.strip()]
     observation = between(prompt, "Observation: ", "\n")
-    knows = any(PARTY.search(text) for _, text in memories(prompt))
+    knows = any(topic.search(text) for _, text in memories(prompt) for topic in TOPICS)
     for other in options:
         if knows and other in observation and f"{other} is sleeping" not in observation:
-            return json.dumps({"react": True, "reaction": f"inviting {other} to the party",
+            news = "the party" if any(PARTY.search(t) for _, t in memories(prompt)) else \
+                "the news"
+            return json.dumps({"react": True, "reaction": f"telling {other} about {news}",
                                "minutes": 10, "talk_to": other})
     return json.dumps({"react": False, "reaction": "", "minutes": 5, "talk_to": None})
 
 
+def news(held: list[str], name: str) -> list[tuple[re.Pattern[str], str]]:
+    """(topic, sentence to tell) for each piece of news the memories hold, by topic: the
+    agent's own plans first ("I'm running for mayor ..."), else what it was told, with the
+    teller named ("Sam Moore is running for mayor ...")."""
+    found: dict[re.Pattern[str], str] = {}
+    for text in held:
+        own = OWN_NEWS.match(text)
+        said = SAID.match(text)
+        for topic in TOPICS:
+            if topic in found or not topic.search(text):
+                continue
+            if own:
+                found[topic] = f"I'm {own['what']}."
+            elif said and said["speaker"] != name:
+                sentence = next((s.strip() for s in re.split(r"(?<=[.!?])\s+", said["text"])
+                                 if topic.search(s)), "")
+                sentence = re.sub(r"^(?:Hi \w+! |Have you heard\? )", "", sentence)
+                sentence = re.sub(r"^I'm ", f"{said['speaker']} is ", sentence)
+                if sentence and not sentence.endswith("?"):
+                    found[topic] = sentence
+    return [(topic, found[topic]) for topic in TOPICS if topic in found]
+
+
 def speak(prompt: str) -> str:
+    """Tell the first piece of news not yet told in this conversation; answer news."""
     pair = between(prompt, p.DIALOGUE_HEAD + " ", ", at most")
-    other = pair.partition(" and ")[2]
+    name, _, other = pair.partition(" and ")
     said = between(prompt, "So far:\n", "\n\nWhat does").splitlines()
     said = [] if said == ["(nobody has spoken yet)"] else said
     held = [text for _, text in memories(prompt)]
-    hosts = [HOST.match(text)[1] for text in held if HOST.match(text)]
-    party_said = any(PARTY.search(line) for line in said)
-    if len(said) >= 3:
-        return json.dumps({"utterance": f"See you later, {other.split()[0]}!", "end": True})
-    if not party_said and any("planning a Valentine's Day party" in t for t in held):
-        text = (f"Hi {other.split()[0]}! I'm hosting a Valentine's Day party at Hobbs Cafe on "
-                "February 14th from 5pm to 7pm. Would you like to come?")
-    elif not party_said and any(PARTY.search(t) for t in held):
-        host = hosts[0] if hosts else "someone"
-        text = (f"Have you heard? {host} is hosting a Valentine's Day party at Hobbs Cafe on "
-                "February 14th at 5pm. Want to come along?")
-    elif said and PARTY.search(said[-1]) and said[-1].endswith("?"):
-        text = "That sounds wonderful, I'd love to come to the party!"
-    elif said and PARTY.search(said[-1]):
+    first = other.split()[0]
+    untold = [(topic, sentence) for topic, sentence in news(held, name)
+              if not any(topic.search(line) for line in said)]
+    last = said[-1] if said else ""
+    asked = last.endswith("?") and any(topic.search(last) for topic in TOPICS)
+    if len(said) >= LAST_WORD or (len(said) >= 3 and not (untold or asked)):
+        return json.dumps({"utterance": f"See you later, {first}!", "end": True})
+    if asked:
+        text = "That sounds wonderful, I'd love to come to the party!" if PARTY.search(last) \
+            else THANKS
+    elif untold:
+        topic, sentence = untold[0]
+        ask = "Would you like to come?" if topic is PARTY else "What do you think?"
+        text = (f"Hi {first}! {sentence} {ask}" if sentence.startswith("I'm") else
+                f"Have you heard? {sentence} {ask}")
+    elif last and any(topic.search(last) for topic in TOPICS):
         text = "Wonderful, see you there!"
+    elif last == THANKS:
+        text = "Glad to, see you around!"
     else:
-        text = f"Hi {other.split()[0]}, how is your day going?" if not said else \
+        text = f"Hi {first}, how is your day going?" if not said else \
             "Pretty good, thanks for asking."
     return json.dumps({"utterance": text, "end": False})
 
@@ -200,7 +241,11 @@ def answer(prompt: str) -> str:
              (p.INSIGHTS_HEAD, insights), (p.DAY_PLAN_HEAD, day_plan),
              (p.HOUR_PLAN_HEAD, lambda t: split(t, "about an hour: ", 60)),
              (p.ACTIONS_HEAD, lambda t: split(t, "5 to 15 minutes: ", 15)),
-             (p.DIALOGUE_HEAD, speak), (p.INTERVIEW_HEAD, interview), (p.REACT_HEAD, react)]
+             (p.DIALOGUE_HEAD, speak), (p.INTERVIEW_HEAD, interview),
+             (p.SUMMARY_HEAD, town.summary), (p.WALK_HEAD, town.walk),
+             (p.OBJECT_HEAD, town.choose_object), (p.STATE_HEAD, town.object_state),
+             (p.RELATION_HEAD, town.relationship), (p.REPLAN_HEAD, town.replan),
+             (p.REACT_HEAD, react)]
     for head, rule in rules:
         if prompt.startswith(head) or (head == p.QUESTIONS_HEAD and head in prompt) or \
                 (head == p.INSIGHTS_HEAD and head in prompt):

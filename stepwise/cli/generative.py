@@ -6,7 +6,9 @@ memory stream, and ``steps.jsonl``; a run stops after ``--steps`` (or a kill, ke
 last whole step) and goes on with ``--resume``. One ``simulate`` writes a run at a time;
 ``interview`` and ``memory`` read a snapshot, also while it runs. Offline by default: the
 model is ``sim:townsfolk`` (a rule-based simulation) and embeddings are the bundled
-all-MiniLM-L6-v2.
+all-MiniLM-L6-v2. ``simulate`` ends with what the run cost (requests, tokens, wall time per
+agent and game hour; ``costs.json``) and, for a world with events, the paper's measures
+(diffusion, density over conversations, attendance; ``metrics.json``).
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from stepwise.cli.common import (
     progress_bar,
     state,
 )
-from stepwise.cli.tables import Column, ReadableTable, number
+from stepwise.cli.tables import Column, ReadableTable, Row, number
 from stepwise.cli.wording import plural
 from stepwise.errors import StepwiseError
+from stepwise.files import write_atomic
 
 if TYPE_CHECKING:
     from stepwise.memory.stream import RetrievedMemory
@@ -53,6 +56,8 @@ MaxTokensOpt = max_tokens_option(MAX_TOKENS, "a plan, a reflection or an utteran
                                  "sentences")
 EMBEDDINGS: Embeddings | None = None  # the bundled MiniLM; tests put cheaper vectors here
 SIMULATED_NOTE = "a simulated world: its agents, places and events are fictional"
+COSTS_FILE = "costs.json"
+METRICS_FILE = "metrics.json"
 
 SimModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="Model URI: sim:townsfolk (a rule-based simulation, the default), "
@@ -126,6 +131,15 @@ def simulate(
                                            "(new runs).")] = 6,
     threshold: Annotated[int, typer.Option(min=1, help="Summed importance that triggers "
                                            "reflection (new runs; 150 in the paper).")] = 150,
+    mechanisms: Annotated[str, typer.Option(help="New runs: 'paper' (area-tree walk, object "
+                                            "states, summaries, re-planning) or 'basic' "
+                                            "(the simpler loop).")] = "paper",
+    record_to: Annotated[Path | None, typer.Option(
+        "--record", help="Write every model answer to this cassette; replay the run with "
+        "--model replay:CASSETTE and no model.")] = None,
+    metrics: Annotated[bool, typer.Option(
+        "--metrics/--no-metrics", help="End by interviewing every agent about the world's "
+        "events (diffusion, attendance); one request per agent and event.")] = True,
     max_tokens: MaxTokensOpt = None,
     timeout: TimeoutOpt = None,
     temperature: TemperatureOpt = None,
@@ -138,19 +152,27 @@ def simulate(
     """Run generative agents in a simulated sandbox world for --steps steps.
 
     Example: [bold]stepwise simulate party --steps 12 --out party-run[/bold], then
-    [bold]stepwise simulate party --steps 12 --out party-run --resume[/bold].
+    [bold]stepwise simulate party --steps 12 --out party-run --resume[/bold];
+    [bold]stepwise simulate smallville --steps 144 --out town[/bold] is one game day of 25
+    agents.
     """
     hold_threads(threads)
     from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, Simulation
     from stepwise.agents.generative.world_checks import check_room, read_world
 
+    if mechanisms not in ("paper", "basic"):
+        raise StepwiseError(f"--mechanisms is 'paper' or 'basic', not {mechanisms!r}")
     path = world_file(world)
     check_room(read_world(path), steps, path)  # a bad world fails here, before any model
     chat = model_from_uri(model, model_name, CallOptions.from_cli(
         MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty, device, dtype))
+    if record_to is not None:
+        from stepwise.llm.replay import record
+
+        chat = record(chat, str(record_to), source=model)
     with Simulation.start(path, run_dir, chat, steps=steps, resume=resume,
                           embeddings=run_embeddings(), radius=radius, max_turns=max_turns,
-                          threshold=threshold) as run:
+                          threshold=threshold, mechanisms=mechanisms) as run:
         start = run.step_number
         with progress_bar("steps", disable=state["quiet"]) as progress:
             bar = progress.add_task("simulating", total=steps)
@@ -172,7 +194,71 @@ def simulate(
         out.print("events (all agents, this run; conversations this session): " + (
             ", ".join(f"{k} {v}" for k, v in sorted(counters.items())) or "none"),
             highlight=False)
-        out.print(f"run: {run_dir / RUN_DB}, step log: {run_dir / STEP_LOG}", highlight=False)
+        report = run.cost_report()
+        write_atomic(run_dir / COSTS_FILE, json.dumps(
+            {"simulated": True, "model": model, "note": SIMULATED_NOTE, **report}, indent=1))
+        if not state["quiet"]:
+            print_costs(report, model)
+        if metrics and run.world.spec.events:
+            from stepwise.agents.generative.town_metrics import town_metrics
+
+            measured = town_metrics(run)
+            write_atomic(run_dir / METRICS_FILE, json.dumps({"model": model, **measured},
+                                                            indent=1))
+            print_metrics(measured, model)
+        out.print(f"run: {run_dir / RUN_DB}, step log: {run_dir / STEP_LOG}, costs: "
+                  f"{run_dir / COSTS_FILE}" + (f", metrics: {run_dir / METRICS_FILE}"
+                                               if metrics and run.world.spec.events else ""),
+                  highlight=False)
+
+
+def usage_cells(usage: dict) -> list:
+    return [usage["requests"], usage["tokens_in"], usage["tokens_out"],
+            f"{usage['seconds']:.2f}"]
+
+
+def print_costs(report: dict, model: str) -> None:
+    """What the whole run has cost, per agent and per game hour, with the totals."""
+    columns = [number("requests"), number("tokens in"), number("tokens out"),
+               number("seconds")]
+    total = Row(["all", *usage_cells(report["total"])], style="bold")
+    out.print(ReadableTable(
+        [Column("agent", wrap=False), *columns],
+        [*([u["agent"], *usage_cells(u)] for u in report["per_agent"]), total],
+        title=f"model requests per agent, whole run ({model}; {SIMULATED_NOTE})"))
+    out.print(ReadableTable(
+        [Column("game hour", wrap=False), *columns, number("per agent")],
+        [*([u["hour"], *usage_cells(u), u["requests_per_agent"]] for u in report["per_hour"]),
+         Row(["all", *usage_cells(report["total"]), report["requests_per_agent_hour"]],
+             style="bold")],
+        title="model requests per game hour"))
+    out.print(f"{report['requests_per_agent_hour']} requests and "
+              f"{report['seconds_per_agent_hour']} s of wall time per agent-hour, over "
+              f"{plural(report['agent_hours'], 'agent-hour')} ({model})", highlight=False)
+
+
+def print_metrics(measured: dict, model: str) -> None:
+    """The paper's measures of the run, each with how it was judged."""
+    rows = []
+    for event in measured["events"]:
+        rows.append([event["event"], "diffusion",
+                     f"{len(event['knowers'])}/{event['agents']} ({event['diffusion']:.2f})",
+                     event["judge"]])
+        if "invited" in event:
+            came = event["attended"]
+            value = "not reached" if came is None else (
+                f"{len(came)}/{len(event['invited'])}" + (
+                    f" ({event['attendance']:.2f})" if event["attendance"] is not None else ""))
+            rows.append([event["event"], "attendance", value,
+                         f"of those told of it in a conversation, who was in {event['place']} "
+                         f"between {event['start'][11:]} and {event['end'][11:]}"])
+    rows.append(["town", "network density", f"{measured['density']:.3f}",
+                 f"{plural(measured['conversation_edges'], 'pair')} who talked (over "
+                 "conversations)"])
+    out.print(ReadableTable(
+        [Column("of", wrap=False), Column("measure", wrap=False), number("value"), "judged by"],
+        rows, title=f"the paper's measures at {measured['time']} ({model}; interviews: "
+        f"{measured['interview_requests']} requests; {SIMULATED_NOTE})"))
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The MCTS explorer: select -> expand -> simulate -> backpropagate, as a LangGraph machine.
+"""The MCTS explorer: select -> expand -> simulate -> backpropagate, simulations in flight.
 
 - select: from the root, the child with the highest UCB1 = Q + C * sqrt(ln N_parent / N)
   (an unvisited child first) while a node is expanded;
@@ -20,21 +20,46 @@ had all its children visited, so each can give a sibling pair, at a cost linear 
 episode's length. It stays one tree: commits are not logged but recomputed on resume, since
 they follow from the backed-up values.
 
-The tree lives in the explorer, outside LangGraph's channels (it would not checkpoint),
-and every iteration is appended to an event log (``EventLog``), from which a killed run
-is rebuilt. Every random choice is seeded from (seed, task, node path, sample index), so
-the same seed gives byte-identical trees whether or not a run was interrupted.
+Simulations run asynchronously, ``parallel`` at once: there are no rounds, and a slot whose
+rollout ends takes the next selected simulation at once. Simulations are numbered in the
+order they are selected; a selection and its expansion happen under a lock, virtual loss (a
+simulation in flight counts as a visit that lost, along its whole path) keeps the in-flight
+paths apart, and no two simulations in flight start from the same node. Determinism is
+kept by **seeding by path and sample index, with selection at fixed points**, not by
+logging completion order: every random choice is seeded from (seed, task, node path, the
+node's visits when selected), so a rollout gives the same result whenever and on whichever
+thread it runs; backups are applied in simulation order (a result that comes back early
+waits for the earlier ones), and after each backup the simulations that it allows are
+selected at once, up to ``2 * parallel - 1`` selected and not yet backed up (``parallel``
+running, the rest queued for the next free slot). So which simulations see which backups
+is fixed by their numbers alone, and the tree is the same in any completion order: one
+``parallel`` gives byte-identical trees run after run, threaded or inline, interrupted and
+resumed or not, and ``parallel=1`` is the sequential search. The window of ``2 * parallel
+- 1`` is what keeps slots busy: with only ``parallel``, a rollout longer than its
+neighbours holds back every later selection, as a round did. Step by step, each decision's
+simulations all back up before it commits (the commit needs their values).
+
+The tree lives in the explorer and every backup is appended to an event log (``EventLog``),
+from which a killed run is rebuilt: a replay runs the same schedule, taking the logged
+results (and the expansions' prompts, so it needs no model) instead of rollouts, and the
+simulations in flight at the kill run again. The loop is plain Python rather than a
+LangGraph machine: the tree could never live in its channels (it would not checkpoint),
+so its super-steps only cost time (about four per simulation, over 100 µs each); the
+agents the explorer drives stay LangGraph graphs.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, TypedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stepwise.errors import StepwiseError, error_line
@@ -112,10 +137,17 @@ def check_budget(env: Episode[Any, Any], options: ExploreOptions,
         state = env.step(state, actions[0])
 
 
-class LoopState(TypedDict, total=False):
-    iteration: int
-    leaves: list[int]  # selected this round, one per parallel simulation
-    batch: list[dict[str, Any]]  # per simulation: expanded, simulated, score, rewards, tokens
+
+@dataclass
+class Simulation:
+    """One simulation from its selection to its backup."""
+
+    index: int  # its number: the order of selection and of backup
+    node: int  # the node its rollout starts from
+    path: list[int]  # the root to ``node``: the nodes it backs up
+    sample: int  # ``node``'s visits when it was selected: the rollout's sample index
+    expanded: dict[str, Any] | None  # the expansion its selection made, logged with it
+    result: dict[str, Any] | None = None  # score, rewards and tokens, once its rollout ends
 
 
 class Explorer:
@@ -146,11 +178,24 @@ class Explorer:
         self.stable = 0
         self.best_path = [0]
         self.decision = 0  # step by step: the node whose decision is being searched
-        self.spent = 0  # simulations spent on it so far
+        self.spent = 0  # simulations backed up for it so far
         if options.per_step is not None:
             self.tree.attrs["spine"] = [0]
             self.tree.attrs["spine_visits"] = []
-        self._graph = None
+        # the schedule: simulations selected and not yet backed up, in selection order
+        self.selected = 0  # simulations selected so far (the next one's index)
+        self.backed_up = 0  # simulations backed up so far
+        self._flight: dict[int, Simulation] = {}
+        self._queue: deque[Simulation] = deque()  # selected, waiting for a free slot
+        self._window = 2 * options.parallel - 1
+        self._virtual: dict[int, int] = {}  # per node: simulations in flight through it
+        self._free: dict[int, int] = {0: 1}  # per node: leaves below with no simulation
+        self._launched = 0  # step by step: simulations selected for the decision
+        self._closing = False  # step by step: the decision commits once they are back
+        self._logged: dict[int, dict[str, Any]] = {}  # a replay's results, by index
+        self._lines: dict[int, int] = {}  # a replay's log line of each
+        self._lock = threading.Condition()
+        self._halted = False
 
     # -- states and randomness --------------------------------------------------------
 
@@ -166,84 +211,91 @@ class Explorer:
         return random.Random(derive_seed(self.options.seed, self.env.task_id, purpose, path,
                                          sample))
 
-    # -- the four steps -----------------------------------------------------------------
+    # -- select and expand --------------------------------------------------------------
 
-    def ucb(self, parent: Node, child: Node, virtual: dict[int, int]) -> float:
-        """UCB1; a simulation in flight counts as a visit that lost (virtual loss)."""
-        visits = child.visits + virtual.get(child.id, 0)
-        if not visits:
-            return math.inf
-        parent_visits = parent.visits + virtual.get(parent.id, 0)
-        explore = self.options.c * math.sqrt(math.log(parent_visits) / visits)
-        return child.wins / visits + explore if self.options.q == "mean" else \
-            child.q("max") * child.visits / visits + explore
+    def _walk(self) -> int | None:
+        """From the decision down by UCB1 to a leaf no simulation in flight starts from; None
+        when each leaf below has one. A simulation in flight counts as a visit that lost
+        along its path (virtual loss); ties go to the earlier child."""
+        nodes, free, virtual = self.tree.nodes, self._free, self._virtual
+        node = nodes[self.decision]
+        if not free[node.id]:
+            return None
+        c, mean = self.options.c, self.options.q == "mean"
+        while node.children:
+            log_parent = None
+            best, best_ucb = None, -math.inf
+            for child_id in node.children:
+                if not free[child_id]:
+                    continue
+                child = nodes[child_id]
+                visits = child.visits + virtual.get(child_id, 0)
+                if not visits:
+                    best = child
+                    break  # an unvisited child first (inf): the earliest such
+                if log_parent is None:
+                    log_parent = math.log(node.visits + virtual.get(node.id, 0))
+                explore = c * math.sqrt(log_parent / visits)
+                ucb = child.wins / visits + explore if mean else \
+                    child.q("max") * child.visits / visits + explore
+                if ucb > best_ucb:
+                    best, best_ucb = child, ucb
+            assert best is not None  # a node with free leaves below has a free child
+            node = best
+        return node.id
 
-    def select(self, state: LoopState) -> LoopState:
-        """One leaf per parallel simulation, each path held back by virtual loss."""
-        if self.options.per_step is not None:
-            left = self.options.per_step - self.spent
+    def _select(self) -> Simulation | None:
+        """Select the next simulation: walk to a leaf, expand it (on a replay, as the log
+        says, with no model call) and hold its path; None when every leaf is in flight."""
+        leaf_id = self._walk()
+        if leaf_id is None:
+            return None
+        index, leaf = self.selected, self.tree.nodes[leaf_id]
+        logged = self._logged.get(index)
+        if logged is not None:
+            with self._reading(index):
+                created = logged["expanded"]
+                at = created["parent"] if created is not None else logged["simulated"]
+                if at != leaf_id:
+                    raise ValueError(f"simulation {index} was logged at node {at}; this "
+                                     f"search selects node {leaf_id}")
+                self._create(created)
+        elif (leaf.visits == 0 and leaf.id != 0) or self.env.is_terminal(self.state_of(leaf_id)):
+            created = None
         else:
-            left = self.options.simulations - state.get("iteration", 0)
-        size = min(self.options.parallel, left)
-        virtual: dict[int, int] = {}
-        taken: set[int] = set()  # leaves a simulation of this round already owns
-        leaves = []
-        for _ in range(size):
-            node = self.tree.nodes[self.decision]
-            path = [node.id]
-            while node.children:
-                free = [self.tree.nodes[c] for c in node.children
-                        if not self._owned(self.tree.nodes[c], taken)]
-                if not free:
-                    break
-                node = max(free, key=lambda child: (self.ucb(node, child, virtual), -child.id))
-                path.append(node.id)
-            if self._owned(node, taken):
-                break
-            taken.add(node.id)
-            leaves.append(node.id)
-            for node_id in path:
-                virtual[node_id] = virtual.get(node_id, 0) + 1
-        return {"leaves": leaves}
-
-    def _owned(self, node: Node, taken: set[int]) -> bool:
-        """Whether every leaf below ``node`` is already taken this round."""
-        if not taken:
-            return False
-        if not node.children:
-            return node.id in taken
-        return all(self._owned(self.tree.nodes[c], taken) for c in node.children)
-
-    def expand(self, state: LoopState) -> LoopState:
-        batch = []
-        for leaf_id in state["leaves"]:
-            leaf = self.tree.nodes[leaf_id]
-            if (leaf.visits == 0 and leaf.id != 0) or \
-                    self.env.is_terminal(self.state_of(leaf.id)):
-                batch.append({"simulated": leaf.id, "expanded": None})
-                continue
-            actions = self.env.actions(self.state_of(leaf.id))
-            if self.options.width is not None and len(actions) > self.options.width:
-                chosen = sorted(self.rng("expand", leaf.id, 0).sample(range(len(actions)),
-                                                                        self.options.width))
-                actions = [actions[i] for i in chosen]
-            if leaf.id == self.decision and self.options.per_step is not None and \
-                    len(actions) > self.options.per_step:
-                raise BudgetError(self.options.per_step, len(actions),
-                                  f"decision {leaf.depth + 1} of {self.env.task_id}")
-            parent_state = self.state_of(leaf.id)
-            best_actions = getattr(self.env, "best_actions", None)  # optional: ties kept
-            export = self.export
-            created = {"parent": leaf.id,
-                       "prompt": export.decision_prompt(parent_state) if export else None,
-                       "optimal": export.optimal_action(parent_state) if export else None,
-                       "best_actions": best_actions(parent_state) if best_actions else None,
-                       "children": [self._child_spec(parent_state, action)
-                                    for action in actions]}
+            created = self._expansion(leaf)
             self._create(created)
-            batch.append({"simulated": leaf.children[0], "expanded": created})
-        return {"batch": batch}
+        node_id = leaf.children[0] if created is not None else leaf_id
+        path = self.tree.path_to(node_id)
+        for n in path:
+            self._virtual[n] = self._virtual.get(n, 0) + 1
+            self._free[n] -= 1
+        simulation = Simulation(index, node_id, path, self.tree.nodes[node_id].visits, created)
+        self.selected += 1
+        self._launched += 1
+        self._flight[index] = simulation
+        return simulation
 
+    def _expansion(self, leaf: Node) -> dict[str, Any]:
+        """A visited leaf's children: its allowed actions (``width`` of them, sampled), with
+        the decision's prompt and each child's exported step."""
+        actions = self.env.actions(self.state_of(leaf.id))
+        if self.options.width is not None and len(actions) > self.options.width:
+            chosen = sorted(self.rng("expand", leaf.id, 0).sample(range(len(actions)),
+                                                                    self.options.width))
+            actions = [actions[i] for i in chosen]
+        if leaf.id == self.decision and self.options.per_step is not None and \
+                len(actions) > self.options.per_step:
+            raise BudgetError(self.options.per_step, len(actions),
+                              f"decision {leaf.depth + 1} of {self.env.task_id}")
+        parent_state = self.state_of(leaf.id)
+        best_actions = getattr(self.env, "best_actions", None)  # optional: ties kept
+        export = self.export
+        return {"parent": leaf.id,
+                "prompt": export.decision_prompt(parent_state) if export else None,
+                "optimal": export.optimal_action(parent_state) if export else None,
+                "best_actions": best_actions(parent_state) if best_actions else None,
+                "children": [self._child_spec(parent_state, action) for action in actions]}
     def _child_spec(self, state: Any, action: Any) -> dict[str, Any]:
         """What a new child keeps: its action, label, exported step and, when a model call
         generated that step, the call's tokens (``decision_tokens``, optional in the
@@ -269,62 +321,61 @@ class Explorer:
             child = self.tree.add_child(parent.id, spec["action"], spec["label"])
             child.completion = spec["completion"]
             child.call_tokens = spec.get("call_tokens")
+            self._free[child.id] = 1
+        leaves = len(created["children"]) - 1  # the parent was a leaf; its children are
+        for n in self.tree.path_to(parent.id):
+            self._free[n] += leaves
 
-    def simulate(self, state: LoopState) -> LoopState:
-        batch = state["batch"]
-        if len(batch) == 1:
-            results = [self._rollout(batch[0]["simulated"])]
-        else:
-            with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-                results = list(pool.map(self._rollout, [b["simulated"] for b in batch]))
-        return {"batch": [{**item, "score": score, "rewards": rewards,
-                           **({"tokens": tokens} if tokens is not None else {})}
-                          for item, (score, rewards, tokens) in zip(batch, results, strict=True)]}
+    # -- simulate and backpropagate -------------------------------------------------------
 
-    def _rollout(self, node_id: int) -> tuple[float, list[list[Any]], list[list[int]] | None]:
-        """Play from a node to the end; the score, each path node's reward and, when the
-        environment counts them (``step_tokens``), each path node's step tokens."""
-        node = self.tree.nodes[node_id]
-        rng = self.rng("rollout", node.id, node.visits)
-        path = "/".join(str(n) for n in self.tree.path_to(node.id))
-        sample_seed = derive_seed(self.options.seed, self.env.task_id, "sample", path, node.visits)
-        with sampling_seed(sample_seed):  # sampled model calls are seeded too
-            current = self.state_of(node.id)
+    def _rollout(self, simulation: Simulation) -> dict[str, Any]:
+        """Play from the simulation's node to the end: the score, each path node's reward
+        and, when the environment counts them (``step_tokens``), each path node's step
+        tokens. It reads nothing of the tree that a backup changes, so it runs unlocked."""
+        path, sample = simulation.path, simulation.sample
+        key = "/".join(str(n) for n in path)
+        seed, task = self.options.seed, self.env.task_id
+        rng = random.Random(derive_seed(seed, task, "rollout", key, sample))
+        with sampling_seed(derive_seed(seed, task, "sample", key, sample)):  # sampled calls too
+            current = self.state_of(simulation.node)
             while not self.env.is_terminal(current):
                 current = self.env.step(current, self.env.rollout_action(current, rng))
         score = self.env.score(current)
         baseline = self.env.baseline_score() or 1.0
-        path = self.tree.path_to(node.id)
-        if self.options.reward == "page":
+        if self.options.reward == "page":  # a path node's depth is its place on the path
             to_go, base = self.env.step_scores(current), self.env.baseline_step_scores()
-            rewards = [[n, (to_go[self.tree.nodes[n].depth - 1] /
-                            (base[self.tree.nodes[n].depth - 1] or 1.0))
-                        if self.tree.nodes[n].depth else score / baseline] for n in path]
+            rewards = [[n, to_go[depth - 1] / (base[depth - 1] or 1.0) if depth
+                        else score / baseline] for depth, n in enumerate(path)]
         else:
             rewards = [[n, score / baseline] for n in path]
-        return score, rewards, self._path_tokens(current, path)
+        result: dict[str, Any] = {"score": score, "rewards": rewards}
+        step_tokens = getattr(self.env, "step_tokens", None)  # optional in the protocol
+        if step_tokens is not None:
+            used = step_tokens(current)
+            result["tokens"] = [[n, used[depth - 1]] for depth, n in enumerate(path) if depth]
+        return result
 
-    def _path_tokens(self, finished: Any, path: list[int]) -> list[list[int]] | None:
-        """``[node, tokens its step used]`` for the path's non-root nodes, from a finished
-        episode's ``step_tokens`` (optional in the protocol: None without it)."""
-        step_tokens = getattr(self.env, "step_tokens", None)
-        if step_tokens is None:
-            return None
-        used = step_tokens(finished)
-        return [[n, used[self.tree.nodes[n].depth - 1]] for n in path
-                if self.tree.nodes[n].depth]
-
-    def backpropagate(self, state: LoopState) -> LoopState:
-        iteration = state.get("iteration", 0)
-        for item in state["batch"]:
-            self._apply(item["score"], item["rewards"], item.get("tokens"))
-        self.log.append({"i": iteration, "batch": state["batch"]})
-        self._spend(len(state["batch"]))
-        iteration += len(state["batch"])
-        if self.on_iteration is not None:
-            for _ in state["batch"]:
-                self.on_iteration(iteration)
-        return {"iteration": iteration}
+    def _back_up(self, simulation: Simulation, live: bool) -> None:
+        """Release a finished simulation's path and back its result up; a live one is logged
+        and counted (a replayed one was, when it ran)."""
+        result = simulation.result
+        assert result is not None
+        del self._flight[simulation.index]
+        for n in simulation.path:
+            self._virtual[n] -= 1
+            self._free[n] += 1
+        if live:
+            self._apply(result["score"], result["rewards"], result.get("tokens"))
+        else:
+            with self._reading(simulation.index):
+                self._apply(result["score"], result["rewards"], result.get("tokens"))
+        self.backed_up += 1
+        if live:
+            item = {"simulated": simulation.node, "expanded": simulation.expanded, **result}
+            self.log.append({"i": simulation.index, "batch": [item]})
+        self._spend()
+        if live and self.on_iteration is not None:
+            self.on_iteration(self.backed_up)
 
     def _apply(self, score: float, rewards: list[list[Any]],
                tokens: list[list[int]] | None = None) -> None:
@@ -340,21 +391,25 @@ class Explorer:
                 node.step_score = reward
         for node_id, used in tokens or ():
             self.tree.nodes[node_id].tokens = used
-        path = self.tree.best_path()
-        self.stable = self.stable + 1 if path == self.best_path else 0
-        self.best_path = path
+        if self.options.early_stop:  # the best path is walked only for the early stop
+            path = self.tree.best_path()
+            self.stable = self.stable + 1 if path == self.best_path else 0
+            self.best_path = path
 
     # -- step by step -----------------------------------------------------------------
 
-    def _spend(self, simulations: int) -> None:
-        """Count a round against the decision's budget; commit when it is spent (or when the
-        decision's only action has been tried: a second simulation would tell nothing)."""
+    def _spend(self, simulations: int = 1) -> None:
+        """Count backups against the decision's budget; once it is spent (or the decision's
+        only action has been tried: a second simulation would tell nothing), no more are
+        selected for it, and it commits when those in flight are back."""
         if self.options.per_step is None:
             return
         self.spent += simulations
         node = self.tree.nodes[self.decision]
         only = len(node.children) == 1 and self.tree.nodes[node.children[0]].visits
         if self.spent >= self.options.per_step or only:
+            self._closing = True
+        if self._closing and not self._flight:
             self._commit()
 
     def _commit(self) -> None:
@@ -365,73 +420,162 @@ class Explorer:
         self.tree.attrs["spine_visits"].append(
             [self.tree.nodes[c].visits for c in self.tree.nodes[self.decision].children])
         self.decision, self.spent = best.id, 0
+        self._launched, self._closing = 0, False
         self.tree.attrs["spine"].append(best.id)
 
     def finished(self) -> bool:
         """Step by step: whether the committed path has reached the end of the episode."""
         return self.env.is_terminal(self.state_of(self.decision))
 
-    def should_stop(self, state: LoopState) -> str:
-        if self.options.per_step is not None:  # one graph run per decision
-            return END if self.spent == 0 else "select"
-        if state["iteration"] >= self.options.simulations:
-            return END
-        if self.options.early_stop and self.stable >= self.options.early_stop:
-            return END
-        return "select"
+    # -- the schedule -------------------------------------------------------------------
+
+    def _may_select(self) -> bool:
+        """Whether the budget (the decision's, step by step) allows another simulation."""
+        if self._halted:
+            return False
+        options = self.options
+        if options.per_step is not None:
+            return not self._closing and self._launched < options.per_step and \
+                not self.finished()
+        if options.early_stop and self.stable >= options.early_stop:
+            return False
+        return self.selected < options.simulations
+
+    def _fill(self) -> None:
+        """Select every simulation the window and the budget allow now."""
+        while len(self._flight) < self._window and self._may_select():
+            simulation = self._select()
+            if simulation is None:  # every leaf is in flight: wait for a backup
+                return
+            self._queue.append(simulation)
+
+    def _back_up_finished(self) -> None:
+        """Back up every finished simulation whose predecessors are back, in order, each
+        followed by the selections it allows (so the schedule is the same in any order)."""
+        while not self._halted:
+            head = self._flight.get(self.backed_up)
+            if head is None or head.result is None:
+                return
+            self._back_up(head, live=True)
+            self._fill()
+
+    def _work(self, slot: int = 0) -> None:
+        """One slot: take the next selected simulation, play it, hand its result back, until
+        the search ends (nothing in flight) or is halted."""
+        lock = self._lock
+        try:
+            while True:
+                with lock:
+                    while not self._queue and self._flight and not self._halted:
+                        lock.wait()
+                    if self._halted or not self._queue:
+                        return
+                    simulation = self._queue.popleft()
+                result = self._rollout(simulation)
+                with lock:
+                    simulation.result = result
+                    self._back_up_finished()
+                    lock.notify_all()
+        except BaseException:
+            self._halt()  # the other slots stop after their rollout; nothing more is logged
+            raise
+
+    def _halt(self) -> None:
+        with self._lock:
+            self._halted = True
+            self._lock.notify_all()
+
+    def _search(self) -> None:
+        """Run the selected simulations on ``parallel`` slots (one: on this thread)."""
+        if not self._flight:
+            return
+        slots = self.options.parallel
+        if slots == 1:
+            self._work()
+            return
+        with ThreadPoolExecutor(max_workers=slots) as pool:
+            try:
+                for _ in pool.map(self._work, range(slots)):
+                    pass
+            finally:
+                self._halt()  # Ctrl-C here: the slots end after their rollouts
 
     # -- running and resuming -----------------------------------------------------------
 
     def replay(self, events: list[dict[str, Any]]) -> int:
-        """Rebuild the tree from logged iterations; the number of iterations replayed.
+        """Rebuild the search from its logged backups; the number replayed.
 
-        Each iteration is applied at most once, keyed by the index it was logged at: a log
-        that two explores appended to holds some iterations twice, and applying them again
-        would double their visits and children.
+        The schedule runs again with each logged result in place of its rollout, so the
+        simulations that were in flight when the log ended are selected as they were, and
+        left to run. Each backup is applied at most once, keyed by the index it was logged
+        at: a log that two explores appended to holds some twice. A log of the round-based
+        search (rounds of several simulations on one line) is replayed round by round.
         """
+        kept: list[tuple[int, list[dict[str, Any]]]] = []  # (line number, its simulations)
         done = 0
         for number, event in enumerate(events, 1):  # one event per line of the log
-            try:
+            with self._bad_line(number):
                 if event.get("i", done) < done:  # logged before, by another writer
                     continue
-                for item in event["batch"]:
-                    self._create(item["expanded"])
-                for item in event["batch"]:
-                    self._apply(item["score"], item["rewards"], item.get("tokens"))
-                self._spend(len(event["batch"]))
-                done += len(event["batch"])
-            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-                where = self.log.path or "the event log"
-                raise StepwiseError(f"{where}:{number}: not an iteration of this search "
-                                    f"({error_line(exc)}); delete the file to search "
-                                    f"{self.env.task_id} again") from None
-        return done
+                batch = event["batch"]
+                if not isinstance(batch, list) or not batch:
+                    raise ValueError("no simulations in its batch")
+                kept.append((number, batch))
+                done += len(batch)
+        if any(len(batch) > 1 for _, batch in kept):
+            return self._replay_rounds(kept)
+        logged = {index: batch[0] for index, (_, batch) in enumerate(kept)}
+        lines = {index: number for index, (number, _) in enumerate(kept)}
+        self._logged, self._lines = logged, lines
+        try:
+            self._fill()
+            while self._queue and self._queue[0].index in logged:
+                simulation = self._queue.popleft()
+                simulation.result = logged[simulation.index]
+                self._back_up(simulation, live=False)
+                self._fill()
+        finally:
+            self._logged = {}
+        return self.backed_up
 
-    def graph(self):
-        if self._graph is not None:
-            return self._graph
-        graph = StateGraph(LoopState)
-        for name in ("select", "expand", "simulate", "backpropagate"):
-            graph.add_node(name, getattr(self, name))
-        graph.add_edge(START, "select")
-        graph.add_edge("select", "expand")
-        graph.add_edge("expand", "simulate")
-        graph.add_edge("simulate", "backpropagate")
-        graph.add_conditional_edges("backpropagate", self.should_stop)
-        self._graph = graph.compile()
-        return self._graph
+    def _replay_rounds(self, rounds: list[tuple[int, list[dict[str, Any]]]]) -> int:
+        """Replay a log the round-based search wrote: each line one round, created then
+        backed up; the search goes on from there."""
+        for number, batch in rounds:
+            with self._bad_line(number):
+                for item in batch:
+                    self._create(item["expanded"])
+                for item in batch:
+                    self._apply(item["score"], item["rewards"], item.get("tokens"))
+                self._spend(len(batch))
+                self.backed_up += len(batch)
+        self.selected = self.backed_up
+        self._fill()
+        return self.backed_up
+
+    @contextmanager
+    def _reading(self, index: int) -> Iterator[None]:
+        """Errors in a logged simulation name its line."""
+        with self._bad_line(self._lines.get(index, index + 1)):
+            yield
+
+    @contextmanager
+    def _bad_line(self, number: int) -> Iterator[None]:
+        """A logged line this search cannot have written is one error naming the line."""
+        try:
+            yield
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            where = self.log.path or "the event log"
+            raise StepwiseError(f"{where}:{number}: not an iteration of this search "
+                                f"({error_line(exc)}); delete the file to search "
+                                f"{self.env.task_id} again") from None
 
     def run(self) -> Tree:
         """Explore until the budget or the early stop (step by step: until the committed
         path ends the episode); resumes from the event log."""
-        done = self.replay(self.log.read())
-        if self.options.per_step is not None:
-            while not self.finished():
-                done = self.graph().invoke({"iteration": done}, {
-                    "recursion_limit": 4 * self.options.per_step + 10})["iteration"]
-            return self.tree
-        if done < self.options.simulations and not (
-                self.options.early_stop and self.stable >= self.options.early_stop):
-            left = self.options.simulations - done
-            self.graph().invoke({"iteration": done}, {"recursion_limit": 4 * left + 10})
+        try:
+            self.replay(self.log.read())
+            self._search()
+        finally:
+            self.log.close()
         return self.tree

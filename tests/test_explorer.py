@@ -265,11 +265,16 @@ def test_parallel_simulations_are_deterministic_and_resume_exactly(tmp_path):
     run_chain(tmp_path / "p", simulations=20, parallel=4, seed=4)
     resumed = run_chain(tmp_path / "p", simulations=48, parallel=4, seed=4).tree
     assert resumed.to_json() == one.to_json()
-    rounds = [json.loads(line) for line in (tmp_path / "p" / "events.jsonl").open()]
-    assert [len(r["batch"]) for r in rounds[:2]] == [1, 3]  # the root, then its 3 children
-    for round_ in rounds:  # virtual loss: no node is simulated twice in one round
-        simulated = [item["simulated"] for item in round_["batch"]]
-        assert len(simulated) == len(set(simulated))
+    lines = [json.loads(line) for line in (tmp_path / "p" / "events.jsonl").open()]
+    assert [line["i"] for line in lines] == list(range(48))  # one simulation a line, in order
+    assert all(len(line["batch"]) == 1 for line in lines)
+    first = [line["batch"][0] for line in lines[:4]]
+    # the first expands the root and plays its first child; while it is in flight the next
+    # two play the other children (virtual loss); every leaf is then in flight, so the
+    # fourth is selected once the first is back, and expands the one visited child
+    assert [item["simulated"] for item in first[:3]] == [1, 2, 3]
+    assert first[0]["expanded"]["parent"] == 0 and first[1]["expanded"] is None
+    assert first[3]["expanded"]["parent"] == 1
 
 
 def test_explore_cli_on_the_think_environment(tmp_path):

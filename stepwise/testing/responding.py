@@ -1,6 +1,7 @@
 """A chat model that answers through a function of the request: for agents whose every
 model call is a fresh conversation (LongMT's page prompts), where answering by turn
-count, as ``ScriptedChatModel`` does, cannot tell one request from the next.
+count cannot tell one request from the next. ``ScriptedChatModel`` is this model with the
+turn-count answer function (``stepwise.testing.scripted.Script``).
 
 Tests use it to stand in for a model that misbehaves in a chosen way (drops lines, writes
 broken JSON, calls tools that do not exist); cassettes recorded from it say ``scripted``.
@@ -50,6 +51,7 @@ class RespondingChatModel(ToolCallingMixin, BaseChatModel):
         self.calls.append({"tools": tools, "messages": list(messages), "kwargs": kwargs})
         answer = self.respond(list(messages), tools)
         message = AIMessage(content=answer) if isinstance(answer, str) else answer.model_copy()
+        # A tool call counts as five words.
         message.usage_metadata = word_usage(
             messages, len(message.text.split()) + 5 * len(message.tool_calls))
         return ChatResult(generations=[ChatGeneration(message=message)])

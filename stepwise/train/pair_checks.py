@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from stepwise.errors import StepwiseError
+from stepwise.jsonl import JsonlError, _line_object, read_bytes
 from stepwise.search.pair_templates import (  # the reasons are re-exported for reports
     PREFIX_REASON,  # noqa: F401
     RENDER_REASON,  # noqa: F401
@@ -52,6 +53,7 @@ class PairReport:
     examples: dict[str, list[int]] = field(default_factory=dict)
     conflicting_prompts: int = 0  # kept, but no model can fit them all: see ``conflicts``
     notes: list[str] = field(default_factory=list)  # about the chat template, not a row
+    unreadable: list[str] = field(default_factory=list)  # ``file:line: why`` of each such line
 
     def drop(self, reason: str, line: int) -> None:
         self.dropped[reason] += 1
@@ -68,7 +70,8 @@ class PairReport:
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "rows": self.rows, "kept": self.kept,
                 "dropped": dict(self.dropped), "example_lines": self.examples,
-                "conflicting_prompts": self.conflicting_prompts, "notes": self.notes}
+                "conflicting_prompts": self.conflicting_prompts, "notes": self.notes,
+                "unreadable_lines": self.unreadable}
 
 
 def _messages_problem(messages: Any, side: str) -> str | None:
@@ -111,33 +114,42 @@ def row_problem(row: Any) -> str | None:
     return None
 
 
-def read_rows(path: str | Path) -> tuple[list[tuple[int, Any]], int]:
-    """(line number, parsed row) for each line that is JSON, and how many lines were not."""
+def read_rows(path: str | Path) -> tuple[list[tuple[int, dict]], list[JsonlError]]:
+    """(line number, row) for each line the JSONL reader reads as an object, and its error
+    (``file:line: why``) for each line it refuses; blank lines are skipped.
+
+    The lines are split and parsed as ``stepwise.jsonl.read_jsonl`` does, line by line, so
+    that a bad line is one dropped pair instead of the end of the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise PairsError(f"{path}: no such pairs file")
-    rows, broken = [], []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((number, json.loads(line)))
-            except json.JSONDecodeError:
-                broken.append(number)
-    if broken and not rows:
-        raise PairsError(f"{path}: not JSONL (no line is a JSON object; line {broken[0]} "
-                         "for one); expected one preference pair per line")
-    return rows + [(number, None) for number in broken], len(broken)
+    rows: list[tuple[int, dict]] = []
+    unreadable: list[JsonlError] = []
+    for number, raw in enumerate(read_bytes(path).split(b"\n"), 1):
+        raw = raw.removesuffix(b"\r")
+        if not raw.strip():
+            continue
+        try:
+            rows.append((number, _line_object(raw, path, number)))
+        except JsonlError as exc:
+            unreadable.append(exc)
+    if unreadable and not rows:
+        raise PairsError(f"{path}: not JSONL (no line is a JSON object; {unreadable[0]}); "
+                         "expected one preference pair per line")
+    return rows, unreadable
 
 
 def check_pairs(path: str | Path, tokenizer: Any = None) -> tuple[list[dict], PairReport]:
     """The trainable rows of a pairs file and the report on the others."""
-    numbered, _ = read_rows(path)
-    report = PairReport(path=str(path), rows=len(numbered))
+    rows, unreadable = read_rows(path)
+    report = PairReport(path=str(path), rows=len(rows) + len(unreadable))
+    for error in unreadable:  # "not JSON", "not a JSON object", "not UTF-8 text"
+        report.drop(error.why.split(" (")[0], error.line)
+        report.unreadable.append(str(error))
     good: list[tuple[int, dict]] = []
-    for number, row in sorted(numbered, key=lambda item: item[0]):
-        problem = "not JSON" if row is None else row_problem(row)
+    for number, row in rows:
+        problem = row_problem(row)
         if problem:
             report.drop(problem, number)
         else:

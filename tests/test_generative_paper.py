@@ -112,8 +112,8 @@ def test_objects_take_the_state_of_the_action_and_return_to_it_when_let_go():
     model = scripted({WALK_HEAD: "kitchen", OBJECT_HEAD: "stove", STATE_HEAD: "cooking"})
     minds = {name: mind_in(town, name, model) for name in town.agents}
     agents = {name: new_agent(name) for name in town.agents}
-    for name in agents:
-        agents[name]["actions"] = [planning.item(360, 370, "sleeping", "")]
+    for state in agents.values():
+        state["actions"] = [planning.item(360, 370, "sleeping", "")]
     agents["Isabella Rodriguez"]["actions"] = [planning.item(360, 370, "cooking breakfast",
                                                              "Hobbs Cafe")]
     apply_located(Town(town, minds, 2.0, paper=True), agents, 360)

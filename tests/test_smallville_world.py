@@ -88,19 +88,19 @@ BAD = [
     ("street to nowhere", lambda d: d["streets"].append(["Hobbs Cafe", "Mars"]),
      "street ('Hobbs Cafe', 'Mars'): 'Mars' is not a top-level area"),
     ("relationship with an unknown agent", relate_to_nobody,
-     "agent 'Sam Moore': relationship with 'Sam Mooore', who is not an agent of this world "
-     "(did you mean 'Sam Moore'?)"),
+     ("agent 'Sam Moore': relationship with 'Sam Mooore', who is not an agent of this world "
+     "(did you mean 'Sam Moore'?)")),
     ("duplicate agent", duplicate_an_agent, "agent 'John Lin' is defined twice"),
     ("object in two places", put_an_object_in_two_places,
-     "agent 'Maria Lopez' uses \"Oak Hill College dorm/Klaus Mueller's room/desk\" but is "
-     "in \"Oak Hill College dorm/Maria Lopez's room\""),
+     ("agent 'Maria Lopez' uses \"Oak Hill College dorm/Klaus Mueller's room/desk\" but is "
+     "in \"Oak Hill College dorm/Maria Lopez's room\"")),
     ("object defined twice", define_an_object_twice,
      "object 'Hobbs Cafe/kitchen/stove' is defined twice"),
     ("event hosted by nobody", lambda d: d["events"][1].update(host="Sam"),
      "event 'mayoral candidacy': host 'Sam' is not an agent of this world"),
     ("event in no place", lambda d: d["events"][0].update(place="Hobbs Café"),
-     "event \"Valentine's Day party\": place 'Hobbs Café' is not an area (did you mean "
-     "'Hobbs Cafe'?)"),
+     ("event \"Valentine's Day party\": place 'Hobbs Café' is not an area (did you mean "
+     "'Hobbs Cafe'?)")),
     ("event ending first", lambda d: d["events"][0].update(end="2023-02-14T16:00:00"),
      "event \"Valentine's Day party\" ends before it starts"),
 ]

@@ -36,7 +36,6 @@ from stepwise.agents.generative.metrics import (
 from stepwise.agents.generative.simulation import Simulation
 from stepwise.scenario.agents import register_agent
 
-
 BUNDLED = ("party", "smallville")
 
 

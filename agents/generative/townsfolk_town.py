@@ -31,8 +31,8 @@ SUITS = [
     (r"lunch|dinner|breakfast|cook|eat", ["kitchen", "seating area", "stove", "kettle",
                                           "common table"]),
     (r"coffee", ["seating area", "counter", "coffee machine"]),
-    (r"running hobbs|serving|customers|shop|working at (?:the )?(?:harvey|willows)|"
-     r"working at hobbs", ["counter", "shop floor", "pharmacy counter", "cash register"]),
+    ((r"running hobbs|serving|customers|shop|working at (?:the )?(?:harvey|willows)|"
+     r"working at hobbs"), ["counter", "shop floor", "pharmacy counter", "cash register"]),
     (r"bar|pub|drink", ["bar", "beer tap"]),
     (r"stud|class|lectur|teach", ["classroom", "library", "study desk", "desk", "blackboard"]),
     (r"research|read|writ|thesis|paper|novel|poem|book", ["library", "writing nook", "study",
@@ -99,7 +99,6 @@ def party(prompt: str) -> tuple[str, int, int] | None:
 def routine(prompt: str) -> list[tuple[int, int, str, str]]:
     """The agent's day as (start, end, activity, area) from who the prompt says it is."""
     header = prompt[prompt.find("\n") + 1:]
-    name = header.partition(": ")[0]
     description = header.partition(": ")[2].partition("\n")[0].partition(LATELY)[0]
     home = between(prompt, "\nHome: ", ".\n")
     places = [pl.strip() for pl in between(prompt, "\nPlaces: ", ".\n").split(",") if pl]
@@ -198,5 +197,5 @@ def relationship(prompt: str) -> str:
 def summary(prompt: str) -> str:
     """The seed identity, and the newest news the agent remembers."""
     seed = between(prompt, "Seed identity: ", "\n")
-    news = [t for t in remembered(prompt) if re.search(r"party|mayor|election", t, re.I)]
+    news = [t for t in remembered(prompt) if re.search(r"party|mayor|election", t, re.IGNORECASE)]
     return seed + (f"{LATELY}{news[-1]}" if news else "")

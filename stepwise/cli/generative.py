@@ -250,11 +250,11 @@ def print_metrics(measured: dict, model: str) -> None:
                 f"{len(came)}/{len(event['invited'])}" + (
                     f" ({event['attendance']:.2f})" if event["attendance"] is not None else ""))
             rows.append([event["event"], "attendance", value,
-                         f"of those told of it in a conversation, who was in {event['place']} "
-                         f"between {event['start'][11:]} and {event['end'][11:]}"])
+                         (f"of those told of it in a conversation, who was in {event['place']} "
+                         f"between {event['start'][11:]} and {event['end'][11:]}")])
     rows.append(["town", "network density", f"{measured['density']:.3f}",
-                 f"{plural(measured['conversation_edges'], 'pair')} who talked (over "
-                 "conversations)"])
+                 (f"{plural(measured['conversation_edges'], 'pair')} who talked (over "
+                 "conversations)")])
     out.print(ReadableTable(
         [Column("of", wrap=False), Column("measure", wrap=False), number("value"), "judged by"],
         rows, title=f"the paper's measures at {measured['time']} ({model}; interviews: "

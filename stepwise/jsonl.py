@@ -7,8 +7,8 @@ A file that is not UTF-8 text (a binary file, another encoding) or not JSON is o
 ``json.dumps(..., ensure_ascii=False)`` leaves unescaped inside strings, so a row holding
 one would be cut in two and never parse again. Every JSONL reader splits here instead:
 ``read_jsonl`` is the one reader of JSONL files (datasets, pairs, cassettes, event logs,
-metrics), with one error (``file:line: why``) and one option, for the logs, to read past a
-last line a kill cut off.
+metrics), with one error (``file:line: why``), one option, for the logs, to read past a
+last line a kill cut off, and one, for a checker, to collect every bad line instead.
 """
 
 from __future__ import annotations
@@ -92,14 +92,18 @@ def _line_object(raw: bytes, path: str | Path, number: int) -> dict[str, Any]:
 
 
 def read_jsonl(path: str | Path, *,
-               on_torn_last_line: Callable[[int], None] | None = None) -> list[tuple[int, dict]]:
+               on_torn_last_line: Callable[[int], None] | None = None,
+               on_bad_line: Callable[[JsonlError], None] | None = None,
+               ) -> list[tuple[int, dict]]:
     """The objects of a JSONL file with their line numbers, blank lines skipped; a line that
     is no JSON object is a ``JsonlError`` naming file and line.
 
     A dataset is read whole or not at all. An append-only log (a cassette, an event log)
     can be cut by a kill in the middle of its last write: pass ``on_torn_last_line`` and a
     last line without its newline that is no JSON object is left out, and the callable is
-    given its number (to warn, or to cut it off the file), instead of an error.
+    given its number (to warn, or to cut it off the file), instead of an error. A checker
+    that reports every bad row (the pair checks) passes ``on_bad_line``: each other line
+    that is no JSON object is left out and its error given to it, and reading goes on.
     """
     path = Path(path)
     data = read_bytes(path)
@@ -113,8 +117,12 @@ def read_jsonl(path: str | Path, *,
             continue
         try:
             rows.append((number, _line_object(raw, path, number)))
-        except JsonlError:
-            if on_torn_last_line is None or number < len(lines) or data.endswith(b"\n"):
+        except JsonlError as exc:
+            torn = number == len(lines) and not data.endswith(b"\n")
+            if torn and on_torn_last_line is not None:
+                on_torn_last_line(number)
+            elif on_bad_line is not None:
+                on_bad_line(exc)
+            else:
                 raise
-            on_torn_last_line(number)
     return rows

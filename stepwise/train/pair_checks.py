@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from stepwise.errors import StepwiseError
-from stepwise.jsonl import JsonlError, _line_object, read_bytes
+from stepwise.jsonl import JsonlError, read_jsonl
 from stepwise.search.pair_templates import (  # the reasons are re-exported for reports
     PREFIX_REASON,  # noqa: F401
     RENDER_REASON,  # noqa: F401
@@ -118,22 +118,14 @@ def read_rows(path: str | Path) -> tuple[list[tuple[int, dict]], list[JsonlError
     """(line number, row) for each line the JSONL reader reads as an object, and its error
     (``file:line: why``) for each line it refuses; blank lines are skipped.
 
-    The lines are split and parsed as ``stepwise.jsonl.read_jsonl`` does, line by line, so
+    The one JSONL reader reads the file, each bad line handed back instead of raised, so
     that a bad line is one dropped pair instead of the end of the file.
     """
     path = Path(path)
     if not path.is_file():
         raise PairsError(f"{path}: no such pairs file")
-    rows: list[tuple[int, dict]] = []
     unreadable: list[JsonlError] = []
-    for number, raw in enumerate(read_bytes(path).split(b"\n"), 1):
-        raw = raw.removesuffix(b"\r")
-        if not raw.strip():
-            continue
-        try:
-            rows.append((number, _line_object(raw, path, number)))
-        except JsonlError as exc:
-            unreadable.append(exc)
+    rows = read_jsonl(path, on_bad_line=unreadable.append)
     if unreadable and not rows:
         raise PairsError(f"{path}: not JSONL (no line is a JSON object; {unreadable[0]}); "
                          "expected one preference pair per line")

@@ -352,11 +352,9 @@ class CallOptions:
     def from_cli(cls, default_max_tokens: int, max_tokens: int | None, timeout: float | None,
                  temperature: float | None, seed: int | None,
                  repetition_penalty: float | None, device: str | None = None,
-                 dtype: str | None = None) -> CallOptions:
-        from stepwise.llm.hf import DTYPES
-
-        if dtype is not None and dtype.strip().lower() not in DTYPES:
-            raise StepwiseError(f"--dtype {dtype}: unknown; expected one of {', '.join(DTYPES)}")
+                 dtype: Dtype | None = None) -> CallOptions:
+        """The options as a command got them; ``--dtype`` was checked by its ``Literal`` type
+        (and a Python caller's value is checked when the local model is built)."""
         given = {"max_tokens": max_tokens, "timeout": timeout, "temperature": temperature,
                  "seed": seed, "repetition_penalty": repetition_penalty, "device": device,
                  "dtype": dtype}

@@ -12,6 +12,7 @@ differs between two runs of the same world.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,15 +45,18 @@ def game_hour(now: datetime) -> str:
 
 
 class Ledger:
-    """Requests not yet saved, by (game hour, agent); ``clock`` gives the game time."""
+    """Requests not yet saved, by (game hour, agent); ``clock`` gives the game time. The
+    agents of a concurrent step add from their threads at once."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self.clock = clock
         self.pending: dict[tuple[str, str], Usage] = {}
+        self._lock = threading.Lock()
 
     def add(self, agent: str, tokens_in: int, tokens_out: int, seconds: float) -> None:
-        usage = self.pending.setdefault((game_hour(self.clock()), agent), Usage())
-        usage.add(Usage(1, int(tokens_in or 0), int(tokens_out or 0), seconds))
+        with self._lock:
+            usage = self.pending.setdefault((game_hour(self.clock()), agent), Usage())
+            usage.add(Usage(1, int(tokens_in or 0), int(tokens_out or 0), seconds))
 
     def discard(self) -> Usage:
         """Forget what is pending (a step that did not commit, an interview); its total."""

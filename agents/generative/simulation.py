@@ -15,12 +15,18 @@ paper's area-tree walk, object states, summary descriptions, relationship summar
 re-planning of the rest of the day; ``basic`` is the simpler loop runs were made with
 before, and a run saved without the setting resumes as ``basic``, exactly as it went.
 Every model request is counted in the step that asked it (``costs.py``).
+
+``run`` takes a ``concurrency``: how many agents of a step think at once, on threads (their
+model calls overlap; a server answers them together). It is a setting of the session, not
+of the run: a run is the same byte for byte at any concurrency (``step.py``, ``writer.py``),
+so a run may resume at another. The embedding model is used by one thread at a time.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +44,7 @@ from stepwise.agents.generative.step import Town, build_step_graph, take_step
 from stepwise.agents.generative.world_checks import check_room, read_world
 from stepwise.errors import StepwiseError
 from stepwise.files import write_atomic
+from stepwise.memory.embeddings import default_embeddings
 from stepwise.memory.stream import MemoryStream
 from stepwise.run_lock import RunLock, lock_run
 from stepwise.sim.sandbox.store import WorldStore
@@ -234,8 +241,9 @@ class Simulation:
         # ones name any area path of the town.
         areas = tuple(world.sub_areas() if paper else world.area_paths())
         ledger = costs.Ledger(lambda: world.now)
+        serial = SerialEmbeddings(embeddings)
         minds = {name: Mind(name, spec.description, model,  # type: ignore[arg-type]
-                            MemoryStream(embeddings, settings.preset, db=db, agent=name,
+                            MemoryStream(serial, settings.preset, db=db, agent=name,
                                          clock=lambda: world.now), areas,
                             home=(spec.home or "") if paper else "",
                             summary=agents[name].get("summary", "") if paper else "",
@@ -255,22 +263,26 @@ class Simulation:
             raise RunError(f"unknown agent {name!r} in this run (agents: {known})")
         return self.minds[name]
 
-    def run(self, steps: int, on_step: Callable[[dict], None] | None = None) -> list[dict]:
-        """Take ``steps`` world steps; each step's log entry, also passed to ``on_step``.
-        Refused at once when the clock cannot reach the last of them."""
+    def run(self, steps: int, on_step: Callable[[dict], None] | None = None, *,
+            concurrency: int = 1) -> list[dict]:
+        """Take ``steps`` world steps, ``concurrency`` agents thinking at once; each step's
+        log entry, also passed to ``on_step``. Refused at once when the clock cannot reach
+        the last of them."""
         check_room(self.world, steps, self.directory)
         graph = build_step_graph()
         entries = []
         for _ in range(steps):
-            entry = self.step(graph)
+            entry = self.step(graph, concurrency=concurrency)
             entries.append(entry)
             if on_step:
                 on_step(entry)
         return entries
 
-    def step(self, graph=None) -> dict:
+    def step(self, graph=None, *, concurrency: int = 1) -> dict:
         """One world step in one transaction (the graph's persist node saves it, the step's
         log line with it), then that line appended to the log file."""
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise RunError(f"concurrency is a number of agents >= 1, not {concurrency!r}")
         if self.lock is None:
             raise RunError(f"{self.directory} was opened to look at (a snapshot); open it "
                            "with Simulation.open to take steps")
@@ -289,7 +301,7 @@ class Simulation:
 
         town = Town(self.world, self.minds, self.settings.radius, self.settings.max_turns,
                     self.settings.cooldown, self.settings.threshold,
-                    self.settings.mechanisms == "paper", persist)
+                    self.settings.mechanisms == "paper", persist, concurrency)
         if self.ledger is not None:
             self.ledger.discard()  # requests made outside a step (interviews) are not its
         with self.transaction():
@@ -348,6 +360,29 @@ class Simulation:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SerialEmbeddings(Embeddings):
+    """The run's embedding model, used by one thread at a time: the agents of a concurrent
+    step share it, and a tokenizer or a torch model is not safe to call from several
+    threads at once. ``None`` is the memory stream's default (loaded when first needed)."""
+
+    def __init__(self, inner: Embeddings | None) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+
+    def model(self) -> Embeddings:
+        if self.inner is None:
+            self.inner = default_embeddings()
+        return self.inner
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            return self.model().embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        with self._lock:
+            return self.model().embed_query(text)
 
 
 def lock_writer(directory: Path) -> RunLock:
@@ -410,8 +445,8 @@ def clear(directory: Path) -> None:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """The run's one connection. LangGraph runs nodes on worker threads; steps run their
-    nodes one at a time (see step.py), so the connection is shared across threads."""
+    """The run's one connection. LangGraph runs nodes on worker threads, one at a time
+    whenever they write (see step.py), so the connection is shared across threads."""
     try:
         db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")

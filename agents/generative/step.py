@@ -1,15 +1,18 @@
-"""One world step as a LangGraph graph: every agent thinks in its own branch, then the
-conversations they started happen, then their actions change the world, then the step
-is saved.
+"""One world step as a LangGraph graph: every agent thinks in its own branch, then what
+the branches wrote is saved, then the conversations they started happen, then their
+actions change the world, then the step is saved.
 
-    START --Send per agent--> agent --> converse --> apply --> persist --> END
+    START --Send per agent--> agent --> write --> converse --> apply --> persist --> END
 
 Each agent's branch is a graph of its own (``build_branch_graph``): perceive (within the
 world's radius) -> plan (whatever level does not reach now yet) -> observe (store what is
 new, importance rated in one batch) -> react (talk, re-plan or carry on) -> reflect (when
-due). Branches share one SQLite connection and memory ids appear in prompts, so a step runs
-its branches one at a time (``max_concurrency=1``) in name order: a run is reproducible,
-and replayable from a cassette.
+due). A branch reads the world and its own agent's mind only, and a memory's id is its
+position in its own agent's stream, so branches may run at once: ``Town.concurrency`` of
+them on threads (their model calls overlap), their streams' SQLite writes held back and
+written by ``write`` in agent order (``writer.py``). At concurrency 1 they run one at a
+time in name order and write directly; either way a run is the same byte for byte, and
+replayable from a cassette. What follows the branches runs on one thread.
 
 With the paper's mechanisms (``Town.paper``) the agent's prompts carry its summary
 description (made again each game day and after a reflection), a reaction re-plans the
@@ -49,6 +52,7 @@ from stepwise.agents.generative.state import (
     WorldStepState,
     count,
 )
+from stepwise.agents.generative.writer import StepWriter
 from stepwise.sim.sandbox.errors import WorldError
 
 PLAN_RETRIEVE = 10
@@ -67,6 +71,8 @@ class Town:
     threshold: int = reflection.THRESHOLD
     paper: bool = False  # the paper's mechanisms (see the module doc)
     persist: Callable[[WorldStepState], None] = field(default=lambda state: None)
+    concurrency: int = 1  # agents' branches run at once (1: one at a time, writing directly)
+    writer: StepWriter | None = None  # holds the branches' writes while they run at once
 
 
 class Sight(TypedDict):
@@ -186,6 +192,13 @@ def agent_step(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
                                       reflected=done["reflected"])]}
 
 
+def write(state: WorldStepState, runtime: Runtime[Town]) -> dict:
+    """Write what the branches' streams held back, agent by agent in name order."""
+    if runtime.context.writer is not None:
+        runtime.context.writer.write()
+    return {}
+
+
 def converse(state: WorldStepState, runtime: Runtime[Town]) -> dict:
     """The conversations the branches started, one at a time; one per agent per step."""
     town, step = runtime.context, state["step"]
@@ -273,11 +286,13 @@ def persist(state: WorldStepState, runtime: Runtime[Town]) -> dict:
 def build_step_graph():
     graph = StateGraph(WorldStepState, context_schema=Town)
     graph.add_node("agent", agent_step)
+    graph.add_node("write", write)
     graph.add_node("converse", converse)
     graph.add_node("apply", apply_actions)
     graph.add_node("persist", persist)
     graph.add_conditional_edges(START, fan_out, ["agent"])
-    graph.add_edge("agent", "converse")
+    graph.add_edge("agent", "write")
+    graph.add_edge("write", "converse")
     graph.add_edge("converse", "apply")
     graph.add_edge("apply", "persist")
     graph.add_edge("persist", END)
@@ -285,6 +300,14 @@ def build_step_graph():
 
 
 def take_step(graph, town: Town, step: int, agents: dict[str, AgentState]) -> WorldStepState:
-    """Run one world step; the state after it (agents, outcomes, conversations)."""
-    return graph.invoke(WorldStepState(step=step, agents=agents, outcomes=[], conversations=[]),
-                        context=town, config={"max_concurrency": 1})
+    """Run one world step; the state after it (agents, outcomes, conversations). Above
+    concurrency 1 the streams' writes are held back until ``write`` (see the module doc)."""
+    town.writer = StepWriter(town.minds) if town.concurrency > 1 else None
+    try:
+        return graph.invoke(
+            WorldStepState(step=step, agents=agents, outcomes=[], conversations=[]),
+            context=town, config={"max_concurrency": town.concurrency})
+    finally:
+        if town.writer is not None:
+            town.writer.release()  # a step that failed drops what was held
+            town.writer = None

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
 from rich.markup import escape
 
 from stepwise.cli.common import (
@@ -58,6 +59,8 @@ EMBEDDINGS: Embeddings | None = None  # the bundled MiniLM; tests put cheaper ve
 SIMULATED_NOTE = "a simulated world: its agents, places and events are fictional"
 COSTS_FILE = "costs.json"
 METRICS_FILE = "metrics.json"
+
+SERVER_CONCURRENCY = 8  # agents thinking at once against a server (openai:) by default
 
 SimModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="Model URI: sim:townsfolk (a rule-based simulation, the default), "
@@ -137,6 +140,11 @@ def simulate(
     record_to: Annotated[Path | None, typer.Option(
         "--record", help="Write every model answer to this cassette; replay the run with "
         "--model replay:CASSETTE and no model.")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", min=1, help=f"Agents of a step thinking at once, on threads "
+        f"(default: {SERVER_CONCURRENCY} for an openai: server, 1 otherwise; a local hf: "
+        "model answers them in batches). The run does not depend on it, given a model that "
+        "answers a prompt the same way each time.")] = None,
     metrics: Annotated[bool, typer.Option(
         "--metrics/--no-metrics", help="End by interviewing every agent about the world's "
         "events (diffusion, attendance); one request per agent and event.")] = True,
@@ -154,7 +162,7 @@ def simulate(
     Example: [bold]stepwise simulate party --steps 12 --out party-run[/bold], then
     [bold]stepwise simulate party --steps 12 --out party-run --resume[/bold];
     [bold]stepwise simulate smallville --steps 144 --out town[/bold] is one game day of 25
-    agents.
+    agents; [bold]--concurrency 8[/bold] lets 8 of them think at once.
     """
     hold_threads(threads)
     from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, Simulation
@@ -166,6 +174,8 @@ def simulate(
     check_room(read_world(path), steps, path)  # a bad world fails here, before any model
     chat = model_from_uri(model, model_name, CallOptions.from_cli(
         MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty, device, dtype))
+    concurrency = concurrency or default_concurrency(model)
+    chat = batched(chat, concurrency)
     if record_to is not None:
         from stepwise.llm.replay import record
 
@@ -183,7 +193,7 @@ def simulate(
                                            soft_wrap=True)
                 progress.update(bar, advance=1, description=f"simulating {entry['time']}")
 
-            entries = run.run(steps, logged)
+            entries = run.run(steps, logged, concurrency=concurrency)
         counters: dict[str, int] = {}
         for agent in run.agents.values():
             for key, value in agent["counters"].items():
@@ -210,6 +220,22 @@ def simulate(
                   f"{run_dir / COSTS_FILE}" + (f", metrics: {run_dir / METRICS_FILE}"
                                                if metrics and run.world.spec.events else ""),
                   highlight=False)
+
+
+def default_concurrency(model: str) -> int:
+    """Agents thinking at once when --concurrency is not given: a server answers several
+    requests together; a local model or a simulation gains nothing from threads."""
+    return SERVER_CONCURRENCY if model.partition(":")[0] == "openai" else 1
+
+
+def batched(chat: BaseChatModel, concurrency: int) -> BaseChatModel:
+    """A local model that can answer several requests in one ``generate`` (``hf:``) behind
+    a queue that batches the concurrent agents' requests; any other model as it is."""
+    if concurrency < 2 or not callable(getattr(chat, "generate_many", None)):
+        return chat
+    from stepwise.llm.batching import BatchingChatModel
+
+    return BatchingChatModel(model=chat, max_batch=concurrency)
 
 
 def usage_cells(usage: dict) -> list:

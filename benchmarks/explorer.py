@@ -2,16 +2,23 @@
 
 Three figures, each against a baseline measured in the same run:
 - overhead: MCTS over a toy environment whose every step is one call to a zero-latency
-  model, in µs per call, against a bare loop making the same number of calls;
+  model, in µs per call, against a bare loop of ``model.invoke`` making the same calls
+  (the same messages); each sample runs both back to back and the figures are medians,
+  so a machine that slows down mid-run slows both. Also with the event log written to a
+  folder, as ``stepwise explore`` does;
 - efficiency: the same search with a model that sleeps a fixed latency (20 ms) per call,
-  at concurrency 16 = tasks at once × simulations in flight per task (16×1, 4×4, 2×8):
-  (calls × latency / concurrency) / wall time (1.0 is perfect);
+  at concurrency 16 = tasks at once × simulations in flight per task (16×1, 4×4, 2×8,
+  1×16): (calls × latency / concurrency) / wall time (1.0 is perfect). A run lasts as
+  long as its longest task, so ``balance`` (mean calls per task over the most any task
+  made) bounds it from above whatever the explorer does: with 16 tasks of one
+  simulation at a time, their different trees leave some slots idle at the end;
 - cache: on the synthetic translation world (a simulation), model calls made and calls
   answered by the request cache.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +29,7 @@ from langchain_core.messages import HumanMessage
 
 from benchmarks import rounded
 from stepwise.llm.sim import EchoSimChatModel
+from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
 from stepwise.search.run import explore_tasks
 
@@ -44,6 +52,7 @@ class CallingChain:
 
     def __init__(self, task_id: str, model: BaseChatModel) -> None:
         self.task_id, self.model, self.calls = task_id, model, 0
+        self.prompts: list[str] = []  # every call's message, for the bare loop to repeat
 
     def initial_state(self):
         return ()
@@ -53,7 +62,9 @@ class CallingChain:
 
     def step(self, state, action):
         self.calls += 1
-        self.model.invoke([HumanMessage(f"{self.task_id} {state} {action}")])
+        prompt = f"{self.task_id} {state} {action}"
+        self.prompts.append(prompt)
+        self.model.invoke([HumanMessage(prompt)])
         return (*state, action)
 
     def is_terminal(self, state):
@@ -91,16 +102,25 @@ class CallingChain:
 
 
 def overhead(simulations: int) -> dict[str, float]:
+    """One sample: the search (no log, then logged to a folder) and a bare loop of the same
+    calls, back to back."""
     env = CallingChain("t", SleepyEcho())
     start = time.perf_counter()
     Explorer(env, ExploreOptions(simulations=simulations)).run()
     explorer_seconds = time.perf_counter() - start
+    logged_env = CallingChain("t", SleepyEcho())
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        Explorer(logged_env, ExploreOptions(simulations=simulations),
+                 EventLog(Path(folder) / "events.jsonl")).run()
+        logged_seconds = time.perf_counter() - start
     model = SleepyEcho()
     start = time.perf_counter()
-    for i in range(env.calls):
-        model.invoke([HumanMessage(f"t {i}")])
+    for prompt in env.prompts:
+        model.invoke([HumanMessage(prompt)])
     bare_seconds = time.perf_counter() - start
     return {"calls": env.calls, "explorer_us_per_call": explorer_seconds / env.calls * 1e6,
+            "logged_us_per_call": logged_seconds / env.calls * 1e6,
             "bare_us_per_call": bare_seconds / env.calls * 1e6}
 
 
@@ -115,10 +135,12 @@ def efficiency(tasks: int, parallel: int, simulations: int, latency: float
                       ExploreOptions(simulations=simulations, parallel=parallel),
                       Path(folder), env_name="chain", workers=tasks)
         wall = time.perf_counter() - start
-    calls = sum(env.calls for env in envs.values())
+    per_task = [env.calls for env in envs.values()]
+    calls = sum(per_task)
     return {"concurrency": concurrency, "calls": calls, "wall_s": wall,
             "ideal_s": calls * latency / concurrency,
-            "efficiency": calls * latency / concurrency / wall}
+            "efficiency": calls * latency / concurrency / wall,
+            "balance": calls / len(per_task) / max(per_task)}
 
 
 def cache_savings(docs: int, simulations: int) -> dict[str, Any]:
@@ -148,16 +170,21 @@ def cache_savings(docs: int, simulations: int) -> dict[str, Any]:
 def run(quick: bool = False) -> dict:
     runs = 3 if quick else 7
     samples = [overhead(40 if quick else 150) for _ in range(runs)]
-    middle = sorted(samples, key=lambda s: s["explorer_us_per_call"])[runs // 2]
+
+    def median(key: str) -> float:
+        return statistics.median(sample[key] for sample in samples)
+
     flow = {f"{t}x{p}": efficiency(t, p, 16 * p if quick else 48 * p, 0.02)
-            for t, p in ((16, 1), (4, 4), (2, 8))}
+            for t, p in ((16, 1), (4, 4), (2, 8), (1, 16))}
     cache = cache_savings(1 if quick else 2, 16 if quick else 48)
     return {
         "figures": {
-            "explorer_us_per_call": rounded(middle["explorer_us_per_call"]),
-            "overhead_us_per_call": rounded(middle["explorer_us_per_call"]
-                                            - middle["bare_us_per_call"]),
-            "calls_per_search": middle["calls"],
+            "explorer_us_per_call": rounded(median("explorer_us_per_call")),
+            "overhead_us_per_call": rounded(statistics.median(
+                s["explorer_us_per_call"] - s["bare_us_per_call"] for s in samples)),
+            "overhead_logged_us_per_call": rounded(statistics.median(
+                s["logged_us_per_call"] - s["bare_us_per_call"] for s in samples)),
+            "calls_per_search": samples[0]["calls"],
             "efficiency_at_concurrency_16": {name: rounded(run["efficiency"])
                                              for name, run in flow.items()},
             "efficiency_runs": {name: {k: rounded(v) for k, v in run.items()}
@@ -165,8 +192,11 @@ def run(quick: bool = False) -> dict:
             "cache_simulated_world": {k: rounded(v) if isinstance(v, float) else v
                                       for k, v in cache.items()},
         },
-        "baseline": {"what": "a bare loop of model.invoke on the same zero-latency model",
-                     "us_per_call": rounded(middle["bare_us_per_call"])},
-        "ratio": {"value": rounded(middle["explorer_us_per_call"] / middle["bare_us_per_call"]),
-                  "ratio_of": "median µs per model call, explorer over bare loop"},
+        "baseline": {"what": "a bare loop of model.invoke making the same calls on the same "
+                             "zero-latency model",
+                     "us_per_call": rounded(median("bare_us_per_call"))},
+        "ratio": {"value": rounded(statistics.median(
+                      s["explorer_us_per_call"] / s["bare_us_per_call"] for s in samples)),
+                  "ratio_of": "median over samples of µs per model call, explorer over bare "
+                              "loop"},
     }

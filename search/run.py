@@ -74,7 +74,8 @@ class RunReport:
 
 
 class StopRequested(Exception):
-    """Ends a task's search after a round once a stop is asked for; the round is logged."""
+    """Ends a task's search at the backup after a stop is asked for (it is logged); the
+    simulations then in flight are dropped, and a resume runs them again."""
 
 
 def safe_name(task_id: str) -> str:
@@ -188,15 +189,15 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
                   stop: threading.Event | None = None) -> RunReport:
     """Search every task (finished ones are kept), then write pairs and the summary.
 
-    Once ``stop`` is set (the first Ctrl-C), each task in search ends after its current
-    round and no other task starts; they are listed in ``report.stopped`` and a resumed run
+    Once ``stop`` is set (the first Ctrl-C), each task in search ends at its next backup
+    and no other task starts; they are listed in ``report.stopped`` and a resumed run
     continues them from their event logs.
 
     A task that fails (its model times out, its event log is damaged: a ``StepwiseError``
     or one of ``MODEL_ERRORS``) is recorded in ``report.failed`` with its error line, and
     ``on_failure(task, line)`` is told; the other tasks go on. Its event log is kept, so a
     resumed run redoes only the failed tasks, from where they stopped. Any other exception
-    is a bug in stepwise: it raises, and the tasks in search end after their round. The run
+    is a bug in stepwise: it raises, and the tasks in search end at their next backup. The run
     folder is locked meanwhile (``hold_run``): a second explore on it is refused.
     """
     with hold_run(out):
@@ -204,7 +205,7 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
         pair_options = pair_options or PairOptions()
         report = RunReport(tasks=len(task_ids))
         stopped: set[str] = set()
-        broken = threading.Event()  # a bug raised in one task: the others end after a round
+        broken = threading.Event()  # a bug raised in one task: the others end at a backup
 
         def halted() -> bool:
             return broken.is_set() or (stop is not None and stop.is_set())

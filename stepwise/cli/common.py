@@ -314,6 +314,15 @@ ToolChoiceOpt = Annotated[str | None, typer.Option(
     "the call under its JSON schema), or a tool's name. Later turns of a step are auto. "
     "Default: auto.", show_default=False)]
 
+# What the LongMT commands (translate, explore, loop) share: the per-call limits of a page's
+# translation and of a module decision, and how a document is paged.
+LONGMT_MAX_TOKENS = 2048  # the cap; each page's translation asks for about its own length
+DECISION_TOKENS = 128  # a module decision is a few short tool calls
+LONGMT_TOKENS_WHY = ("a cap: each page's translation asks for 4/3 of its characters + 64, "
+                     f"each module decision for {DECISION_TOKENS}")
+LongMTMaxTokensOpt = max_tokens_option(LONGMT_MAX_TOKENS, LONGMT_TOKENS_WHY)
+PageSentencesOpt = Annotated[int, typer.Option(min=1, help="Most sentences per page.")]
+
 
 def decision_choice(uri: str | None, tool_choice: str | None, applies: bool = True
                     ) -> dict[str, Any]:

@@ -15,12 +15,17 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
+from stepwise.agents.environments import EnvName, LongMTRollout
 from stepwise.cli.common import (
+    DECISION_TOKENS,
+    LONGMT_MAX_TOKENS,
+    LONGMT_TOKENS_WHY,
     CallOptions,
     DeviceOpt,
     DtypeOpt,
     ModelNameOpt,
     ModelOpt,
+    PageSentencesOpt,
     RepetitionPenaltyOpt,
     TaskFailures,
     TemperatureOpt,
@@ -43,17 +48,15 @@ from stepwise.cli.wording import plural
 from stepwise.errors import StepwiseError
 from stepwise.jsonl import read_json
 
-# The closed sets of the search's settings, which refuse anything else too (EnvSpec.env,
-# ExploreOptions, PairOptions); spelled here since --help must not import the search.
-Environment = Literal["longmt", "think"]
-Rollout = Literal["random", "auto"]
+# The closed sets of the search's settings, which refuse anything else too (ExploreOptions,
+# PairOptions); spelled here since --help must not import the search. --env's and
+# --rollout's are EnvSpec's own, from a module that imports nothing heavy.
 Reward = Literal["document", "page"]
 QAggregation = Literal["mean", "max"]
 Negatives = Literal["worst", "closest", "both"]
 
 THINK_MAX_TOKENS = 512  # --env think: an agent turn is a tool call or a short answer
-MaxTokensOpt = max_tokens_option(2048, "longmt, a cap: each page's translation asks for 4/3 of "
-                                 "its characters + 64, each module decision for 128; "
+MaxTokensOpt = max_tokens_option(LONGMT_MAX_TOKENS, f"longmt, {LONGMT_TOKENS_WHY}; "
                                  f"{THINK_MAX_TOKENS} for --env think, an agent turn")
 
 
@@ -66,9 +69,10 @@ def explore(
                                             "file. think: a policy world (airline).")],
     model: ModelOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="The run folder.")],
-    env: Annotated[Environment, typer.Option(help="The environment: longmt (the action at a page is "
-                                     "its set of memory modules) or think (at a turn: act, "
-                                     "or think with a think tool).")] = "longmt",
+    env: Annotated[EnvName, typer.Option(help="The environment: longmt (the action at a page "
+                                         "is its set of memory modules) or think (at a "
+                                         "turn: act, or think with a think tool).")
+                   ] = "longmt",
     think_tools: Annotated[str, typer.Option(help="think: the think tools a turn may use, "
                                              "comma-separated.")] = "think",
     act_samples: Annotated[int, typer.Option(min=1, help="think: sample each act turn this many "
@@ -90,9 +94,10 @@ def explore(
     c: Annotated[float, typer.Option("--c", help="UCB1 exploration constant.")] = 1.4,
     width: Annotated[int | None, typer.Option(help="Actions expanded per node, sampled "
                                               "(default: all).")] = None,
-    rollout: Annotated[Rollout, typer.Option(help="Simulation policy: random (as in the LongMT "
-                                         "design) or auto (the agent's own choices: "
-                                         "--policy-model, else --model, decides; longmt).")
+    rollout: Annotated[LongMTRollout, typer.Option(help="Simulation policy: random (as in "
+                                                   "the LongMT design) or auto (the agent's "
+                                                   "own choices: --policy-model, else "
+                                                   "--model, decides; longmt).")
                        ] = "random",
     policy_model: Annotated[str | None, typer.Option(help="longmt: the model that decides "
                                                      "the modules in auto rollouts, e.g. "
@@ -121,7 +126,7 @@ def explore(
                                                    "under its chat template.")] = None,
     src: Annotated[str | None, typer.Option(help="Source language (files and folders).")] = None,
     tgt: Annotated[str | None, typer.Option(help="Target language (files and folders).")] = None,
-    page_sentences: Annotated[int, typer.Option(min=1, help="Most sentences per page.")] = 10,
+    page_sentences: PageSentencesOpt = 10,
     workers: Annotated[int, typer.Option(min=1, help="Tasks searched at once.")] = 1,
     max_concurrent: Annotated[int | None, typer.Option(min=1, help="Model calls in flight at most, "
                                                        "over all workers (per Ray worker "
@@ -179,9 +184,7 @@ def explore(
                                  width=width, per_step=per_step, rollout=rollout,
                                  reward=reward, q=q, early_stop=early_stop, seed=seed,
                                  parallel=parallel)
-    from stepwise.cli.translate import DECISION_TOKENS, MAX_TOKENS
-
-    calls = CallOptions.from_cli(MAX_TOKENS if env == "longmt" else THINK_MAX_TOKENS,
+    calls = CallOptions.from_cli(LONGMT_MAX_TOKENS if env == "longmt" else THINK_MAX_TOKENS,
                                  max_tokens, timeout, temperature, None, repetition_penalty,
                                  device, dtype)
     model_kwargs = _kwargs_for(model, model_name, calls)

@@ -11,9 +11,12 @@ from rich.markup import escape
 from rich.text import Text
 
 from stepwise.cli.common import (
+    DECISION_TOKENS,
+    LONGMT_MAX_TOKENS,
     CallOptions,
     DeviceOpt,
     DtypeOpt,
+    LongMTMaxTokensOpt,
     ModelOpt,
     RepetitionPenaltyOpt,
     TemperatureOpt,
@@ -24,7 +27,6 @@ from stepwise.cli.common import (
     cli_errors,
     err,
     hold_threads,
-    max_tokens_option,
     options_checked,
     out,
     progress_bar,
@@ -41,8 +43,6 @@ ROUND_COLUMNS = (("pairs", "pairs"), ("chosen_is_best", "chosen = best"),
                  ("bleu", "bleu"), ("module_calls", "module calls"),
                  ("fallbacks", "fallbacks"), ("oracle_agreement", "= oracle"),
                  ("failed_documents", "failed docs"))
-MaxTokensOpt = max_tokens_option(2048, "a cap: each page's translation asks for 4/3 of its "
-                                 "characters + 64, each module decision for 128")
 
 
 HELD_OUT_COLUMNS = (("bleu", "bleu"), ("d_bleu", "d-bleu"), ("oracle_agreement", "= oracle"),
@@ -114,7 +114,7 @@ def loop(
     seed: Annotated[int, typer.Option(help="Seeds search (sampled model calls included) and "
                                       "training.")] = 0,
     decide: DecideOpt = "generate",
-    max_tokens: MaxTokensOpt = None,
+    max_tokens: LongMTMaxTokensOpt = None,
     timeout: TimeoutOpt = None,
     temperature: TemperatureOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
@@ -139,7 +139,6 @@ def loop(
       [bold]stepwise loop synth/dataset.jsonl --rounds 2 --out loop1[/bold]
     """
     hold_threads(threads)
-    from stepwise.cli.translate import DECISION_TOKENS, MAX_TOKENS
     from stepwise.llm import from_uri
     from stepwise.train.dpo import DPOSettings
 
@@ -161,7 +160,7 @@ def loop(
             per_step=per_step, reward=reward, negatives=negatives,
             heldout=str(heldout) if heldout else None, decide=decide)
     check_documents(settings)  # before any model is built (tiny is made on first use)
-    calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, None,
+    calls = CallOptions.from_cli(LONGMT_MAX_TOKENS, max_tokens, timeout, temperature, None,
                                  repetition_penalty, device, dtype)
     model_kwargs = call_kwargs(model, from_uri(model), calls)
     policy_kwargs = call_kwargs(start, from_uri(start), calls)  # later rounds: hf: like it

@@ -14,17 +14,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from rich.text import Text
 
+from stepwise.agents.environments import Decide
 from stepwise.cli.common import (
+    DECISION_TOKENS,
+    LONGMT_MAX_TOKENS,
     CallOptions,
     DeviceOpt,
     DtypeOpt,
+    LongMTMaxTokensOpt,
     ModelNameOpt,
     ModelOpt,
+    PageSentencesOpt,
     RepetitionPenaltyOpt,
     SeedOpt,
     TaskFailures,
@@ -37,7 +42,6 @@ from stepwise.cli.common import (
     decision_choice,
     generates,
     hold_threads,
-    max_tokens_option,
     model_from_uri,
     out,
     progress_bar,
@@ -54,10 +58,7 @@ if TYPE_CHECKING:
 SIMULATED_NOTE = ("simulated: a synthetic world's translator, not a language model; these "
                   "figures show the agent's plumbing, not translation quality")
 AUTO_POLICY_MODEL = "auto@policy-model"  # the row of auto decided by --policy-model
-Decide = Literal["generate", "rank"]  # the page steps' DECIDE_MODES, without their import
-DECIDE_MODES = get_args(Decide)
-MAX_TOKENS = 2048  # the cap; each page's translation asks for about its own length
-DECISION_TOKENS = 128  # a module decision is a few short tool calls
+DECIDE_MODES = get_args(Decide)  # the page steps' own, from the environments' set
 
 DecideOpt = Annotated[Decide, typer.Option(
     "--decide", help="How the deciding model decides a page's modules under auto: generate "
@@ -65,9 +66,6 @@ DecideOpt = Annotated[Decide, typer.Option(
     "eight module sets' exported steps scored by their log-likelihood after the decision "
     "prompt, the best taken: what DPO trains; needs an hf: or tiny model). With "
     "--policy-model it applies to that model's row; --compare's plain auto row generates.")]
-MaxTokensOpt = max_tokens_option(MAX_TOKENS, "a cap: each page's translation asks for 4/3 of "
-                                 "its characters + 64, each module decision for "
-                                 f"{DECISION_TOKENS}")
 
 
 def _table(rows: dict[str, dict], simulated: bool) -> ReadableTable:
@@ -122,8 +120,7 @@ def translate(
                                                  "call failed), e.g. none or "
                                                  "entities+summaries; counted as fallbacks.")] = "none",
     model_name: ModelNameOpt = None,
-    page_sentences: Annotated[int | None, typer.Option(min=1, help="Most sentences per page."
-                                                       )] = 10,
+    page_sentences: PageSentencesOpt = 10,
     max_chars: Annotated[int | None, typer.Option(min=1, help="Most characters per page."
                                                   )] = None,
     adjust_pages: Annotated[bool, typer.Option(help="Let the policy model move each page "
@@ -136,7 +133,7 @@ def translate(
                                         "(also those made with other settings).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object "
                                           "{policy: {metric: value}}.")] = False,
-    max_tokens: MaxTokensOpt = None,
+    max_tokens: LongMTMaxTokensOpt = None,
     timeout: TimeoutOpt = None,
     temperature: TemperatureOpt = None,
     seed: SeedOpt = None,
@@ -190,7 +187,7 @@ def translate(
     if any(p.needs_world for p in policies) and not all(d.world for d in docs):
         raise StepwiseError("the oracle and markers policies need a world that knows each "
                             "page's best modules: use a dataset from stepwise sim make")
-    calls = CallOptions.from_cli(MAX_TOKENS, max_tokens, timeout, temperature, seed,
+    calls = CallOptions.from_cli(LONGMT_MAX_TOKENS, max_tokens, timeout, temperature, seed,
                                  repetition_penalty, device, dtype)
     translator = model_from_uri(model, model_name, calls,
                                 **decision_choice(model, tool_choice, policy_model is None))

@@ -18,7 +18,7 @@ from stepwise.errors import StepwiseError
 EnvName = Literal["longmt", "think"]
 ENVIRONMENTS: tuple[str, ...] = get_args(EnvName)
 LongMTRollout = Literal["random", "auto"]  # random modules, or a model decides (auto)
-Decide = Literal["generate", "rank"]  # the page steps' DECIDE_MODES, spelled without their import
+Decide = Literal["generate", "rank", "reward"]  # the page steps' DECIDE_MODES, spelled without their import
 BATCHED_SCHEMES = ("hf", "tiny")  # local models, whose calls can share one generate
 MAX_BATCH = 16  # requests in one batched generate at most
 
@@ -40,6 +40,8 @@ class EnvSpec(BaseModel):
     max_concurrent: int | None = None
     rollout: LongMTRollout = "random"  # longmt rollouts
     policy_model: str | None = None  # longmt: the model that decides under auto rollouts
+    # longmt, decide="reward": the model the policy model was trained from (its reference)
+    reference_model: str | None = None
     # Constructor kwargs (JSON, so the spec stays hashable) that bound each model's calls:
     # max_tokens, timeout, sampling; and longmt's per-call limits (None: the model's own).
     model_kwargs: str = "{}"
@@ -83,11 +85,24 @@ class EnvSpec(BaseModel):
             self.model, **kwargs, **json.loads(self.model_kwargs))),
                                  max_concurrent=self.max_concurrent)
         if self.env == "longmt":
-            decider = (CachingChatModel(model=self._batched(self.policy_model, from_uri(
-                self.policy_model, **kwargs, **json.loads(self.policy_model_kwargs))))
-                       if self.policy_model else None)
+            decider = (self._decider(self.policy_model, kwargs) if self.policy_model
+                       else None)
+            if self.decide == "reward" and decider is not None:
+                from stepwise.llm.implicit_reward import ImplicitReward
+
+                if not self.reference_model:
+                    raise StepwiseError("decide=reward needs the model the policy model was "
+                                        "trained from (reference_model)")
+                decider = ImplicitReward(decider, self._decider(self.reference_model, kwargs))
             return self._longmt(model, decider), model
         return self._think(model), model
+
+    def _decider(self, uri: str, kwargs: dict[str, Any]) -> Any:
+        from stepwise.llm import from_uri
+        from stepwise.llm.cache import CachingChatModel
+
+        return CachingChatModel(model=self._batched(uri, from_uri(
+            uri, **kwargs, **json.loads(self.policy_model_kwargs))))
 
     def _batched(self, uri: str, model: Any) -> Any:
         """A local model behind a ``BatchingChatModel`` when ``batch`` asks for it; the

@@ -105,7 +105,9 @@ def test_training_on_a_missing_gpu_is_one_error_line(without_gpu, tmp_path):
 
 def test_an_unknown_dtype_is_one_error_line():
     done = CliRunner().invoke(app, ["ask", "hi", "--model", "tiny", "--dtype", "float8"])
-    assert "float8" in one_error_line(done)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.exit_code == 2 and "Traceback" not in done.output + done.stderr
+    assert len(errors) == 1 and "'--dtype'" in errors[0] and "float8" in errors[0]
 
 
 def test_other_backends_ignore_the_device_without_a_warning(capsys):

@@ -190,7 +190,7 @@ def test_translate_refuses_rank_with_a_model_that_cannot_rank(tmp_path):
                                       "-m", "sim:translator", "--decide", "vote",
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code != 0 and ("Invalid value for '--decide': 'vote' is not one of "
-                                      "'generate', 'rank'.\n") in result.stderr
+                                      "'generate', 'rank', 'reward'.\n") in result.stderr
 
 
 @pytest.mark.real_model

@@ -187,7 +187,7 @@ def test_loop_measures_every_row_on_held_out_documents(tmp_path):
     held_out = short_dataset(tmp_path / "held-out", lines=12, seed=1)
     settings = LoopSettings(dataset=str(dataset), heldout=str(held_out), rounds=1,
                             per_step=8, reward="page", negatives="closest",
-                            page_sentences=4, decide="rank",
+                            page_sentences=4, decide="reward",
                             dpo=DPOSettings(max_steps=2, eval_frac=0.3))
     run_loop(settings, tmp_path / "loop")
     table = json.loads((tmp_path / "loop" / "heldout.json").read_text())
@@ -200,6 +200,8 @@ def test_loop_measures_every_row_on_held_out_documents(tmp_path):
     pages = rows["none"]["pages"]
     assert all(row["pages"] == pages for row in rows.values())  # the same documents
     assert 0 <= rows["round 1"]["oracle_agreement"] <= 1
+    # the trained round ranks by its implicit reward; untrained, that would be 0 everywhere
+    assert rows["round 1"]["decide"] == "reward" and rows["untrained"]["decide"] == "rank"
     assert set(table["bleu_gap_closed"]) == {"untrained", "round 1"}
 
     with pytest.raises(StepwiseError, match="never explored"):

@@ -77,7 +77,7 @@ class TranslationResult:
         totals["pages"] = len(self.steps)
         totals["module_calls"] = sum(len(s.get("modules", [])) for s in self.steps)
         totals["fallbacks"] = sum(s.get("decided_by") == "fallback" for s in self.steps)
-        ranked = [s for s in self.steps if s.get("decided_by") == "rank"]
+        ranked = [s for s in self.steps if s.get("decided_by") in ("rank", "reward")]
         if ranked:  # pages whose module set was ranked, and those whose scores all tied
             totals["rank_decisions"] = len(ranked)
             totals["rank_ties"] = sum(bool(s.get("rank_tie")) for s in ranked)

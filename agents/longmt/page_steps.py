@@ -8,7 +8,9 @@ a loop over pages, and an explorer can drive the same steps with its own module 
   the explorer exports); ``auto`` asks the policy model, which either generates its turn
   (its bad calls come back to it as error results; prose other than the no-modules reply
   is a fallback) or, with ``decide="rank"``, ranks the eight module sets' turns by their
-  likelihood (``stepwise.llm.ranking``: what DPO trains) and takes the best one's turn;
+  likelihood (``stepwise.llm.ranking``) and takes the best one's turn; ``decide="reward"``
+  ranks them the same way by DPO's implicit reward, the trained policy's log-likelihood
+  less its reference's (``stepwise.llm.implicit_reward``: what DPO trains);
 - translate: numbered lines, one per source sentence; an answer with the wrong number of
   lines is retried, then the page is split in halves, down to single sentences;
 - update: the page goes into page memory, then a summary and entity records are asked for.
@@ -54,6 +56,7 @@ from stepwise.agents.longmt.updates import (
 )
 from stepwise.documents.pages import Document, Page
 from stepwise.errors import MODEL_ERRORS, ModelBackendError, StepwiseError, error_line
+from stepwise.llm.implicit_reward import ImplicitReward
 from stepwise.llm.messages import token_usage, tool_schemas, training_dicts
 from stepwise.llm.ranking import best_index, ranker
 from stepwise.llm.token_data import with_purpose
@@ -65,7 +68,7 @@ from stepwise.tools.longmt.modules import PageView, default_arguments, memory_to
 from stepwise.tools.think.tokens import estimate_tokens
 
 NO_MODULES = "This page needs no memory; translating now."  # a rule turn that calls nothing
-DECIDE_MODES = ("generate", "rank")
+DECIDE_MODES = ("generate", "rank", "reward")
 NOT_A_DECISION = "neither a tool call nor the no-modules reply"
 
 
@@ -148,7 +151,8 @@ class PageSteps:
     # translation is sized to its page (``page_tokens``), at most ``translation_max_tokens``.
     decision_max_tokens: int | None = None
     translation_max_tokens: int | None = None
-    # How a deciding model decides: generate its turn, or rank the module sets' turns.
+    # How a deciding model decides: generate its turn, or rank the module sets' turns by
+    # likelihood (rank) or by implicit reward (reward: the policy model is an ImplicitReward).
     decide: str = "generate"
     pages: list[Page] = field(init=False)
 
@@ -195,8 +199,8 @@ class PageSteps:
             step["decided_by"] = "given" if modules is not None else "rule"
             turn = self.rule_turn(page, chosen, view)
             messages += [turn, *run_tool_calls(turn, tools)]
-        elif self.decide == "rank":
-            step["decided_by"] = "rank"
+        elif self.decide in ("rank", "reward"):
+            step["decided_by"] = self.decide
             messages = self._rank_decides(page, messages, view, tools, step)
         else:
             step["decided_by"] = "model"
@@ -215,7 +219,12 @@ class PageSteps:
         after the decision prompt with the tool schemas the environment exports. All sets
         scoring the same is a tie (``rank_tie``), broken to the cheapest (``SETS`` order).
         """
-        score = ranker(self.policy_model or self.model)
+        decider = self.policy_model or self.model
+        if self.decide == "reward" and not isinstance(decider, ImplicitReward):
+            raise StepwiseError("decide=reward ranks by a trained policy's implicit reward: "
+                                "the deciding model must be an ImplicitReward (policy and "
+                                "reference)")
+        score = ranker(decider)
         turns = [self.rule_turn(page, modules, view) for modules in SETS]
         scores = score(training_dicts(messages), [training_dicts([turn]) for turn in turns],
                        tool_schemas(list(tools.values())))

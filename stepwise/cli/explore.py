@@ -189,6 +189,14 @@ def explore(
                                  device, dtype)
     model_kwargs = _kwargs_for(model, model_name, calls)
     decider_kwargs = _kwargs_for(policy_model, model_name, calls) if policy_model else {}
+    reference = None
+    if decide == "reward":  # rollouts rank by a trained policy's implicit reward
+        from stepwise.llm.implicit_reward import trained_from
+
+        if policy_model is None:
+            raise StepwiseError("--decide reward ranks a trained --policy-model against the "
+                                "model it was trained from: give --policy-model hf:DIR")
+        reference = trained_from(policy_model)
     spec = EnvSpec(env=env, dataset=str(dataset), model=model, model_name=model_name,
                    page_sentences=page_sentences,
                    think_tools=tuple(t.strip() for t in think_tools.split(",")),
@@ -200,7 +208,7 @@ def explore(
                    if "max_tokens" in (decider_kwargs if policy_model else model_kwargs)
                    else None,
                    translation_max_tokens=calls.max_tokens if "max_tokens" in model_kwargs
-                   else None, decide=decide,
+                   else None, decide=decide, reference_model=reference,
                    batch=rollout_batch((model, policy_model), 1 if ray_address else workers,
                                        parallel))
     task_ids = spec.task_ids()  # the dataset (or world) read and checked

@@ -32,10 +32,10 @@ from stepwise.cli.common import (
     progress_bar,
 )
 from stepwise.cli.tables import Column, ReadableTable, number
-from stepwise.cli.translate import DecideOpt, check_decide
-from stepwise.errors import StepwiseError
+from stepwise.cli.translate import DecideOpt
 from stepwise.jsonl import read_json
 from stepwise.train.dpo import default, described
+from stepwise.train.loop import Negatives, StepReward
 
 ROUND_COLUMNS = (("pairs", "pairs"), ("chosen_is_best", "chosen = best"),
                  ("reward_accuracy_before", "reward acc before"),
@@ -54,13 +54,19 @@ def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
+def _decided(policy: str, row: dict[str, Any]) -> str:
+    """A model row's label with how it decided (rank, reward), where it did not generate."""
+    decide = row.get("decide", "generate")
+    return policy if decide == "generate" else f"{policy} ({decide})"
+
+
 def held_out_table(table: dict[str, Any]) -> ReadableTable:
     """Every policy on the same documents: baselines, the untrained model, each round."""
     where = "held-out documents" if table["held_out"] else "the explored documents"
     title = f"Every policy on {where}" + (
         " [yellow](simulated world)[/yellow]" if table["simulated"] else "")
     gaps = table.get("bleu_gap_closed", {})
-    rows = [(policy, *(_cell(row.get(key)) for key, _ in HELD_OUT_COLUMNS),
+    rows = [(_decided(policy, row), *(_cell(row.get(key)) for key, _ in HELD_OUT_COLUMNS),
              _cell(gaps.get(policy))) for policy, row in table["rows"].items()]
     return ReadableTable([Column("policy", wrap=False),
                           *(number(label) for _, label in HELD_OUT_COLUMNS),
@@ -94,10 +100,10 @@ def loop(
     per_step: Annotated[int | None, typer.Option(help="Search step by step instead: this "
                                                  "many simulations per page, so every page "
                                                  "gets a pair.")] = None,
-    reward: Annotated[str, typer.Option(help="What scores a step in search: document "
+    reward: Annotated[StepReward, typer.Option(help="What scores a step in search: document "
                                         "(BLEU after the rollout) or page (its page's "
                                         "sentences).")] = "document",
-    negatives: Annotated[str, typer.Option(help="A pair's rejected side: worst (the min-Q "
+    negatives: Annotated[Negatives, typer.Option(help="A pair's rejected side: worst (the min-Q "
                                            "sibling), closest (the best one below the "
                                            "chosen: a near miss) or both.")] = "worst",
     page_sentences: Annotated[int, typer.Option(help="Most sentences per page.")] = 5,
@@ -141,13 +147,6 @@ def loop(
     hold_threads(threads)
     from stepwise.llm import from_uri
     from stepwise.train.dpo import DPOSettings
-
-    check_decide(decide)
-    if reward not in ("document", "page"):
-        raise StepwiseError(f"--reward must be one of document, page (got {reward!r})")
-    if negatives not in ("worst", "closest", "both"):
-        raise StepwiseError(f"--negatives must be one of worst, closest, both (got "
-                            f"{negatives!r})")
     from stepwise.train.loop import LoopSettings, StageFailed, check_documents, run_loop
 
     with options_checked(learning_rate="--lr"):  # the ranges are the settings' fields

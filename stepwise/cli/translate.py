@@ -64,8 +64,10 @@ DecideOpt = Annotated[Decide, typer.Option(
     "--decide", help="How the deciding model decides a page's modules under auto: generate "
     "(its own tool calls, or the no-modules reply; other prose is a fallback) or rank (the "
     "eight module sets' exported steps scored by their log-likelihood after the decision "
-    "prompt, the best taken: what DPO trains; needs an hf: or tiny model). With "
-    "--policy-model it applies to that model's row; --compare's plain auto row generates.")]
+    "prompt, the best taken; needs an hf: or tiny model) or reward (ranked the same way by "
+    "DPO's implicit reward: a --policy-model trained by stepwise train dpo, less the model "
+    "it was trained from; what DPO trains). With --policy-model it applies to that model's "
+    "row; --compare's plain auto row generates.")]
 
 
 def _table(rows: dict[str, dict], simulated: bool) -> ReadableTable:
@@ -175,7 +177,7 @@ def translate(
     module_set(policy_fallback)
     labels = {p.text: p.text for p in policies}  # row label -> policy text
     if policy_model and "auto" in labels:
-        ranked = AUTO_POLICY_MODEL + ("(rank)" if decide == "rank" else "")
+        ranked = AUTO_POLICY_MODEL + (f"({decide})" if decide != "generate" else "")
         if compare:  # both rows: the translator deciding, and the policy model deciding
             labels[ranked] = "auto"
         else:
@@ -193,6 +195,8 @@ def translate(
                                 **decision_choice(model, tool_choice, policy_model is None))
     decider = model_from_uri(policy_model, model_name, calls,
                              **decision_choice(policy_model, tool_choice)) if policy_model else None
+    if decide == "reward":
+        decider = _implicit_reward(decider, policy_model, model_name, calls)
     simulated = model.startswith("sim:")
     decision_tokens = calls.capped(DECISION_TOKENS).max_tokens
 
@@ -203,7 +207,7 @@ def translate(
         return decide if decider is None or deciding(label) is not None else "generate"
 
     for label, text in labels.items():  # a model that cannot rank fails before any page
-        if text == "auto" and decide_for(label) == "rank":
+        if text == "auto" and decide_for(label) in ("rank", "reward"):
             from stepwise.llm.ranking import ranker
 
             ranker(deciding(label) or translator)
@@ -262,10 +266,17 @@ def translate(
     failures.exit_if_any(len(docs) * len(agents))
 
 
-def check_decide(decide: str) -> None:
-    """For callers that take ``--decide`` as text; the command line's own choice checks it."""
-    if decide not in DECIDE_MODES:
-        raise StepwiseError(f"--decide must be one of {', '.join(DECIDE_MODES)} (got {decide!r})")
+def _implicit_reward(decider: Any, policy_model: str | None, model_name: str | None,
+                     calls: CallOptions) -> Any:
+    """``--decide reward``: the trained policy model against the model it was trained from."""
+    from stepwise.llm.implicit_reward import ImplicitReward, trained_from
+
+    if decider is None or policy_model is None:
+        raise StepwiseError("--decide reward ranks a trained --policy-model against the model "
+                            "it was trained from: give --policy-model hf:DIR (a stepwise "
+                            "train dpo output)")
+    reference = trained_from(policy_model)
+    return ImplicitReward(decider, model_from_uri(reference, model_name, calls))
 
 
 def _world_oracle(doc: SourceDocument) -> Oracle | None:

@@ -19,16 +19,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from stepwise.agents.environments import Decide, LongMTRollout
 from stepwise.errors import StepwiseError, error_line
 from stepwise.files import write_atomic
 from stepwise.jsonl import read_json
 from stepwise.run_lock import lock_run
 from stepwise.run_settings import check_saved_settings
 from stepwise.train.dpo import DPOSettings, train_dpo
+
+# search's Reward and Negatives, spelled here so that reading settings loads no search code
+StepReward = Literal["document", "page"]
+Negatives = Literal["worst", "closest", "both"]
 
 
 class LoopSettings(BaseModel):
@@ -38,7 +43,7 @@ class LoopSettings(BaseModel):
     rounds: int = Field(2, ge=1)
     simulations: int = Field(24, ge=1)
     page_sentences: int = Field(5, ge=1)
-    rollout: str = "random"  # round 1's rollouts; later rounds roll out with the trained policy
+    rollout: LongMTRollout = "random"  # round 1's; later rounds roll out with the trained policy
     seed: int = 0
     dpo: DPOSettings = Field(default_factory=DPOSettings)
     # Constructor kwargs that bound the calls of the translating model and of the policy
@@ -47,10 +52,12 @@ class LoopSettings(BaseModel):
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
     decision_max_tokens: int | None = None
     translation_max_tokens: int | None = None
-    decide: str = "generate"  # how the trained policy decides: generate, or rank the sets
+    # How the trained policy decides: generate its turn, rank the sets by its likelihood, or
+    # by its implicit reward against ``start`` (reward; the untrained row then ranks).
+    decide: Decide = "generate"
     per_step: int | None = Field(None, ge=1)  # step-by-step search: simulations per decision
-    reward: str = "document"  # what a rollout's step is scored by: document or page
-    negatives: str = "worst"  # a pair's rejected side: worst, closest (a near miss) or both
+    reward: StepReward = "document"  # what a rollout's step is scored by: document or page
+    negatives: Negatives = "worst"  # a pair's rejected side: worst, closest (a near miss), both
     # Documents never explored or trained on: every round, the untrained model and the
     # baselines are measured there (``heldout``); None: on the explored dataset itself.
     heldout: str | None = None
@@ -88,11 +95,10 @@ def _search(settings: LoopSettings, policy_model: str | None, round_: int):
                    policy_model_kwargs=json.dumps(settings.policy_kwargs),
                    decision_max_tokens=settings.decision_max_tokens,
                    translation_max_tokens=settings.translation_max_tokens,
-                   decide=settings.decide)
-    options = ExploreOptions(simulations=settings.simulations,
-                             rollout=rollout,  # type: ignore[arg-type]
-                             reward=settings.reward,  # type: ignore[arg-type]
-                             per_step=settings.per_step, seed=settings.seed + round_)
+                   decide=settings.decide, reference_model=settings.start if policy_model and
+                   settings.decide == "reward" else None)
+    options = ExploreOptions(simulations=settings.simulations, rollout=rollout,
+                             reward=settings.reward, per_step=settings.per_step, seed=settings.seed + round_)
     return spec, options
 
 
@@ -166,12 +172,19 @@ def evaluate_policy(settings: LoopSettings, policy_model: str | None,
     from stepwise.train.heldout import evaluate
 
     decider = from_uri(policy_model, **settings.policy_kwargs) if policy_model else None
-    return evaluate(settings.heldout or settings.dataset,
-                    from_uri(settings.model, **settings.model_kwargs), policy=policy,
-                    policy_model=decider, page_sentences=settings.page_sentences,
-                    decide=settings.decide if decider else "generate",
-                    decision_max_tokens=settings.decision_max_tokens,
-                    translation_max_tokens=settings.translation_max_tokens)
+    decide = settings.decide if decider else "generate"
+    if decide == "reward" and policy_model == settings.start:
+        decide = "rank"  # untrained, the policy is its reference: every reward would be 0
+    elif decide == "reward":
+        from stepwise.llm.implicit_reward import ImplicitReward
+
+        decider = ImplicitReward(decider, from_uri(settings.start, **settings.policy_kwargs))
+    row = evaluate(settings.heldout or settings.dataset,
+                   from_uri(settings.model, **settings.model_kwargs), policy=policy,
+                   policy_model=decider, page_sentences=settings.page_sentences,
+                   decide=decide, decision_max_tokens=settings.decision_max_tokens,
+                   translation_max_tokens=settings.translation_max_tokens)
+    return {**row, "decide": decide}
 
 
 def baseline_rows(settings: LoopSettings,

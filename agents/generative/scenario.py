@@ -1,9 +1,11 @@
 """Generative agents as a scenario agent (``agent: generative``), for record and replay.
 
 A scenario names a world (a WORLD.json relative to the scenario file, or a bundled town:
-``party``, ``smallville``), how many steps to run and the mechanisms (``basic``, the
-default, which the bundled party scenario was recorded with, or ``paper``). Every agent is interviewed with the
-scenario's question before the first step and after the last; the result holds the
+``party``, ``smallville``), how many steps to run, the mechanisms (``basic``, the default
+of scenarios recorded before the paper's mechanisms, or ``paper``) and optionally a
+``start`` for the world's clock (a few game hours late in a town's day, where its events
+are). Every agent is interviewed with the scenario's question before the first step and
+after the last; the result holds the
 information diffusion of the answer (B's judge: every keyword in the answer) and the
 network density of who mentions whom in memory, before and after, plus the step log,
 the conversations, the reflections and their grounding in the stream. It all runs in a
@@ -15,6 +17,8 @@ paper does; a world with events also gives their spread and the party's attendan
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -49,8 +53,11 @@ class GenerativeScenarioConfig(BaseModel):
                             description="minilm: the bundled model; fake: hashed vectors "
                             "(tests of the plumbing only)")
     mechanisms: Literal["basic", "paper"] = Field(
-        default="basic", description="basic: as the bundled party scenario was recorded; "
-        "paper: with the area-tree walk, object states, summaries and re-planning")
+        default="basic", description="basic: as scenarios were recorded before the paper's "
+        "mechanisms; paper: with the area-tree walk, object states, summaries and re-planning")
+    start: dt.datetime | None = Field(
+        default=None, description="the clock's first step instead of the world's (e.g. "
+        "late on the day of its party, so a short run reaches it)")
 
 
 class GenerativeScenarioInputs(BaseModel):
@@ -87,11 +94,22 @@ def snapshot(run: Simulation, question: str, keywords: list[str]) -> dict:
                                                     conversation_edges(run.conversations()))}
 
 
+def started_at(world: Path, start: dt.datetime, folder: Path) -> Path:
+    """A copy of ``world`` in ``folder`` whose clock starts at ``start``."""
+    data = json.loads(world.read_text("utf-8"))
+    data["clock"]["start"] = start.isoformat()
+    copy = folder / world.name
+    copy.write_text(json.dumps(data), "utf-8")
+    return copy
+
+
 def run_generative(model: BaseChatModel, config: GenerativeScenarioConfig,
                    inputs: GenerativeScenarioInputs) -> dict:
     embeddings = DeterministicFakeEmbedding(size=384) if config.embeddings == "fake" else None
     with tempfile.TemporaryDirectory() as folder, Simulation.create(
-            inputs.world, Path(folder) / "run", model, embeddings=embeddings,
+            inputs.world if config.start is None else started_at(inputs.world, config.start,
+                                                                 Path(folder)),
+            Path(folder) / "run", model, embeddings=embeddings,
             radius=config.radius, max_turns=config.max_turns,
             threshold=config.threshold, mechanisms=config.mechanisms) as run:
         before = snapshot(run, inputs.question, inputs.keywords)

@@ -27,6 +27,7 @@ BENCHMARKS = {
     "memory_retrieval": "benchmarks.memory_retrieval",
     "batched_rollouts": "benchmarks.batched_rollouts",
     "thread_budget": "benchmarks.thread_budget",
+    "generative_concurrency": "benchmarks.generative_concurrency",
 }
 
 

@@ -192,6 +192,7 @@ SKIP = {
     "vllm serve": "needs vLLM and a GPU",
     "stepwise ask \"Hello\" --model hf:/models/": "needs local weights",
     "stepwise simulate party": "loads the sentence-embedding model, 12 world steps",
+    "stepwise simulate smallville": "25 agents over a game day (minutes of wall time)",
     "stepwise interview party-run": "needs the simulate run",
     "stepwise memory party-run": "needs the simulate run",
 }

@@ -44,6 +44,6 @@ __all__ = [
 ]
 
 
-# Lazy, so that importing the package stays cheap: the explorer is a LangGraph machine,
-# and LangGraph loads only when it is used.
+# Lazy, so that importing the package stays cheap: the explorer pulls in the models and
+# the scorers, which load only when it is used.
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

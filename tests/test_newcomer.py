@@ -151,10 +151,10 @@ def test_first_ctrl_c_stops_explore_soon_with_the_hint_and_resume_finishes(tmp_p
     hint = shlex.join(["stepwise", *args, "--resume"])
     assert child.returncode == 130, stderr
     lines = stderr.splitlines()
-    assert (f"stopping after the current simulation round (Ctrl-C again to stop now); "
+    assert (f"stopping after the current simulations (Ctrl-C again to stop now); "
             f"resume with: {hint}") in lines
     assert lines[-1] == f"stopped: 0 of 2 tasks finished; resume with: {hint}"
-    assert not (run / "trees").exists()  # not the end of the document: its round ended it
+    assert not (run / "trees").exists()  # not the end of the document: the stop ended it
     stopped = json.loads((run / "summary.json").read_text())
     assert stopped["stopped"] == ["synth-000", "synth-001"]
     options = ExploreOptions(simulations=24)

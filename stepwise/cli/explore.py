@@ -154,8 +154,9 @@ def explore(
     end, scored) -> backpropagate (wins / visits = Q). Per parent, the max-Q child is
     chosen and the min-Q child rejected. A task that fails (a server timing out, say) is
     reported and the others go on; the exit status is then 1, and --resume redoes only the
-    failed tasks, from where their event logs stopped. The first Ctrl-C stops each task after
-    its current simulation round (exit 130; --resume goes on from there), the second at once.
+    failed tasks, from where their event logs stopped. The first Ctrl-C stops each task once
+    its simulations in flight are backed up (exit 130; --resume goes on from there), the
+    second at once.
 
     Plain MCTS (--simulations, the default) spends its budget near the root; --per-step N
     searches each decision with N simulations, then moves on to its best child, so every
@@ -245,7 +246,7 @@ def explore(
                           **({"negatives": negatives} if negatives != "worst" else {})}}
     resume_with = resume_command("explore", f"stepwise explore {dataset} --out {out_dir} "
                                  "--resume, with the other options as before")
-    with (stop_on_ctrl_c("simulation round", resume_with, graceful=ray_address is None) as stop,
+    with (stop_on_ctrl_c("simulations", resume_with, graceful=ray_address is None) as stop,
           hold_run(out_dir)):  # a second explore on this folder is refused until this one ends
         check_settings(out_dir, settings, resume)
         simulated = model.startswith("sim:")

@@ -2,11 +2,14 @@
 concurrency and after a kill and ``--resume`` (issue 18, item 3).
 
 The model answers as sim:townsfolk after a pause that differs from prompt to prompt, so
-at concurrency 8 the requests finish in another order than one at a time.
+at concurrency 8 the requests finish in another order than one at a time. The town's clock
+starts at 08:00 and reflection fires at 40, so two steps hold observations, reactions,
+conversations and reflections.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -21,16 +24,27 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from typer.testing import CliRunner
 
 from stepwise.agents.generative import townsfolk
-from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, Simulation
+from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, RunError, Simulation
 from stepwise.cli import app
 from stepwise.cli.generative import batched, default_concurrency
 from stepwise.testing.responding import RespondingChatModel
 
 SMALLVILLE = Path(__file__).resolve().parent.parent / "stepwise" / "sim" / "sandbox" / \
     "data" / "smallville.json"
-STEPS = 3
+STEPS = 2
+THRESHOLD = 40
 KILLED = 9
 runner = CliRunner()
+
+
+@pytest.fixture()
+def town(tmp_path) -> Path:
+    """Smallville from 08:00, when the townsfolk are up and meet."""
+    world = json.loads(SMALLVILLE.read_text("utf-8"))
+    world["clock"]["start"] = "2023-02-14T08:00:00"
+    path = tmp_path / "smallville.json"
+    path.write_text(json.dumps(world), "utf-8")
+    return path
 
 
 def pause(prompt: str) -> float:
@@ -67,21 +81,24 @@ def database_dump(path: Path) -> str:
     return "\n".join(copy.iterdump())
 
 
-def simulated(folder: Path, concurrency: int) -> UnevenTownsfolk:
+def simulated(town: Path, folder: Path, concurrency: int) -> UnevenTownsfolk:
     model = UnevenTownsfolk()
-    with Simulation.create(SMALLVILLE, folder, model.model,
-                           embeddings=DeterministicFakeEmbedding(size=16)) as run:
+    with Simulation.create(town, folder, model.model, threshold=THRESHOLD,
+                           embeddings=DeterministicFakeEmbedding(size=16),
+                           concurrency=concurrency) as run:
         run.run(STEPS, concurrency=concurrency)
     return model
 
 
-def test_concurrency_1_and_8_give_the_same_step_log_and_database(tmp_path):
+def test_concurrency_1_and_8_give_the_same_step_log_and_database(town, tmp_path):
     one, eight = tmp_path / "one", tmp_path / "eight"
-    serial, concurrent = simulated(one, 1), simulated(eight, 8)
+    serial, concurrent = simulated(town, one, 1), simulated(town, eight, 8)
     assert sorted(serial.answered) == sorted(concurrent.answered)
     assert serial.answered != concurrent.answered  # the requests finished in another order
     assert (one / STEP_LOG).read_bytes() == (eight / STEP_LOG).read_bytes()
-    assert len((one / STEP_LOG).read_text("utf-8").splitlines()) == STEPS
+    steps = [json.loads(line) for line in (one / STEP_LOG).read_text("utf-8").splitlines()]
+    assert len(steps) == STEPS and any(step["conversations"] for step in steps)
+    assert any(agent["reflections"] for step in steps for agent in step["agents"].values())
     assert database_dump(one / RUN_DB) == database_dump(eight / RUN_DB)
 
 
@@ -111,24 +128,24 @@ app(args, prog_name="stepwise")
 '''
 
 
-def test_a_concurrent_run_killed_mid_run_resumes_to_the_same_log(tmp_path, monkeypatch):
+def test_a_concurrent_run_killed_mid_run_resumes_to_the_same_log(town, tmp_path, monkeypatch):
     from stepwise.cli import generative
 
     monkeypatch.setattr(generative, "EMBEDDINGS", DeterministicFakeEmbedding(size=16))
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    done = runner.invoke(app, ["simulate", str(SMALLVILLE), "--steps", str(STEPS), "--out",
-                               str(whole), "--no-metrics", "--concurrency", "1"])
+    common = ["--threshold", str(THRESHOLD), "--no-metrics"]
+    done = runner.invoke(app, ["simulate", str(town), "--steps", str(STEPS), "--out",
+                               str(whole), *common, "--concurrency", "1"])
     assert done.exit_code == 0, done.output
     cut = subprocess.run(
-        [sys.executable, "-c", KILLER, "3", "simulate", str(SMALLVILLE), "--steps", str(STEPS),
-         "--out", str(parts), "--no-metrics", "--concurrency", "8"],
+        [sys.executable, "-c", KILLER, "2", "simulate", str(town), "--steps", str(STEPS),
+         "--out", str(parts), *common, "--concurrency", "8"],
         capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert cut.returncode == KILLED, cut.stderr
-    assert len((parts / STEP_LOG).read_text("utf-8").splitlines()) == 1  # step 1's commit cut
-    resumed = runner.invoke(app, ["simulate", str(SMALLVILLE), "--steps", str(STEPS - 2),
-                                  "--out", str(parts), "--resume", "--no-metrics",
-                                  "--concurrency", "8"])
+    assert (parts / STEP_LOG).read_text("utf-8") == ""  # killed as step 0 committed
+    resumed = runner.invoke(app, ["simulate", str(town), "--steps", str(STEPS - 1), "--out",
+                                  str(parts), "--resume", *common, "--concurrency", "8"])
     assert resumed.exit_code == 0, resumed.output
     assert (parts / STEP_LOG).read_bytes() == (whole / STEP_LOG).read_bytes()
     assert database_dump(parts / RUN_DB) == database_dump(whole / RUN_DB)
@@ -136,9 +153,9 @@ def test_a_concurrent_run_killed_mid_run_resumes_to_the_same_log(tmp_path, monke
 
 def test_a_concurrency_below_one_is_refused(tmp_path):
     with Simulation.create(SMALLVILLE, tmp_path / "run", UnevenTownsfolk().model,
-                           embeddings=DeterministicFakeEmbedding(size=16)) as run:
-        with pytest.raises(Exception, match="concurrency is a number of agents >= 1, not 0"):
-            run.step(concurrency=0)
+                           embeddings=DeterministicFakeEmbedding(size=16)) as run, \
+            pytest.raises(RunError, match="concurrency is a number of agents >= 1, not 0"):
+        run.step(concurrency=0)
     result = runner.invoke(app, [
         "simulate", "party", "--steps", "1", "--out", str(tmp_path / "cli"),
         "--concurrency", "0"])

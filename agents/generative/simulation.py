@@ -28,6 +28,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -42,6 +43,7 @@ from stepwise.agents.generative.mind import Mind
 from stepwise.agents.generative.state import AgentState, WorldStepState, new_agent
 from stepwise.agents.generative.step import Town, build_step_graph, take_step
 from stepwise.agents.generative.world_checks import check_room, read_world
+from stepwise.agents.generative.writer import StepWriter
 from stepwise.errors import StepwiseError
 from stepwise.files import write_atomic
 from stepwise.memory.embeddings import default_embeddings
@@ -104,7 +106,7 @@ class Simulation:
     @classmethod
     def start(cls, world_file: str | Path, directory: str | Path, model: BaseChatModel, *,
               steps: int, resume: bool = False, embeddings: Embeddings | None = None,
-              **settings: Any) -> Simulation:
+              concurrency: int = 1, **settings: Any) -> Simulation:
         """The run of ``world_file`` in ``directory``, ready for ``steps`` more steps: the
         run there when ``resume`` and it holds one, else a new one. Decided under the
         folder's lock; a folder whose creation was cut short holds no run."""
@@ -122,7 +124,8 @@ class Simulation:
                 check_room(run.world, steps, directory)
                 run.repair_step_log()
             else:
-                run = cls.begin(directory, world, model, embeddings, config, lock)
+                run = cls.begin(directory, world, model, embeddings, config, lock,
+                                concurrency)
         except BaseException:
             if run is not None:
                 run.close()  # its connection and the lock
@@ -133,23 +136,25 @@ class Simulation:
 
     @classmethod
     def create(cls, world_file: str | Path, directory: str | Path, model: BaseChatModel, *,
-               embeddings: Embeddings | None = None, **settings: Any) -> Simulation:
+               embeddings: Embeddings | None = None, concurrency: int = 1,
+               **settings: Any) -> Simulation:
         """A new run of ``world_file`` in ``directory`` (which must not hold a run yet);
-        the agents' seed memories are rated and stored."""
+        the agents' seed memories are rated (``concurrency`` agents at once) and stored."""
         directory = Path(directory)
         world = read_world(world_file)
         check_room(world, 0, world_file)
         config = RunSettings(world=str(world_file), **settings)
         lock = lock_writer(directory)
         try:
-            return cls.begin(directory, world, model, embeddings, config, lock)
+            return cls.begin(directory, world, model, embeddings, config, lock, concurrency)
         except BaseException:
             lock.release()
             raise
 
     @classmethod
     def begin(cls, directory: Path, world: SandboxWorld, model: BaseChatModel,
-              embeddings: Embeddings | None, config: RunSettings, lock: RunLock) -> Simulation:
+              embeddings: Embeddings | None, config: RunSettings, lock: RunLock,
+              concurrency: int = 1) -> Simulation:
         """Create the run under ``lock``. It exists once its one creating transaction
         commits; what a creation cut short left behind is cleared first."""
         if holds_run(directory):
@@ -163,9 +168,7 @@ class Simulation:
             with run.transaction():
                 db.execute("INSERT INTO generative_run VALUES (1, ?)",
                            (config.model_dump_json(),))
-                for name, spec in sorted(world.agents.items()):
-                    remember(run.minds[name], run.agents[name], list(spec.seed_memories),
-                             now=world.now)
+                run.seed(concurrency)
                 run.save()
                 run.ledger.save(db)
             write_atomic(directory / STEP_LOG, "")
@@ -250,6 +253,27 @@ class Simulation:
                             ledger=ledger)
                  for name, spec in world.agents.items()}
         return cls(directory, db, world, WorldStore(db), minds, agents, settings, lock, ledger)
+
+    def seed(self, concurrency: int = 1) -> None:
+        """Rate and store every agent's seed memories, ``concurrency`` agents at once (their
+        writes held back and made in name order, as a step's are: ``writer.py``)."""
+        names = sorted(self.world.agents)
+
+        def seed_one(name: str) -> None:
+            remember(self.minds[name], self.agents[name],
+                     list(self.world.agents[name].seed_memories), now=self.world.now)
+
+        if concurrency <= 1:
+            for name in names:
+                seed_one(name)
+            return
+        writer = StepWriter(self.minds)
+        try:
+            with ThreadPoolExecutor(concurrency) as pool:
+                list(pool.map(seed_one, names))
+            writer.write()
+        finally:
+            writer.release()
 
     # -- running ------------------------------------------------------------------------
 

@@ -181,8 +181,9 @@ def simulate(
 
         chat = record(chat, str(record_to), source=model)
     with Simulation.start(path, run_dir, chat, steps=steps, resume=resume,
-                          embeddings=run_embeddings(), radius=radius, max_turns=max_turns,
-                          threshold=threshold, mechanisms=mechanisms) as run:
+                          embeddings=run_embeddings(), concurrency=concurrency, radius=radius,
+                          max_turns=max_turns, threshold=threshold,
+                          mechanisms=mechanisms) as run:
         start = run.step_number
         with progress_bar("steps", disable=state["quiet"]) as progress:
             bar = progress.add_task("simulating", total=steps)

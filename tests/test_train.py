@@ -211,7 +211,7 @@ def test_loop_measures_every_row_on_held_out_documents(tmp_path):
 def test_demo_refuses_an_unknown_model_in_one_line(tmp_path):
     result = run_cli("demo", "--out", tmp_path / "demo", "--model", "gpt-9")
     assert result.exit_code != 0
-    assert "--model must be one of tiny, smollm2" in result.output
+    assert "Invalid value for '--model': 'gpt-9' is not one of 'tiny', 'smollm2'" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "demo").exists()
 
 

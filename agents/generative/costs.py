@@ -6,7 +6,9 @@ under the asking agent and the game hour it was asked in. A step's figures are s
 the step's own transaction (table ``generative_costs``), so a run killed mid-step keeps
 exactly what its committed steps asked, and a resumed run goes on adding. Tokens are what
 the model reports (a rule-based stand-in counts words); wall time is the one figure that
-differs between two runs of the same world.
+differs between two runs of the same world. It is each request's own wall time, summed:
+when agents think at once (``--concurrency``) their requests overlap, and the sum is more
+than the time the run took.
 """
 
 from __future__ import annotations

@@ -260,7 +260,7 @@ def print_costs(report: dict, model: str) -> None:
              style="bold")],
         title="model requests per game hour"))
     out.print(f"{report['requests_per_agent_hour']} requests and "
-              f"{report['seconds_per_agent_hour']} s of wall time per agent-hour, over "
+              f"{report['seconds_per_agent_hour']} s of request time per agent-hour, over "
               f"{plural(report['agent_hours'], 'agent-hour')} ({model})", highlight=False)
 
 

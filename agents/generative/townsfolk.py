@@ -26,6 +26,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from stepwise.agents.generative import prompts as p
 from stepwise.agents.generative import townsfolk_town as town
 from stepwise.agents.generative.answers import numbered_lines
+from stepwise.agents.generative.townsfolk_town import between
 from stepwise.llm.base import ToolCallingMixin, tracing_params
 from stepwise.llm.sim import register_sim, word_usage
 
@@ -40,14 +41,6 @@ THANKS = "Thanks for telling me, I'll think about it."
 LAST_WORD = 5  # utterances after which a townsfolk ends a conversation whatever is untold
 OWN_NEWS = re.compile(r"^I am (?P<what>(?:planning|running|hosting) .*?)\.?$")
 
-
-def between(text: str, start: str, end: str) -> str:
-    head = text.find(start)
-    if head == -1:
-        return ""
-    rest = text[head + len(start):]
-    stop = rest.find(end)
-    return rest if stop == -1 else rest[:stop]
 
 
 def memories(text: str) -> list[tuple[int, str]]:

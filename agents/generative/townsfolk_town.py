@@ -51,6 +51,8 @@ STATES = {"bed": "occupied", "coffee machine": "brewing coffee", "stove": "cooki
 
 
 def between(text: str, start: str, end: str) -> str:
+    """The part of ``text`` after ``start`` and before the next ``end`` ("" without
+    ``start``): how the stand-in reads the fields of a prompt it answers."""
     head = text.find(start)
     if head == -1:
         return ""

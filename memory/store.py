@@ -24,7 +24,7 @@ from stepwise.memory.translation import (
     TranslationMemory,
     TranslationMemoryError,
 )
-from stepwise.transactions import transaction
+from stepwise.transactions import connect_wal, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (doc_id TEXT PRIMARY KEY, version TEXT NOT NULL);
@@ -83,11 +83,7 @@ class MemoryStore:
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                connection = sqlite3.connect(str(self.path), isolation_level=None)
-                connection.execute("PRAGMA journal_mode=WAL")
-                # WAL + NORMAL: a power cut may lose the last save, never half of one.
-                connection.execute("PRAGMA synchronous=NORMAL")
+                connection = connect_wal(self.path)  # a power cut may lose the last save
                 connection.executescript(SCHEMA)
             except (OSError, sqlite3.Error) as exc:
                 raise MemoryStoreError(f"cannot use {self.path} for translation memory: "

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy
 
 from stepwise.errors import StepwiseError
-from stepwise.transactions import transaction
+from stepwise.transactions import connect_wal, transaction
 
 TABLE = "memory_stream"
 SCHEMA = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -64,10 +64,7 @@ class StreamTable:
             if isinstance(db, sqlite3.Connection):
                 self.connection = db
             else:
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
-                self.connection = sqlite3.connect(str(db), isolation_level=None)
-                self.connection.execute("PRAGMA journal_mode=WAL")
-                self.connection.execute("PRAGMA synchronous=NORMAL")
+                self.connection = connect_wal(Path(db))
             with self._transaction("create the memory stream table"):
                 self.connection.execute(SCHEMA)
         except (OSError, sqlite3.Error) as exc:

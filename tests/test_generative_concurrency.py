@@ -103,7 +103,7 @@ def test_concurrency_1_and_8_give_the_same_step_log_and_database(town, tmp_path)
 
 
 KILLER = r'''
-import os, sys, time, zlib
+import contextlib, os, sys, time, zlib
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from stepwise.agents.generative import simulation, townsfolk
 from stepwise.cli import app, generative
@@ -116,14 +116,15 @@ def answer(prompt):
 townsfolk.answer = answer
 
 nth, args = int(sys.argv[1]), sys.argv[2:]
-real_exit, commits = simulation.Transaction.__exit__, []
-def exit_(self, kind, *rest):  # killed right after the nth commit (the creation is the 1st)
-    real_exit(self, kind, *rest)
-    if kind is None and self.keep:
-        commits.append(1)
-        if len(commits) == nth:
-            os._exit(9)
-simulation.Transaction.__exit__ = exit_
+real_transaction, commits = simulation.Simulation.transaction, []
+@contextlib.contextmanager
+def transaction(self):  # killed right after the nth commit (the creation is the 1st)
+    with real_transaction(self) as db:
+        yield db
+    commits.append(1)
+    if len(commits) == nth:
+        os._exit(9)
+simulation.Simulation.transaction = transaction
 app(args, prog_name="stepwise")
 '''
 

@@ -31,7 +31,7 @@ KILLED = 9
 runner = CliRunner()
 
 KILLER = r'''
-import os, pathlib, sys
+import contextlib, os, pathlib, sys
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from stepwise.agents.generative import simulation
 from stepwise.cli import app, generative
@@ -51,14 +51,16 @@ if point == "creating":  # at the second agent's seed memories, inside the creat
         return real_remember(*args, **kwargs)
     simulation.remember = remember
 elif point.startswith("committed:"):  # right after the Nth commit (the creation is the 1st)
-    nth, real_exit, commits = int(point.split(":")[1]), simulation.Transaction.__exit__, []
-    def exit_(self, kind, *rest):
-        real_exit(self, kind, *rest)
-        if kind is None and self.keep:
-            commits.append(1)
-            if len(commits) == nth:
-                die()
-    simulation.Transaction.__exit__ = exit_
+    nth, commits = int(point.split(":")[1]), []
+    real_transaction = simulation.Simulation.transaction
+    @contextlib.contextmanager
+    def transaction(self):
+        with real_transaction(self) as db:
+            yield db
+        commits.append(1)  # committed: the block ended without raising
+        if len(commits) == nth:
+            die()
+    simulation.Simulation.transaction = transaction
 elif point == "writing":  # any file written whole: half of it, then the kill
     def half(self, data, *args, **kwargs):
         with open(self, "w", encoding="utf-8") as handle:

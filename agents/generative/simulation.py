@@ -29,6 +29,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -51,6 +52,7 @@ from stepwise.memory.stream import MemoryStream
 from stepwise.run_lock import RunLock, lock_run
 from stepwise.sim.sandbox.store import WorldStore
 from stepwise.sim.sandbox.world import DEFAULT_RADIUS, SandboxWorld
+from stepwise.transactions import connect_wal, transaction
 
 RUN_DB = "run.sqlite"
 STEP_LOG = "steps.jsonl"
@@ -359,13 +361,14 @@ class Simulation:
             "state_json = excluded.state_json",
             [(name, json.dumps(state, sort_keys=True)) for name, state in self.agents.items()])
 
-    def transaction(self):
-        return Transaction(self.db)
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT on the run's connection; ROLLBACK when the block fails."""
+        return transaction(self.db, "BEGIN IMMEDIATE")
 
-    def inspection(self):
+    def inspection(self) -> AbstractContextManager[sqlite3.Connection]:
         """A transaction that is always rolled back: looking at a run (retrieval marks
         memories as accessed) leaves it as it was."""
-        return Transaction(self.db, keep=False)
+        return transaction(self.db, "BEGIN IMMEDIATE", keep=False)
 
     def repair_step_log(self) -> bool:
         """Make the log file hold the committed steps' lines (a kill after a commit, or
@@ -415,20 +418,6 @@ def lock_writer(directory: Path) -> RunLock:
     return lock_run(directory, LOCK_NAME, "simulation")
 
 
-class Transaction:
-    """BEGIN ... COMMIT on the run's connection; ROLLBACK when what it wraps fails."""
-
-    def __init__(self, db: sqlite3.Connection, keep: bool = True) -> None:
-        self.db, self.keep = db, keep
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        self.db.execute("COMMIT" if kind is None and self.keep else "ROLLBACK")
-
-
 def holds_run(directory: Path) -> bool:
     """Whether ``directory`` holds a run whose creation committed (a creation cut short
     leaves a database without the run's settings row, or none)."""
@@ -472,8 +461,7 @@ def connect(path: Path) -> sqlite3.Connection:
     """The run's one connection. LangGraph runs nodes on worker threads, one at a time
     whenever they write (see step.py), so the connection is shared across threads."""
     try:
-        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        db = connect_wal(path, synchronous=None, check_same_thread=False)
         for statement in (*SCHEMA, step_log.SCHEMA, costs.SCHEMA):
             db.execute(statement)
     except sqlite3.Error as exc:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from stepwise.sim.sandbox.errors import WorldError, WorldStoreError
 from stepwise.sim.sandbox.spec import WorldSpec
 from stepwise.sim.sandbox.world import SandboxWorld
-from stepwise.transactions import transaction
+from stepwise.transactions import connect_wal, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS world_map (id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -88,11 +88,7 @@ class WorldStore:
         try:
             if self._connection is None:
                 assert self.path is not None
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                connection = sqlite3.connect(str(self.path), isolation_level=None)
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-                self._connection = connection
+                self._connection = connect_wal(self.path)
         except (OSError, sqlite3.Error) as exc:
             raise WorldStoreError(f"cannot use {self._where} for a world: {exc}") from None
         return self._connection

@@ -36,7 +36,10 @@ def test_replay_bundled_scenarios_passes():
 
 
 def test_a_broken_expectation_makes_replay_exit_1(tmp_path):
-    shutil.copytree(REPO / "scenarios", tmp_path / "scenarios")
+    (tmp_path / "scenarios" / "cassettes").mkdir(parents=True)  # one scenario, not all of them
+    shutil.copy(REPO / "scenarios" / "chat-echo.yaml", tmp_path / "scenarios")
+    shutil.copy(REPO / "scenarios" / "cassettes" / "chat-echo.jsonl",
+                tmp_path / "scenarios" / "cassettes")
     scenario = tmp_path / "scenarios" / "chat-echo.yaml"
     scenario.write_text(scenario.read_text().replace("crossed the river at dawn.\"",
                                                      "crossed the sea.\""))

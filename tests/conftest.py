@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,8 +14,11 @@ from stepwise.llm.named_models import cache_root
 
 # Where `stepwise models get smollm2` put the real model: read before the override below.
 USER_CACHE = cache_root()
-# Before anything builds a tiny model: keep the test session's copy out of the user's cache.
-os.environ.setdefault("STEPWISE_CACHE", tempfile.mkdtemp(prefix="stepwise-test-cache-"))
+# Before anything builds a tiny model: keep the test session's copy out of the user's cache,
+# and remove it when the session ends (only the folder made here, never one given).
+if "STEPWISE_CACHE" not in os.environ:
+    os.environ["STEPWISE_CACHE"] = tempfile.mkdtemp(prefix="stepwise-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["STEPWISE_CACHE"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parent.parent
 

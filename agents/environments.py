@@ -48,7 +48,7 @@ class EnvSpec(BaseModel):
     policy_model_kwargs: str = "{}"
     decision_max_tokens: int | None = None
     translation_max_tokens: int | None = None
-    decide: Decide = "generate"  # longmt auto rollouts: the deciding model generates or ranks
+    decide: Decide = "generate"  # longmt auto rollouts: generate, rank, or rank by reward
     # Model calls of one process that may go to a local model (hf:, tiny) as one batched
     # generate (parallel simulations, workers); None or 1: one generate per call. It changes
     # no greedy answer, so run settings leave it out.

@@ -12,15 +12,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from stepwise.search import explorer
 from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
 from tests.conftest import REPO
 from tests.test_explorer import ChainEnv
+from tests.test_parallel_scoring import InlineExecutor  # each slot on the calling thread
 
 OPTIONS = {"simulations": 60, "parallel": 4, "seed": 5, "reward": "page"}
 HOLD_SECONDS = 20  # a deadlock guard only: the held rollout is released by the others
@@ -59,23 +59,6 @@ class OutOfOrderChain(ChainEnv):
                     lambda: self.finished >= 3, timeout=HOLD_SECONDS):
                 raise AssertionError("no other rollout ended while the first was out")
         return super().score(state)
-
-
-class InlineExecutor:
-    """ThreadPoolExecutor's stand-in: each slot runs on the calling thread, one after another
-    (so every simulation ends before the next starts)."""
-
-    def __init__(self, max_workers: int | None = None) -> None:
-        self.max_workers = max_workers
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def map(self, fn: Callable[..., Any], *items: Iterable[Any]) -> Iterator[Any]:
-        return iter(list(map(fn, *items)))
 
 
 def search(env: OutOfOrderChain, log: Path | None = None, **options: Any) -> str:

@@ -423,7 +423,7 @@ def test_simulate_resume_interview_and_memory(cli, tmp_path):
     asked = cli("interview", out, "Maria Lopez", "Is anyone planning a party?")
     assert asked.exit_code == 0, asked.output
     assert "party" in asked.output and "cited memories: " in asked.output
-    cited = int(asked.output.split("cited memories: ")[1].split()[0])
+    cited = int(asked.output.split("cited memories: ")[1].split()[0].rstrip(","))
     shown = cli("memory", out, "Maria Lopez", "--query", "party", "--k", "3")
     assert shown.exit_code == 0, shown.output
     for column in ("recency", "importance", "relevance", "score"):

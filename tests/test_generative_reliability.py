@@ -242,7 +242,7 @@ def with_clock(start: str, minutes: int = 10) -> str:
     (json.dumps({**PARTY_WORLD, "agents": []}), 1,
      "the world has no agents; a simulation needs at least one"),
     (with_clock("9999-12-31T23:40"), 3,
-     "the clock can take 1 more step of 10 minutes from 9999-12-31 23:40"),
+     "the clock can take 1 more 10-minute step from 9999-12-31 23:40"),
     (with_clock("2023-02-13T08:00", 10**12), 1, "the run can take no more steps"),
     (with_clock("9999-12-31T22:00-05:00"), 0, "is outside the years 1 to 9999 in UTC"),
 ], ids=["nested", "no agents", "end of time", "huge step", "behind UTC"])

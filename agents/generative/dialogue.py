@@ -4,7 +4,8 @@ Each speaker retrieves what it remembers about the other (and what was just said
 every turn, as in the paper. The conversation stops at ``max_turns``, when a speaker sets
 ``end``, or when a turn comes back empty. A turn that is not a JSON object is taken as
 the utterance itself (``dialogue_fallbacks``). Afterwards every utterance is stored as a
-memory of both agents, and the pair may not talk again for ``cooldown`` world steps.
+memory of both agents, and the pair may not talk again for ``cooldown`` world steps (by default an hour of game
+time: ``cooldown_steps``).
 
 With the paper's mechanisms each agent first sums up its relationship with the other from
 what it remembers of them (one request each, before the first turn); every turn's prompt
@@ -13,6 +14,7 @@ carries that summary. An empty summary is left out (``relationship_fallbacks``).
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime
 
 from stepwise.agents.generative.answers import json_object
@@ -22,8 +24,14 @@ from stepwise.agents.generative.prompts import dialogue_prompt, relationship_pro
 from stepwise.agents.generative.state import AgentState, count
 
 MAX_TURNS = 6
-COOLDOWN = 6
+COOLDOWN = 6  # world steps: an hour of game time at 10-minute steps
+COOLDOWN_TIME = dt.timedelta(hours=1)
 RETRIEVE = 6
+
+
+def cooldown_steps(step: dt.timedelta) -> int:
+    """The steps a pair waits before talking again: an hour of game time, at least one."""
+    return max(1, -(-COOLDOWN_TIME // step))
 
 
 def can_talk(agent: AgentState, other: str, step: int) -> bool:

@@ -20,7 +20,7 @@ that does not tile them is repaired, one with no readable item keeps the trimmed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -139,9 +139,11 @@ def describe(items: Sequence[PlanItem]) -> str:
 
 
 def current_action(mind: Mind, agent: AgentState, now: datetime,
-                   memories: Sequence[tuple[int, str]]) -> PlanItem:
+                   memories: Sequence[tuple[int, str]] | Callable[[], Sequence[tuple[int, str]]],
+                   ) -> PlanItem:
     """The action for ``now``, planning the day, the stroke's blocks or the block's actions
-    first where the plan does not reach ``now`` yet."""
+    first where the plan does not reach ``now`` yet. ``memories`` (what the day plan is
+    made from) may be a function, called only when the day is planned."""
     minute, day = minute_of(now), now.date().isoformat()
     header = mind.header(now)
     if agent["day"] != day or at(agent["day_plan"], minute) is None:
@@ -149,7 +151,8 @@ def current_action(mind: Mind, agent: AgentState, now: datetime,
                      for it in agent["day_plan"]]
         whole = item(0, DAY, f"{mind.name}'s usual day")
         agent["day_plan"] = plan_span(
-            mind, agent, day_plan_prompt(header, mind.name, now.strftime("%A %B %d"), memories,
+            mind, agent, day_plan_prompt(header, mind.name, now.strftime("%A %B %d"),
+                                         memories() if callable(memories) else memories,
                                          yesterday), 0, DAY, DAY_LEVEL, whole)
         agent["day"], agent["hour_plan"], agent["actions"] = day, [], []
         summary = f"{mind.name}'s plan for {now.strftime('%A %B %d')}: {describe(agent['day_plan'])}"

@@ -134,7 +134,7 @@ def run_generative(model: BaseChatModel, config: GenerativeScenarioConfig,
                             for text, evidence in reflections],
             "reflection_grounding": grounded,
             "counters": counters,
-            "time": run.world.now.isoformat(timespec="minutes"),
+            "time": run.world.spec.clock.stamp(run.world.now),
             "events": town_metrics.event_metrics(run) if run.world.spec.events else [],
             "costs": {k: v for k, v in run.cost_report().items() if k != "per_agent"},
         }

@@ -76,18 +76,41 @@ class RunSettings(BaseModel):
     world: str = Field(description="the WORLD.json the run started from")
     radius: float = Field(default=DEFAULT_RADIUS, ge=0)
     max_turns: int = Field(default=dialogue.MAX_TURNS, ge=1)
-    cooldown: int = Field(default=dialogue.COOLDOWN, ge=0)
+    cooldown: int | None = Field(default=None, ge=0, description="world steps before a pair "
+                                 "talks again; None: an hour of game time")
     threshold: int = Field(default=reflection.THRESHOLD, ge=1)
     preset: str = "paper"
     mechanisms: Literal["paper", "basic"] = Field(
         default="paper", description="paper: with the area-tree walk, object states, summary "
         "descriptions, relationship summaries and re-planning; basic: without them")
+    plan_memories: Literal["when planning", "every step"] = Field(
+        default="when planning", description="when the memories a day plan is made from "
+        "are retrieved (and so marked accessed)")
+    step_seconds: int | None = Field(default=None, gt=0, description="the game seconds one "
+                                     "step lasts, in place of the world file's clock")
+
+    def world_of(self, world: SandboxWorld) -> SandboxWorld:
+        """``world`` (read from the world file) with this run's clock."""
+        if self.step_seconds is None:
+            return world
+        spec = world.spec
+        return SandboxWorld(spec.model_copy(
+            update={"clock": spec.clock.with_step_seconds(self.step_seconds)}))
+
+    def resolved(self, world: SandboxWorld) -> RunSettings:
+        """These settings with the cool-down in steps of ``world``'s clock."""
+        if self.cooldown is not None:
+            return self
+        return self.model_copy(update={"cooldown": dialogue.cooldown_steps(
+            world.spec.clock.step)})
 
     @classmethod
     def stored(cls, text: str) -> RunSettings:
-        """The settings a run saved; one saved before ``mechanisms`` existed is ``basic``."""
+        """The settings a run saved; one saved before ``mechanisms`` existed is ``basic``,
+        one saved before ``plan_memories`` retrieves them at every step, as it did."""
         data = json.loads(text)
         data.setdefault("mechanisms", "basic")
+        data.setdefault("plan_memories", "every step")
         return cls.model_validate(data)
 
 
@@ -113,14 +136,15 @@ class Simulation:
         run there when ``resume`` and it holds one, else a new one. Decided under the
         folder's lock; a folder whose creation was cut short holds no run."""
         directory = Path(directory)
-        world = read_world(world_file)
-        check_room(world, steps, world_file)  # before anything is written
         config = RunSettings(world=str(world_file), **settings)
+        world = config.world_of(read_world(world_file))
+        check_room(world, steps, world_file)  # before anything is written
+        config = config.resolved(world)
         lock, run = lock_writer(directory), None
         try:
             if resume and holds_run(directory):
                 run = cls.load(directory, connect(directory / RUN_DB), model, embeddings, lock)
-                if run.world.spec != world.spec:
+                if run.world.spec != run.settings.world_of(read_world(world_file)).spec:
                     raise RunError(f"{directory} holds a run of world {run.world.name!r}, "
                                    f"not of {world_file}")
                 check_room(run.world, steps, directory)
@@ -143,9 +167,10 @@ class Simulation:
         """A new run of ``world_file`` in ``directory`` (which must not hold a run yet);
         the agents' seed memories are rated (``concurrency`` agents at once) and stored."""
         directory = Path(directory)
-        world = read_world(world_file)
-        check_room(world, 0, world_file)
         config = RunSettings(world=str(world_file), **settings)
+        world = config.world_of(read_world(world_file))
+        check_room(world, 0, world_file)
+        config = config.resolved(world)
         lock = lock_writer(directory)
         try:
             return cls.begin(directory, world, model, embeddings, config, lock, concurrency)
@@ -318,7 +343,7 @@ class Simulation:
 
         def persist(result: WorldStepState) -> None:
             self.agents = result["agents"]
-            entries.append(log_entry(step, time.isoformat(timespec="minutes"), result,
+            entries.append(log_entry(step, self.world.spec.clock.stamp(time), result,
                                      self.world))
             self.save({name: note for name, note in entries[0]["notes"].items() if note})
             step_log.save_line(self.db, step, step_log.log_line(entries[0]))
@@ -327,7 +352,8 @@ class Simulation:
 
         town = Town(self.world, self.minds, self.settings.radius, self.settings.max_turns,
                     self.settings.cooldown, self.settings.threshold,
-                    self.settings.mechanisms == "paper", persist, concurrency)
+                    self.settings.mechanisms == "paper", persist, concurrency,
+                    plan_memories=self.settings.plan_memories)
         if self.ledger is not None:
             self.ledger.discard()  # requests made outside a step (interviews) are not its
         with self.transaction():

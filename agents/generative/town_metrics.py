@@ -101,7 +101,7 @@ def town_metrics(run: Any) -> dict:
         "simulated": True,
         "world": run.world.name,
         "steps": run.world.step,
-        "time": run.world.now.isoformat(timespec="minutes"),
+        "time": run.world.spec.clock.stamp(run.world.now),
         "events": events,
         "interview_requests": interviews.requests if interviews else 0,
         "conversation_edges": len(edges),

@@ -38,8 +38,12 @@ ELECTION = re.compile(r"mayor|election", re.IGNORECASE)
 TOPICS = (PARTY, ELECTION)  # the news townsfolk pass on, in the order they tell it
 SAID = re.compile(r'^(?P<speaker>.+?) said to .+?: "(?P<text>.*)"$')
 THANKS = "Thanks for telling me, I'll think about it."
+ACCEPT = "That sounds wonderful, I'd love to come to the party!"
+SEE_YOU = "Wonderful, see you there!"
+REPLIES = (THANKS, ACCEPT, SEE_YOU)  # answers to news, which are not news to pass on
 LAST_WORD = 5  # utterances after which a townsfolk ends a conversation whatever is untold
 OWN_NEWS = re.compile(r"^I am (?P<what>(?:planning|running|hosting) .*?)\.?$")
+INTERVIEW_MEMORIES = 2  # an interview answer joins the memories that share most words
 
 
 
@@ -166,7 +170,7 @@ def react(prompt: str) -> str:
 def news(held: list[str], name: str) -> list[tuple[re.Pattern[str], str]]:
     """(topic, sentence to tell) for each piece of news the memories hold, by topic: the
     agent's own plans first ("I'm running for mayor ..."), else what it was told, with the
-    teller named ("Sam Moore is running for mayor ...")."""
+    teller named ("Sam Moore is running for mayor ..."); a reply to news is not news."""
     found: dict[re.Pattern[str], str] = {}
     for text in held:
         own = OWN_NEWS.match(text)
@@ -176,7 +180,7 @@ def news(held: list[str], name: str) -> list[tuple[re.Pattern[str], str]]:
                 continue
             if own:
                 found[topic] = f"I'm {own['what']}."
-            elif said and said["speaker"] != name:
+            elif said and said["speaker"] != name and said["text"] not in REPLIES:
                 sentence = next((s.strip() for s in re.split(r"(?<=[.!?])\s+", said["text"])
                                  if topic.search(s)), "")
                 sentence = re.sub(r"^(?:Hi \w+! |Have you heard\? )", "", sentence)
@@ -201,15 +205,14 @@ def speak(prompt: str) -> str:
     if len(said) >= LAST_WORD or (len(said) >= 3 and not (untold or asked)):
         return json.dumps({"utterance": f"See you later, {first}!", "end": True})
     if asked:
-        text = "That sounds wonderful, I'd love to come to the party!" if PARTY.search(last) \
-            else THANKS
+        text = ACCEPT if PARTY.search(last) else THANKS
     elif untold:
         topic, sentence = untold[0]
         ask = "Would you like to come?" if topic is PARTY else "What do you think?"
         text = (f"Hi {first}! {sentence} {ask}" if sentence.startswith("I'm") else
                 f"Have you heard? {sentence} {ask}")
     elif last and any(topic.search(last) for topic in TOPICS):
-        text = "Wonderful, see you there!"
+        text = SEE_YOU
     elif last == THANKS:
         text = "Glad to, see you around!"
     else:
@@ -219,14 +222,16 @@ def speak(prompt: str) -> str:
 
 
 def interview(prompt: str) -> str:
-    """The memory sharing most words with the question (the newest of equals), cited."""
+    """The two memories sharing most words with the question (the newer of equals first),
+    cited: one memory often holds only part of an answer (who hosts, but not where)."""
     words = set(re.findall(r"[a-z']{4,}", between(prompt, "Question: ", "\n").lower()))
-    overlap = [(len(words & set(re.findall(r"[a-z']{4,}", text.lower()))), mid, text)
-               for mid, text in memories(prompt)]
-    best = max(overlap, default=(0, 0, ""))
-    if best[0] == 0:
+    overlap = sorted(((len(words & set(re.findall(r"[a-z']{4,}", text.lower()))), mid, text)
+                      for mid, text in memories(prompt)), reverse=True)
+    best = [(mid, text) for shared, mid, text in overlap[:INTERVIEW_MEMORIES] if shared]
+    if not best:
         return json.dumps({"answer": "I don't know anything about that.", "cited": []})
-    return json.dumps({"answer": f"Yes. {best[2]}", "cited": [best[1]]})
+    return json.dumps({"answer": "Yes. " + " ".join(text for _, text in best),
+                       "cited": [mid for mid, _ in best]})
 
 
 def answer(prompt: str) -> str:

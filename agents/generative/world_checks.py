@@ -37,8 +37,7 @@ def last_time(now: dt.datetime) -> dt.datetime:
 
 def steps_left(world: SandboxWorld) -> int:
     """How many more steps the world's clock can take before dates run out."""
-    minutes = (last_time(world.now) - world.now) // dt.timedelta(minutes=1)
-    return minutes // world.spec.clock.minutes_per_step
+    return (last_time(world.now) - world.now) // world.spec.clock.step
 
 
 def check_room(world: SandboxWorld, steps: int, source: str | Path) -> None:
@@ -54,10 +53,10 @@ def check_room(world: SandboxWorld, steps: int, source: str | Path) -> None:
     left = steps_left(world)
     if steps <= left:
         return
-    minutes = world.spec.clock.minutes_per_step
+    length = world.spec.clock.describe_step()
     if left == 0:
-        raise ClockError(f"{source}: the clock is at {at}, the last time its {minutes}-minute "
+        raise ClockError(f"{source}: the clock is at {at}, the last time its {length} "
                          "steps can reach; the run can take no more steps")
-    more = f"{left} more step" if left == 1 else f"{left} more steps"
-    raise ClockError(f"{source}: the clock can take {more} of {minutes} minutes "
+    more = f"{left} more {length} step" if left == 1 else f"{left} more {length} steps"
+    raise ClockError(f"{source}: the clock can take {more} "
                      f"from {at} (dates end in the year 9999), not {steps}")

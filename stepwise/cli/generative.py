@@ -121,7 +121,8 @@ def simulate(
                                          "'smallville' (25 agents, the party and a mayoral "
                                          "candidacy).")],
     steps: Annotated[int, typer.Option("--steps", "-n", min=0, help="World steps to take "
-                                       "(one step is the world's minutes_per_step).")],
+                                       "(one step lasts the world clock's minutes_per_step "
+                                       "or seconds_per_step, or --step-seconds).")],
     model: SimModelOpt = DEFAULT_MODEL,
     model_name: ModelNameOpt = None,
     run_dir: Annotated[Path, typer.Option("--out", "-o", help="The run directory.")] = Path(
@@ -134,6 +135,9 @@ def simulate(
                                            "(new runs).")] = 6,
     threshold: Annotated[int, typer.Option(min=1, help="Summed importance that triggers "
                                            "reflection (new runs; 150 in the paper).")] = 150,
+    step_seconds: Annotated[int | None, typer.Option(
+        "--step-seconds", min=1, help="New runs: the game seconds one step lasts, in place "
+        "of the world file's clock (10 in the paper: 8640 steps a day).")] = None,
     mechanisms: Annotated[str, typer.Option(help="New runs: 'paper' (area-tree walk, object "
                                             "states, summaries, re-planning) or 'basic' "
                                             "(the simpler loop).")] = "paper",
@@ -162,16 +166,19 @@ def simulate(
     Example: [bold]stepwise simulate party --steps 12 --out party-run[/bold], then
     [bold]stepwise simulate party --steps 12 --out party-run --resume[/bold];
     [bold]stepwise simulate smallville --steps 144 --out town[/bold] is one game day of 25
-    agents; [bold]--concurrency 8[/bold] lets 8 of them think at once.
+    agents in 10-minute steps, [bold]--steps 8640 --step-seconds 10[/bold] the same day in
+    the paper's 10-second steps; [bold]--concurrency 8[/bold] lets 8 of them think at once.
     """
     hold_threads(threads)
-    from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, Simulation
+    from stepwise.agents.generative.simulation import RUN_DB, STEP_LOG, RunSettings, Simulation
     from stepwise.agents.generative.world_checks import check_room, read_world
 
     if mechanisms not in ("paper", "basic"):
         raise StepwiseError(f"--mechanisms is 'paper' or 'basic', not {mechanisms!r}")
     path = world_file(world)
-    check_room(read_world(path), steps, path)  # a bad world fails here, before any model
+    town = read_world(path)  # a bad world fails here, before any model
+    check_room(RunSettings(world=str(path), step_seconds=step_seconds).world_of(town), steps,
+               path)
     chat = model_from_uri(model, model_name, CallOptions.from_cli(
         MAX_TOKENS, max_tokens, timeout, temperature, seed, repetition_penalty, device, dtype))
     concurrency = concurrency or default_concurrency(model)
@@ -183,7 +190,7 @@ def simulate(
     with Simulation.start(path, run_dir, chat, steps=steps, resume=resume,
                           embeddings=run_embeddings(), concurrency=concurrency, radius=radius,
                           max_turns=max_turns, threshold=threshold,
-                          mechanisms=mechanisms) as run:
+                          mechanisms=mechanisms, step_seconds=step_seconds) as run:
         start = run.step_number
         with progress_bar("steps", disable=state["quiet"]) as progress:
             bar = progress.add_task("simulating", total=steps)
@@ -200,8 +207,10 @@ def simulate(
             for key, value in agent["counters"].items():
                 counters[key] = counters.get(key, 0) + value
         counters["conversations"] = sum(len(e["conversations"]) for e in entries)
+        seconds = ":%S" if run.world.spec.clock.seconds_per_step else ""
         out.print(f"{run.world.name}: {steps_done(start, run.step_number)}, game time "
-                  f"{run.world.now:%Y-%m-%d %H:%M} ({SIMULATED_NOTE})", highlight=False)
+                  f"{run.world.now.strftime('%Y-%m-%d %H:%M' + seconds)} ({SIMULATED_NOTE})",
+                  highlight=False)
         out.print("events (all agents, this run; conversations this session): " + (
             ", ".join(f"{k} {v}" for k, v in sorted(counters.items())) or "none"),
             highlight=False)

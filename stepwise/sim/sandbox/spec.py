@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stepwise.sim.sandbox.errors import WorldError
 
@@ -108,10 +116,12 @@ class Agent(Spec):
 
 
 class Clock(Spec):
-    """Game time: the start, and how many minutes one step of the simulation lasts."""
+    """Game time: the start, and how long one step of the simulation lasts, in minutes or
+    in seconds (one of the two; the paper's agents take 10-second steps)."""
 
     start: dt.datetime
-    minutes_per_step: int = Field(gt=0)
+    minutes_per_step: int | None = Field(default=None, gt=0)
+    seconds_per_step: int | None = Field(default=None, gt=0)
 
     @field_validator("start", mode="before")
     @classmethod
@@ -124,8 +134,41 @@ class Clock(Spec):
             raise ValueError(f"{value!r} is not an ISO 8601 date and time "
                              "such as 2023-02-13T08:00:00") from None
 
+    @model_validator(mode="after")
+    def _one_length(self) -> Clock:
+        if (self.minutes_per_step is None) == (self.seconds_per_step is None):
+            raise ValueError("give the length of a step as minutes_per_step or as "
+                             "seconds_per_step, one of the two")
+        try:
+            _ = self.step
+        except OverflowError:
+            raise ValueError("a step cannot last longer than 999999999 days") from None
+        return self
+
+    @property
+    def step(self) -> dt.timedelta:
+        """How much game time one step lasts."""
+        if self.seconds_per_step is not None:
+            return dt.timedelta(seconds=self.seconds_per_step)
+        return dt.timedelta(minutes=self.minutes_per_step or 0)
+
+    def describe_step(self) -> str:
+        """``10-minute`` or ``10-second``: the step's length as an adjective."""
+        if self.seconds_per_step is not None:
+            return f"{self.seconds_per_step}-second"
+        return f"{self.minutes_per_step}-minute"
+
     def at(self, step: int) -> dt.datetime:
-        return self.start + dt.timedelta(minutes=self.minutes_per_step * step)
+        return self.start + self.step * step
+
+    def stamp(self, time: dt.datetime) -> str:
+        """``time`` in ISO 8601, to the second where steps are counted in seconds."""
+        return time.isoformat(timespec="minutes" if self.seconds_per_step is None
+                              else "seconds")
+
+    def with_step_seconds(self, seconds: int) -> Clock:
+        """This clock taking ``seconds``-second steps."""
+        return self.model_copy(update={"minutes_per_step": None, "seconds_per_step": seconds})
 
 
 class Event(Spec):

@@ -143,6 +143,7 @@ def explore_world(tmp_path: Path, simulations: int, docs: int = 3, seed: int = 0
     return report, [json.loads(line) for line in (tmp_path / "pairs.jsonl").open()]
 
 
+@pytest.mark.slow
 def test_chosen_steps_match_the_worlds_best_modules_far_more_often(tmp_path):
     """Measured (simulated, 3 documents, seed 0, 5-sentence pages), share of pairs whose
     chosen / rejected step is among the world's exact best module sets for the page (all
@@ -169,6 +170,7 @@ def test_chosen_steps_match_the_worlds_best_modules_far_more_often(tmp_path):
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_same_pairs(tmp_path):
     from stepwise.sim.translation import make_documents, write_dataset
 

@@ -206,6 +206,7 @@ def test_explore_cli_refuses_a_small_per_step_budget_in_one_line(tmp_path):
     assert summary["decisions"]["with_pair"] == summary["pairs"] >= 1
 
 
+@pytest.mark.slow
 def test_a_step_run_cut_mid_decision_resumes_to_the_same_bytes(tmp_path):
     """A run folder as a kill leaves it (event logs cut mid-decision, a torn last line, no
     trees or pairs yet) resumes to the trees and pairs of an uninterrupted run."""

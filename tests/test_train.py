@@ -44,6 +44,7 @@ def trained(world_pairs, tmp_path_factory):
     return out, result, steps
 
 
+@pytest.mark.slow
 def test_tiny_model_fits_the_worlds_pairs_within_a_few_dozen_steps(trained):
     out, result, steps = trained
     assert result.train_pairs == 12 and result.steps == 30
@@ -60,6 +61,7 @@ def test_tiny_model_fits_the_worlds_pairs_within_a_few_dozen_steps(trained):
     assert saved["settings"]["sft_weight"] == 0.2 and saved["pairs"]["kept"] == 12
 
 
+@pytest.mark.slow
 def test_the_trained_model_loads_as_hf_dir_and_decides_the_modules(trained, world_pairs,
                                                                    tmp_path):
     out, _, _ = trained
@@ -157,6 +159,7 @@ def test_held_out_split_is_seeded_and_never_empty_on_either_side():
     assert split_pairs(rows, 0.0, seed=0) == (rows, [])
 
 
+@pytest.mark.slow
 def test_loop_runs_rounds_with_the_trained_policy_and_resumes(tmp_path):
     from stepwise.train.loop import LoopSettings, run_loop
 

@@ -117,9 +117,10 @@ class MemoryStream:
         self._columns = MemoryColumns()
         self._times = GameTimes()
         self._row_by_text: dict[str, int] = {}  # a repeated text reuses its embedding
-        self._table = None if db is None else StreamTable(db, agent)
-        if self._table is not None:
-            self._load(self._table.load())
+        table = None if db is None else StreamTable(db, agent)
+        self._table: StreamTable | HeldWrites | None = table
+        if table is not None:
+            self._load(table.load())
 
     # -- reading -----------------------------------------------------------------------
 
@@ -419,6 +420,16 @@ class MemoryStream:
         for row in stored:
             self._row_by_text.setdefault(row.text, row.id)
 
+    def hold_writes(self) -> HeldWrites | None:
+        """Hold this stream's database writes back, in the order they are made, until
+        ``write()`` on what is returned; ``release()`` writes directly again and drops what
+        is still held. The stream itself changes at once (its memories read back as
+        usual). For callers that add memories on several threads but must write rows in a
+        fixed order on one (a concurrent world step). None for a stream without a database."""
+        if self._table is None:
+            return None
+        return HeldWrites(self, self._table)  # held twice: the inner writes to the outer
+
     def close(self) -> None:
         """Close the SQLite file this stream opened (a shared connection stays open)."""
         if self._table is not None:
@@ -434,6 +445,35 @@ class MemoryStream:
     def __repr__(self) -> str:
         return (f"MemoryStream(agent={self.agent!r}, memories={len(self)}, "
                 f"preset={self.preset!r}, weights={self.weights}, decay={self.decay})")
+
+
+class HeldWrites:
+    """A stream's database writes held back (``MemoryStream.hold_writes``)."""
+
+    def __init__(self, stream: MemoryStream, table: StreamTable | HeldWrites) -> None:
+        self._stream, self._table = stream, table
+        self._held: list[tuple[str, tuple]] = []
+        stream._table = self  # the stream writes only through this attribute
+
+    def insert(self, rows: Sequence[StoredRow]) -> None:
+        self._held.append(("insert", (list(rows),)))
+
+    def touch(self, ids: Sequence[int], accessed: datetime) -> None:
+        self._held.append(("touch", ([int(i) for i in ids], accessed)))
+
+    def close(self) -> None:
+        self._table.close()
+
+    def write(self) -> None:
+        """Write what is held, in the order it was made."""
+        for method, args in self._held:
+            getattr(self._table, method)(*args)
+        self._held.clear()
+
+    def release(self) -> None:
+        """The stream writes directly again; whatever is still held is dropped."""
+        self._stream._table = self._table
+        self._held.clear()
 
 
 def _per_text(name: str, value: object, count: int, single: type | tuple[type, ...]) -> list:

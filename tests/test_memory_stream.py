@@ -375,6 +375,29 @@ def test_a_shared_connection_keeps_its_owner_tables_and_transactions(tmp_path):
     assert [m.text for m in reopened.memories()] == ["bed"]
 
 
+def test_held_writes_wait_for_write_in_their_order_and_release_drops_the_rest(tmp_path):
+    path = tmp_path / "town.sqlite"
+    embeddings = axes(party=0, cake=1, q=0)
+    stream = MemoryStream(embeddings, db=path, agent="Isabella", clock=lambda: T0)
+
+    def stored() -> list[tuple[str, str]]:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT text, last_accessed FROM memory_stream ORDER BY id").fetchall()
+
+    held = stream.hold_writes()
+    first = stream.add("party", importance=8, created=hours(1))
+    stream.retrieve("q", k=1, now=hours(3))  # a touch, held after the insert
+    assert stream.get(first).last_accessed == hours(3)  # the stream changes at once
+    assert stored() == []
+    held.write()
+    assert [text for text, _ in stored()] == ["party"] and hours(3).isoformat() in stored()[0][1]
+    stream.add("cake", importance=2)
+    held.release()  # dropped: not written
+    stream.add("party again", importance=1)  # written directly again
+    assert [text for text, _ in stored()] == ["party", "party again"]
+    assert MemoryStream(embeddings, agent="x").hold_writes() is None  # no database
+
+
 # -- embeddings ----------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ BENCHMARKS = {
     "batched_rollouts": "benchmarks.batched_rollouts",
     "thread_budget": "benchmarks.thread_budget",
     "generative_concurrency": "benchmarks.generative_concurrency",
+    "demo_stages": "benchmarks.demo_stages",
 }
 
 

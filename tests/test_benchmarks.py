@@ -46,3 +46,21 @@ def test_incremental_bleu_falls_back_to_the_bundled_document(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "using the bundled doc0.zh" in done.stderr
     assert json.loads(done.stdout)["name"] == "incremental_bleu"
+
+
+def test_demo_stages_holds_each_stage_to_the_cpu_share_it_lost():
+    from benchmarks.demo_stages import compare
+
+    def stages(*pairs):
+        return {"stages": [{"stage": n, "title": f"stage {n}", "seconds": wall,
+                            "cpu_seconds": cpu} for n, (wall, cpu) in enumerate(pairs, 1)]}
+
+    quiet = stages((10.0, 10.0), (10.0, 10.0), (4.0, 2.0))
+    competing = stages((20.0, 10.0), (12.0, 12.0), (4.0, 2.0))
+    first, second, third = compare(quiet, competing)
+    # half the CPU lost, twice as slow: what the competitor took, nothing more
+    assert first["cpu_share_lost"] == 0.5 and first["allowed_slowdown"] == 2.0
+    assert first["excess"] == 1.0
+    # no CPU lost but 20 % slower: more work beside the competitor
+    assert second["allowed_slowdown"] == 1.0 and second["excess"] == 1.2
+    assert third["slowdown"] == 1.0 and third["excess"] == 1.0

@@ -228,6 +228,12 @@ def test_demo_runs_the_whole_loop_offline(tmp_path):
     scores = json.loads((tmp_path / "demo" / "translations" / "scores.json").read_text())
     assert set(scores) == {"none", "all", "auto", "oracle", "auto@policy-model"}
     assert "simulated" in result.output
+    stages = json.loads((tmp_path / "demo" / "stages.json").read_text())
+    assert [s["stage"] for s in stages["stages"]] == [1, 2, 3, 4, 5]
+    assert all(s["seconds"] > 0 and s["cpu_seconds"] >= 0 for s in stages["stages"])
+    assert stages["total"]["seconds"] == pytest.approx(sum(s["seconds"]
+                                                           for s in stages["stages"]))
+    assert "time per stage" in result.output
 
 
 @pytest.mark.parametrize("command", [("train", "dpo"), ("loop",)])

@@ -8,7 +8,11 @@ did, worked out from the figures.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import resource
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,7 +20,9 @@ import typer
 
 from stepwise.cli.common import ThreadsOpt, app, cli_errors, hold_threads, out
 from stepwise.cli.dpo_table import training_table
+from stepwise.cli.tables import Column, ReadableTable, Row, number
 from stepwise.cli.wording import plural
+from stepwise.files import write_atomic
 
 DEMO_POLICIES = "none,all,auto,oracle"
 DEMO_FALLBACK = "none"  # the modules a page gets when the trained model's decision is unusable
@@ -27,8 +33,49 @@ LONGMT = ("LongMT is the long-document translation agent of the LongMT slides an
           "best set per page).")
 
 
+STAGES_FILE = "stages.json"
+
+
 def _section(number: int, title: str) -> None:
     out.rule(f"[bold]{number}. {title}[/bold]", align="left")
+
+
+def cpu_seconds() -> float:
+    """CPU time used so far by this process and the children it has waited for."""
+    own, children = (resource.getrusage(who) for who in
+                     (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class StageClock:
+    """Wall and CPU seconds of each stage of the demo, printed at its end and saved to
+    ``stages.json``: a slow demo says where its time went, and CPU time against wall time
+    tells work from waiting for a busy machine (``python -m benchmarks demo_stages``)."""
+
+    def __init__(self) -> None:
+        self.stages: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def stage(self, number: int, title: str) -> Iterator[None]:
+        _section(number, title)
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        yield
+        self.stages.append({"stage": number, "title": title,
+                            "seconds": round(time.perf_counter() - wall, 3),
+                            "cpu_seconds": round(cpu_seconds() - cpu, 3)})
+
+    def report(self, folder: Path) -> None:
+        total = {"seconds": sum(s["seconds"] for s in self.stages),
+                 "cpu_seconds": sum(s["cpu_seconds"] for s in self.stages)}
+        write_atomic(folder / STAGES_FILE, json.dumps(
+            {"stages": self.stages, "total": total}, indent=1))
+        out.print(ReadableTable(
+            [Column("stage"), number("seconds"), number("CPU seconds")],
+            [*([f"{s['stage']}. {s['title']}", f"{s['seconds']:.1f}",
+                f"{s['cpu_seconds']:.1f}"] for s in self.stages),
+             Row(["all", f"{total['seconds']:.1f}", f"{total['cpu_seconds']:.1f}"],
+                 style="bold")],
+            title=f"time per stage (also in {folder / STAGES_FILE})"))
 
 
 def search_lines(summary: dict[str, Any]) -> list[str]:
@@ -143,37 +190,43 @@ def demo(
     synth, run, policy = out_dir / "synth", out_dir / "explore", out_dir / "policy"
     dataset, translations = synth / "dataset.jsonl", out_dir / "translations"
     common = {"model": "sim:translator", "page_sentences": 3}
-    _section(1, "a simulated world: documents in the synthetic language qsy")
-    make(out_dir=synth, docs=docs, seed=0)
-    _section(2, "the LongMT design's compare table: which memory modules each page calls")
-    out.print(LONGMT, highlight=False)
-    translate(document=dataset, compare=DEMO_POLICIES, out_dir=translations,
-              policy_fallback=DEMO_FALLBACK, **common)
-    _section(3, "MCTS over each page's module choice, and step-level DPO pairs")
-    with out.capture():  # explore prints its whole summary.json; the demo shows its gist
-        explore(dataset=dataset, out_dir=run, simulations=simulations, **common)
-    for line in search_lines(json.loads((run / "summary.json").read_text(encoding="utf-8"))):
-        out.print(line, highlight=False)
-    out.print(f"pairs in {run / 'pairs.jsonl'}, trees in {run / 'trees'}/", highlight=False,
-              soft_wrap=True)
-    out.print("[yellow]simulated: scores and Q-values come from a synthetic world[/yellow]")
-    first = min((run / "trees").glob("*.json")).stem
-    tree(run=run, task=first, png=out_dir / "tree.png", html=out_dir / "tree.html")
-    _section(4, "DPO + SFT on the pairs, on a tiny random model")
-    with out.capture():  # the demo prints the same table and one line of its own
-        dpo(pairs=run / "pairs.jsonl", model="tiny", out_dir=policy, max_steps=max_steps,
-            eval_frac=0.2)
-    trained = json.loads((policy / "train.json").read_text(encoding="utf-8"))
-    out.print(training_table(trained))
-    out.print(f"trained in {trained['seconds']:.0f} s; curves in {policy / 'curves.png'}",
-              highlight=False, soft_wrap=True)
-    _section(5, "the trained model decides the modules, the simulated translator translates")
-    translate(document=dataset, compare=DEMO_POLICIES, policy_model=f"hf:{policy}",
-              out_dir=translations, policy_fallback=DEMO_FALLBACK, **common)
+    clock = StageClock()
+    with clock.stage(1, "a simulated world: documents in the synthetic language qsy"):
+        make(out_dir=synth, docs=docs, seed=0)
+    with clock.stage(2, "the LongMT design's compare table: which memory modules each page "
+                     "calls"):
+        out.print(LONGMT, highlight=False)
+        translate(document=dataset, compare=DEMO_POLICIES, out_dir=translations,
+                  policy_fallback=DEMO_FALLBACK, **common)
+    with clock.stage(3, "MCTS over each page's module choice, and step-level DPO pairs"):
+        with out.capture():  # explore prints its whole summary.json; the demo its gist
+            explore(dataset=dataset, out_dir=run, simulations=simulations, **common)
+        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+        for line in search_lines(summary):
+            out.print(line, highlight=False)
+        out.print(f"pairs in {run / 'pairs.jsonl'}, trees in {run / 'trees'}/",
+                  highlight=False, soft_wrap=True)
+        out.print("[yellow]simulated: scores and Q-values come from a synthetic world"
+                  "[/yellow]")
+        first = min((run / "trees").glob("*.json")).stem
+        tree(run=run, task=first, png=out_dir / "tree.png", html=out_dir / "tree.html")
+    with clock.stage(4, "DPO + SFT on the pairs, on a tiny random model"):
+        with out.capture():  # the demo prints the same table and one line of its own
+            dpo(pairs=run / "pairs.jsonl", model="tiny", out_dir=policy,
+                max_steps=max_steps, eval_frac=0.2)
+        trained = json.loads((policy / "train.json").read_text(encoding="utf-8"))
+        out.print(training_table(trained))
+        out.print(f"trained in {trained['seconds']:.0f} s; curves in "
+                  f"{policy / 'curves.png'}", highlight=False, soft_wrap=True)
+    with clock.stage(5, "the trained model decides the modules, the simulated translator "
+                     "translates"):
+        translate(document=dataset, compare=DEMO_POLICIES, policy_model=f"hf:{policy}",
+                  out_dir=translations, policy_fallback=DEMO_FALLBACK, **common)
     scores = json.loads((translations / "scores.json").read_text(encoding="utf-8"))
     out.print(f"\n[bold]{outcome_sentence(scores, AUTO_POLICY_MODEL)}[/bold] A tiny random "
               "model shows the plumbing, not learning: --model smollm2 trains a real one.",
               highlight=False)
+    clock.report(out_dir)
     out.print(f"\n[bold]pictures:[/bold] {out_dir / 'tree.png'} (the search tree of {first}; "
               f"every node in {out_dir / 'tree.html'}), {policy / 'curves.png'} (training "
               "curves)", soft_wrap=True)
@@ -187,14 +240,18 @@ def _learning_demo(out_dir: Path, docs: int, max_steps: int) -> None:
     from stepwise.cli.sim import make
 
     explored, held_out = out_dir / "explored", out_dir / "held-out"
-    _section(1, f"a simulated world: {plural(docs, 'document')} to explore, "
-             f"{LEARNING['held_out']} held out (made with another random seed)")
-    make(out_dir=explored, docs=docs, seed=0)
-    make(out_dir=held_out, docs=LEARNING["held_out"], seed=1)
-    _section(2, "step-by-step search -> pairs -> DPO + SFT on SmolLM2 -> held-out table")
-    loop(dataset=explored / "dataset.jsonl", out_dir=out_dir / "loop", start="hf:smollm2",
-         rounds=1, heldout=held_out / "dataset.jsonl", per_step=LEARNING["per_step"],
-         reward="page", negatives="closest", page_sentences=LEARNING["page_sentences"], max_steps=max_steps,
-         lr=LEARNING["lr"], eval_frac=0.1, decide="rank")
+    clock = StageClock()
+    with clock.stage(1, f"a simulated world: {plural(docs, 'document')} to explore, "
+                     f"{LEARNING['held_out']} held out (made with another random seed)"):
+        make(out_dir=explored, docs=docs, seed=0)
+        make(out_dir=held_out, docs=LEARNING["held_out"], seed=1)
+    with clock.stage(2, "step-by-step search -> pairs -> DPO + SFT on SmolLM2 -> held-out "
+                     "table"):
+        loop(dataset=explored / "dataset.jsonl", out_dir=out_dir / "loop",
+             start="hf:smollm2", rounds=1, heldout=held_out / "dataset.jsonl",
+             per_step=LEARNING["per_step"], reward="page", negatives="closest",
+             page_sentences=LEARNING["page_sentences"], max_steps=max_steps,
+             lr=LEARNING["lr"], eval_frac=0.1, decide="rank")
+    clock.report(out_dir)
     out.print(f"\n[bold]the trained policy:[/bold] {out_dir / 'loop' / 'round-1' / 'model'} "
               f"(training curves in {out_dir / 'loop' / 'round-1' / 'model' / 'curves.png'})")

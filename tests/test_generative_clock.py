@@ -130,3 +130,14 @@ def test_a_run_saved_before_plan_memories_resumes_retrieving_them_every_step():
                              '"mechanisms": "paper"}')
     assert old.plan_memories == "every step" and old.step_seconds is None
     assert RunSettings(world="party.json").plan_memories == "when planning"
+
+
+def test_ten_second_steps_are_the_same_at_any_concurrency_and_after_a_resume(cli, tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert cli("simulate", PARTY, "--steps", 12, "--out", whole, "--step-seconds", 10,
+               "--no-metrics").exit_code == 0
+    assert cli("simulate", PARTY, "--steps", 5, "--out", parts, "--step-seconds", 10,
+               "--concurrency", 3, "--no-metrics").exit_code == 0
+    assert cli("simulate", PARTY, "--steps", 7, "--out", parts, "--resume", "--concurrency", 2,
+               "--no-metrics").exit_code == 0
+    assert (parts / STEP_LOG).read_bytes() == (whole / STEP_LOG).read_bytes()

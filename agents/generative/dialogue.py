@@ -4,8 +4,8 @@ Each speaker retrieves what it remembers about the other (and what was just said
 every turn, as in the paper. The conversation stops at ``max_turns``, when a speaker sets
 ``end``, or when a turn comes back empty. A turn that is not a JSON object is taken as
 the utterance itself (``dialogue_fallbacks``). Afterwards every utterance is stored as a
-memory of both agents, and the pair may not talk again for ``cooldown`` world steps (by default an hour of game
-time: ``cooldown_steps``).
+memory of both agents, and the pair may not talk again for ``cooldown`` world steps (by
+default an hour of game time: ``cooldown_steps``).
 
 With the paper's mechanisms each agent first sums up its relationship with the other from
 what it remembers of them (one request each, before the first turn); every turn's prompt

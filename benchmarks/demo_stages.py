@@ -20,8 +20,7 @@ from pathlib import Path
 
 from benchmarks import rounded
 from benchmarks.thread_budget import competitors
-
-STAGES_FILE = "stages.json"
+from stepwise.cli.demo import STAGES_FILE
 
 
 def demo_stages(folder: Path, quick: bool) -> dict:

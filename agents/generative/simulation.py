@@ -42,7 +42,7 @@ from stepwise.agents.generative import costs, dialogue, reflection, step_log
 from stepwise.agents.generative.importance import remember
 from stepwise.agents.generative.mind import Mind
 from stepwise.agents.generative.state import AgentState, WorldStepState, new_agent
-from stepwise.agents.generative.step import Town, build_step_graph, take_step
+from stepwise.agents.generative.step import PlanMemories, Town, build_step_graph, take_step
 from stepwise.agents.generative.world_checks import check_room, read_world
 from stepwise.agents.generative.writer import StepWriter
 from stepwise.errors import StepwiseError
@@ -83,7 +83,7 @@ class RunSettings(BaseModel):
     mechanisms: Literal["paper", "basic"] = Field(
         default="paper", description="paper: with the area-tree walk, object states, summary "
         "descriptions, relationship summaries and re-planning; basic: without them")
-    plan_memories: Literal["when planning", "every step"] = Field(
+    plan_memories: PlanMemories = Field(
         default="when planning", description="when the memories a day plan is made from "
         "are retrieved (and so marked accessed)")
     step_seconds: int | None = Field(default=None, gt=0, description="the game seconds one "
@@ -137,14 +137,15 @@ class Simulation:
         folder's lock; a folder whose creation was cut short holds no run."""
         directory = Path(directory)
         config = RunSettings(world=str(world_file), **settings)
-        world = config.world_of(read_world(world_file))
+        as_written = read_world(world_file)
+        world = config.world_of(as_written)
         check_room(world, steps, world_file)  # before anything is written
         config = config.resolved(world)
         lock, run = lock_writer(directory), None
         try:
             if resume and holds_run(directory):
                 run = cls.load(directory, connect(directory / RUN_DB), model, embeddings, lock)
-                if run.world.spec != run.settings.world_of(read_world(world_file)).spec:
+                if run.world.spec != run.settings.world_of(as_written).spec:
                     raise RunError(f"{directory} holds a run of world {run.world.name!r}, "
                                    f"not of {world_file}")
                 check_room(run.world, steps, directory)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -60,6 +60,7 @@ from stepwise.agents.generative.writer import StepWriter
 from stepwise.sim.sandbox.errors import WorldError
 
 PLAN_RETRIEVE = 10
+PlanMemories = Literal["when planning", "every step"]  # when a day plan's memories are retrieved
 NEW_AT_ONCE = 4
 
 
@@ -77,7 +78,7 @@ class Town:
     persist: Callable[[WorldStepState], None] = field(default=lambda state: None)
     concurrency: int = 1  # agents' branches run at once (1: one at a time, writing directly)
     writer: StepWriter | None = None  # holds the branches' writes while they run at once
-    plan_memories: str = "when planning"  # or "every step" (see the module doc)
+    plan_memories: PlanMemories = "when planning"  # see the module doc
 
 
 class Sight(TypedDict):
@@ -128,11 +129,8 @@ def plan(branch: AgentBranch, runtime: Runtime[Town]) -> dict:
         return mind.memory_pairs(mind.stream.retrieve(
             f"{agent['name']}'s plans for today", k=PLAN_RETRIEVE, now=now))
 
-    if runtime.context.plan_memories == "every step":
-        retrieved = memories()
-        action = planning.current_action(mind, agent, now, retrieved)
-    else:
-        action = planning.current_action(mind, agent, now, memories)
+    every_step = runtime.context.plan_memories == "every step"
+    action = planning.current_action(mind, agent, now, memories() if every_step else memories)
     return {"agent": agent, "action": action}
 
 

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from stepwise.llm.named_models import cache_root
+# pytest-xdist's workers inherit COLUMNS=80 and LINES=24; a rich Console made at import would
+# keep that width for good, and tests that run a command at another COLUMNS would see 80.
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
+
+from stepwise.llm.named_models import cache_root  # noqa: E402
 
 # Where `stepwise models get smollm2` put the real model: read before the override below.
 USER_CACHE = cache_root()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from typer.testing import CliRunner
 
 from stepwise.agents.longmt import LongMTAgent
@@ -238,3 +238,44 @@ def test_steps_are_batched_with_steps_of_similar_length():
     groups = length_groups([11, 27, 502, 25, 528, 51, 526, 552])  # view_pages carries the page
     assert groups == [[0, 3, 1, 5], [2, 6, 4, 7]]
     assert sorted(i for group in length_groups([5, 900, 40, 300]) for i in group) == [0, 1, 2, 3]
+
+
+class CountedScores(FixedScores):
+    """Fixed rank scores that count how often they were asked for."""
+
+    asked: list[int] = Field(default_factory=list)
+
+    def score_completions(self, prompt, completions, tools=None) -> list[float]:
+        self.asked.append(len(completions))
+        return super().score_completions(prompt, completions, tools)
+
+
+def test_the_request_cache_scores_a_repeated_rank_decision_once():
+    from stepwise.llm.cache import CachingChatModel
+    from stepwise.llm.ranking import ranker
+
+    inner = CountedScores(respond=echo_translator(), scores=[-2.0, -1.0] + [-3.0] * 6)
+    cached = CachingChatModel(model=inner)
+    prompt, completions, tools = exported(*page_one())
+    score = ranker(cached)
+    assert score(prompt, completions, tools) == inner.scores
+    assert score(prompt, completions, tools) == inner.scores
+    assert score(prompt, completions[:-1] + completions[:1], tools) != []  # another question
+    assert inner.asked == [8, 8] and cached.score_counts == {"scored": 2, "saved": 1}
+    translator = RespondingChatModel(respond=echo_translator())
+    for _ in range(2):  # a second translation of the same pages: every decision is a hit
+        result = LongMTAgent(translator, policy="auto", policy_model=cached, page_sentences=2,
+                             decide="rank").translate(LINES, src="en", tgt="de")
+    ranked = len(result.steps) - 1  # page 2 (from 1) is the page asked about above
+    assert ranked >= 2 and len(inner.asked) == 2 + ranked - 1
+    assert cached.score_counts == {"scored": 2 + ranked - 1, "saved": 1 + 1 + ranked}
+
+
+def test_a_cache_in_front_of_a_model_that_cannot_rank_names_that_model():
+    from stepwise.llm.cache import CachingChatModel
+    from stepwise.llm.ranking import ranker
+
+    cached = CachingChatModel(model=RespondingChatModel(respond=echo_translator()))
+    with pytest.raises(StepwiseError, match="rank decisions need an hf: or tiny policy model "
+                                            r"for now \(RespondingChatModel"):
+        ranker(cached)

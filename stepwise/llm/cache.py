@@ -9,13 +9,18 @@ instead of sending its own (single flight: parallel simulations often ask the sa
 at once); when that call fails, its waiters get the same error. The counters say what was
 asked, what was saved and the tokens spent; ``max_concurrent`` bounds the calls in flight
 to the backend, however many searches run at once.
+
+Rank decisions are cached the same way (``score_completions``, when the wrapped model can
+score): a page's decision prompt and its eight candidate steps do not depend on what was
+decided before it, so every rollout that reaches the page asks the same question, and a
+policy model deciding in rollouts costs one scoring per page instead of one per visit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextvars import ContextVar
 from typing import Any
@@ -26,6 +31,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
+from stepwise.errors import StepwiseError
 from stepwise.llm.base import ToolCallingMixin
 from stepwise.llm.messages import canonical_request, request_key, token_usage
 from stepwise.seeds import derive_seed
@@ -68,6 +74,10 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _counts: dict[str, int] = PrivateAttr(
         default_factory=lambda: {"calls": 0, "saved": 0, "tokens_in": 0, "tokens_out": 0})
+    _scores: dict[str, list[float]] = PrivateAttr(default_factory=dict)
+    _scoring: dict[str, Future] = PrivateAttr(default_factory=dict)  # key -> its scores
+    _score_counts: dict[str, int] = PrivateAttr(
+        default_factory=lambda: {"scored": 0, "saved": 0})
 
     @property
     def _llm_type(self) -> str:
@@ -85,6 +95,57 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
         """Calls made to the model, calls saved by the cache, tokens in and out."""
         with self._lock:
             return dict(self._counts)
+
+    @property
+    def score_counts(self) -> dict[str, int]:
+        """Rank decisions scored by the model, and those answered from the cache."""
+        with self._lock:
+            return dict(self._score_counts)
+
+    @property
+    def score_completions(self):
+        """The wrapped model's ``score_completions``, cached by request. A property that
+        raises AttributeError when the wrapped model cannot score, so that ``ranker`` looks
+        past this cache and names the model that cannot."""
+        from stepwise.llm.ranking import ranker
+
+        try:
+            score = ranker(self.model)
+        except StepwiseError as exc:
+            raise AttributeError("score_completions") from exc
+
+        def cached(prompt: Sequence[Any], completions: Sequence[Sequence[Any]],
+                   tools: Sequence[Any] | None = None) -> list[float]:
+            key = request_key({"score": [prompt, completions, tools]})
+            with self._lock:
+                hit = self._scores.get(key)
+                if hit is not None:
+                    self._score_counts["saved"] += 1
+                    return list(hit)
+                leader = self._scoring.get(key)
+                if leader is None:
+                    answer = self._scoring[key] = Future()
+                else:
+                    self._score_counts["saved"] += 1
+            if leader is not None:
+                return list(leader.result())
+            try:
+                scores = list(score(prompt, completions, tools))
+                with self._lock:
+                    self._score_counts["scored"] += 1
+                    if len(self._scores) < self.max_entries:
+                        self._scores[key] = scores
+            except BaseException as exc:
+                answer.set_exception(exc)
+                raise
+            else:
+                answer.set_result(scores)
+            finally:
+                with self._lock:
+                    self._scoring.pop(key, None)
+            return list(scores)
+
+        return cached
 
     def _greedy(self, kwargs: dict[str, Any]) -> bool:
         temperature = kwargs.get("temperature", getattr(self.model, "temperature", None))

@@ -183,12 +183,13 @@ def best_index(scores: Sequence[float]) -> tuple[int, bool]:
 def ranker(model: Any) -> Scorer:
     """The ``score_completions`` of ``model`` or of a model it wraps (a request cache, say),
     or a one-line error for a backend that cannot give log-likelihoods."""
-    current, seen = model, 0
+    current, innermost, seen = model, model, 0
     while current is not None and seen < 8:
         score = getattr(current, "score_completions", None)
         if callable(score):
             return score
+        innermost = current
         current, seen = getattr(current, "model", None), seen + 1
-    name = getattr(model, "model_name", None) or type(model).__name__
+    name = getattr(innermost, "model_name", None) or type(innermost).__name__
     raise StepwiseError(f"rank decisions need an hf: or tiny policy model for now ({name} "
                         "gives no log-likelihoods); use --decide generate")

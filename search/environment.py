@@ -72,7 +72,10 @@ class Reward(Protocol[S_contra]):
         """The finished episode's score (LongMT: document BLEU against the reference)."""
 
     def step_scores(self, state: S_contra) -> list[float]:
-        """Each step's own score in a finished episode, for per-step rewards."""
+        """Each step's own score in a finished episode, for per-step rewards. An environment
+        whose ``score`` and ``step_scores`` also take an unfinished episode (each step's
+        score then whole, not waiting on later steps) says so with a true
+        ``scores_partial_episodes`` attribute; only then may rollouts stop at a horizon."""
 
     def baseline_score(self) -> float:
         """What a score is divided by to make wins (the seed: the ``none`` policy's score)."""

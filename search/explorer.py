@@ -96,6 +96,9 @@ class ExploreOptions(BaseModel):
     per_step: int | None = Field(default=None, ge=1, description="step by step: simulations "
                                  "per decision, then commit to the best child (``simulations`` "
                                  "is then unused)")
+    horizon: int | None = Field(default=None, ge=0, description="page rewards: a rollout "
+                                "plays at most this many steps past its node and is scored on "
+                                "what was played (default: to the end)")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -103,15 +106,23 @@ class ExploreOptions(BaseModel):
         if self.per_step is not None and self.early_stop is not None:
             raise ValueError("early_stop is for plain MCTS; per_step already bounds each "
                              "decision")
+        if self.horizon is not None and self.reward != "page":
+            raise ValueError("horizon cuts rollouts short, so it needs per-step rewards "
+                             "(reward=page): a document reward scores the finished episode")
         return self
 
     def dump(self) -> dict[str, Any]:
-        """The options as trees and run settings keep them; ``per_step`` only when set, so
-        plain MCTS runs keep the bytes they had."""
+        """The options as trees and run settings keep them; ``per_step`` and ``horizon``
+        only when set, so runs without them keep the bytes they had."""
         data = self.model_dump()
-        if self.per_step is None:
-            data.pop("per_step")
+        for optional in ("per_step", "horizon"):
+            if data[optional] is None:
+                data.pop(optional)
         return data
+
+
+class HorizonError(StepwiseError):
+    """A rollout horizon for an environment whose step rewards need the whole episode."""
 
 
 class BudgetError(StepwiseError):
@@ -170,6 +181,10 @@ class Explorer:
         if lacking:
             raise TypeError(f"{type(env).__name__} is not searchable: it lacks "
                             f"{', '.join(lacking)} (see stepwise.search.environment)")
+        if options.horizon is not None and not getattr(env, "scores_partial_episodes", False):
+            raise HorizonError(f"{type(env).__name__} scores a step only once its episode is "
+                               "finished: a rollout horizon would cut every reward off; search "
+                               "it without one")
         self.env = env
         self.export = export_of(env)
         self.options = options
@@ -334,17 +349,24 @@ class Explorer:
     # -- simulate and backpropagate -------------------------------------------------------
 
     def _rollout(self, simulation: Simulation) -> dict[str, Any]:
-        """Play from the simulation's node to the end: the score, each path node's reward
-        and, when the environment counts them (``step_tokens``), each path node's step
-        tokens. It reads nothing of the tree that a backup changes, so it runs unlocked."""
+        """Play from the simulation's node to the end (or ``horizon`` steps past it): the
+        score, each path node's reward and, when the environment counts them
+        (``step_tokens``), each path node's step tokens. It reads nothing of the tree that a
+        backup changes, so it runs unlocked.
+
+        With a horizon the episode may stop unfinished: the path nodes' page rewards are
+        whole (each depends on its own step and those before it), and the score is that of
+        what was played (LongMT: BLEU over the lines finished so far)."""
         path, sample = simulation.path, simulation.sample
         key = "/".join(str(n) for n in path)
         seed, task = self.options.seed, self.env.task_id
         rng = random.Random(derive_seed(seed, task, "rollout", key, sample))
+        horizon = self.options.horizon
         with sampling_seed(derive_seed(seed, task, "sample", key, sample)):  # sampled calls too
-            current = self.state_of(simulation.node)
-            while not self.env.is_terminal(current):
+            current, played = self.state_of(simulation.node), 0
+            while not self.env.is_terminal(current) and (horizon is None or played < horizon):
                 current = self.env.step(current, self.env.rollout_action(current, rng))
+                played += 1
         score = self.env.score(current)
         baseline = self.env.baseline_score() or 1.0
         if self.options.reward == "page":  # a path node's depth is its place on the path

@@ -233,3 +233,54 @@ def test_a_step_run_cut_mid_decision_resumes_to_the_same_bytes(tmp_path):
     for tree in (tmp_path / "a" / "trees").iterdir():
         assert tree.read_bytes() == (cut / "trees" / tree.name).read_bytes()
         assert json.loads(tree.read_text())["graph"]["spine"]
+
+
+def test_a_rollout_horizon_gives_the_same_pairs_for_fewer_calls(tmp_path):
+    """Simulated (the synthetic translation world, one document, 5-sentence pages): with
+    page rewards a page's reward needs none of the pages after it, so rollouts that stop
+    at once (horizon 0) or a page later give the pairs that full rollouts give, with
+    fewer translator calls."""
+    from stepwise.agents.longmt.environment import LongMTEnvironment
+    from stepwise.documents.pages import paginate
+    from stepwise.llm import from_uri
+    from stepwise.llm.cache import CachingChatModel
+    from stepwise.sim.translation import WorldOracle, make_documents
+
+    (doc,) = make_documents(1, 0)
+    runs = {}
+    for horizon in (None, 0, 1):
+        model = CachingChatModel(model=from_uri("sim:translator"))
+        env = LongMTEnvironment(doc.id, paginate(doc.src, "qsy", page_sentences=5), doc.ref,
+                                model, src="qsy", tgt="en", oracle=WorldOracle(doc.ref))
+        explorer = run(env, per_step=8, reward="page", horizon=horizon)
+        rows, _ = extract_pairs(explorer.tree.to_graph())
+        pairs = [(p["prompt"], p["chosen"], p["rejected"], p["meta"]["q_chosen"],
+                  p["meta"]["q_rejected"]) for p in rows]
+        spine = explorer.tree.attrs["spine"]
+        runs[horizon] = pairs, spine, model.counts["calls"] + model.counts["saved"]
+    full, cut, next_page = runs[None], runs[0], runs[1]
+    assert len(full[0]) >= 5 and cut[:2] == full[:2] and next_page[:2] == full[:2]
+    assert cut[2] < next_page[2] < full[2] / 2  # requests, answered or not
+    assert explorer.tree.attrs["options"]["horizon"] == 1
+    assert "horizon" not in ExploreOptions(per_step=8, reward="page").dump()
+
+
+def test_a_horizon_is_refused_without_page_rewards_or_partial_scores(tmp_path):
+    from pydantic import ValidationError
+    from typer.testing import CliRunner
+
+    from stepwise.cli import app
+    from stepwise.search.explorer import HorizonError
+    from stepwise.sim.translation import make_documents, write_dataset
+
+    with pytest.raises(ValidationError, match="needs per-step rewards"):
+        ExploreOptions(horizon=2)
+    with pytest.raises(HorizonError, match="scores a step only once its episode is finished"):
+        Explorer(LongChainEnv(), ExploreOptions(horizon=2, reward="page"))
+    dataset = write_dataset(make_documents(1, 0), tmp_path / "world")
+    result = CliRunner().invoke(app, ["explore", str(dataset), "-m", "sim:translator",
+                                      "--per-step", "8", "--horizon", "1",
+                                      "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2 and not (tmp_path / "a").exists()
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: --horizon cuts rollouts short, so it needs --reward page")

@@ -27,9 +27,13 @@ from stepwise.scoring.languages import line_joiner
 
 def assemble_lines(document: Document, translations: Sequence[Sequence[str]],
                    tgt: str) -> list[str]:
-    """Sentence translations back into the document's lines (blank lines stay blank)."""
+    """Sentence translations back into the document's lines (blank lines stay blank).
+    ``translations`` may cover only the first pages: a line they do not finish is partial."""
     parts: list[list[str]] = [[] for _ in document.lines]
-    for page, translated in zip(document.pages, translations, strict=True):
+    if len(translations) > len(document.pages):
+        raise ValueError(f"{len(translations)} pages of translations for a document of "
+                         f"{len(document.pages)} pages")
+    for page, translated in zip(document.pages, translations, strict=False):
         sentences = [s for s in page.sentences if s.text.strip()]
         for sentence, text in zip(sentences, translated, strict=True):
             parts[sentence.line].append(text)

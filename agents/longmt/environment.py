@@ -46,6 +46,10 @@ BEST_CACHE = 64  # states whose best sets are kept (the explorer asks twice per 
 class LongMTEnvironment:
     """One document: translate it page by page, a module set per page."""
 
+    # A page's reward covers the sentences it translated, and the score of an unfinished
+    # document is that of the lines finished so far: rollouts may stop at a horizon.
+    scores_partial_episodes = True
+
     def __init__(self, task_id: str, document: Document, ref: Sequence[str], model: BaseChatModel,
                  *, src: str, tgt: str, oracle: Oracle | None = None,
                  rollout_policy: str = "random", policy_model: BaseChatModel | None = None,
@@ -94,7 +98,8 @@ class LongMTEnvironment:
         return assemble_lines(self.document, [s["translation"] for s in state["steps"]], self.tgt)
 
     def score(self, state: dict[str, Any]) -> float:
-        """Document BLEU over lines (corpus BLEU, as ``stepwise translate`` reports it)."""
+        """Document BLEU over lines (corpus BLEU, as ``stepwise translate`` reports it); for
+        a document not finished, over the lines its translated pages finish."""
         return bleu_from_stats(sum(self._line_stats(state), SegmentStats.empty()))
 
     def step_scores(self, state: dict[str, Any]) -> list[float]:
@@ -176,7 +181,7 @@ class LongMTEnvironment:
         return finished
 
     def _line_stats(self, state: dict[str, Any]) -> list[SegmentStats]:
-        """The document's lines, in parts by the page that finishes them (for ``score``)."""
+        """The lines finished so far, in parts by the page that finishes them (``score``)."""
         lines = self.lines(state)
         return [self.scorer.page_stats([lines[i] for i in finished], [self.ref[i] for i in finished])
-                for finished in self._finished_on]
+                for finished in self._finished_on[:len(state["steps"])]]

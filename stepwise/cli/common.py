@@ -322,6 +322,10 @@ LONGMT_TOKENS_WHY = ("a cap: each page's translation asks for 4/3 of its charact
                      f"each module decision for {DECISION_TOKENS}")
 LongMTMaxTokensOpt = max_tokens_option(LONGMT_MAX_TOKENS, LONGMT_TOKENS_WHY)
 PageSentencesOpt = Annotated[int, typer.Option(min=1, help="Most sentences per page.")]
+HorizonOpt = Annotated[int | None, typer.Option(
+    min=0, help="With --reward page: a rollout plays at most this many pages past the page "
+    "it scores instead of the rest of the document (a page's reward needs none of the pages "
+    "after it; 1 also finishes lines that cross into the next page).")]
 
 
 def decision_choice(uri: str | None, tool_choice: str | None, applies: bool = True

@@ -23,6 +23,7 @@ from stepwise.cli.common import (
     CallOptions,
     DeviceOpt,
     DtypeOpt,
+    HorizonOpt,
     ModelNameOpt,
     ModelOpt,
     PageSentencesOpt,
@@ -89,6 +90,7 @@ def explore(
                                                  "N x decisions. At least the actions of a "
                                                  "decision (8 at a LongMT page). Not with "
                                                  "--simulations or --early-stop.")] = None,
+    horizon: HorizonOpt = None,
     seed: Annotated[int, typer.Option(help="Seeds every random choice, sampled model calls "
                                       "included: same seed, same trees and pairs.")] = 0,
     c: Annotated[float, typer.Option("--c", help="UCB1 exploration constant.")] = 1.4,
@@ -180,11 +182,15 @@ def explore(
     if per_step is not None and (simulations is not None or early_stop is not None):
         raise StepwiseError("--per-step is a budget per decision: give it without "
                             "--simulations and --early-stop")
+    if horizon is not None and (reward != "page" or env != "longmt"):
+        raise StepwiseError("--horizon cuts rollouts short, so it needs --reward page on "
+                            "--env longmt (a document reward, or a think task's outcome, "
+                            "scores only the finished episode)")
     with options_checked():  # the search's ranges are ExploreOptions' fields
         options = ExploreOptions(simulations=32 if simulations is None else simulations, c=c,
                                  width=width, per_step=per_step, rollout=rollout,
                                  reward=reward, q=q, early_stop=early_stop, seed=seed,
-                                 parallel=parallel)
+                                 parallel=parallel, horizon=horizon)
     calls = CallOptions.from_cli(LONGMT_MAX_TOKENS if env == "longmt" else THINK_MAX_TOKENS,
                                  max_tokens, timeout, temperature, None, repetition_penalty,
                                  device, dtype)

@@ -16,6 +16,7 @@ from stepwise.cli.common import (
     CallOptions,
     DeviceOpt,
     DtypeOpt,
+    HorizonOpt,
     LongMTMaxTokensOpt,
     ModelOpt,
     RepetitionPenaltyOpt,
@@ -103,6 +104,7 @@ def loop(
     reward: Annotated[StepReward, typer.Option(help="What scores a step in search: document "
                                         "(BLEU after the rollout) or page (its page's "
                                         "sentences).")] = "document",
+    horizon: HorizonOpt = None,
     negatives: Annotated[Negatives, typer.Option(help="A pair's rejected side: worst (the min-Q "
                                            "sibling), closest (the best one below the "
                                            "chosen: a near miss) or both.")] = "worst",
@@ -156,7 +158,7 @@ def loop(
             dpo=DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
                             eval_frac=eval_frac, seed=seed, learning_rate=lr,
                             device=device or "auto"),
-            per_step=per_step, reward=reward, negatives=negatives,
+            per_step=per_step, reward=reward, horizon=horizon, negatives=negatives,
             heldout=str(heldout) if heldout else None, decide=decide)
     check_documents(settings)  # before any model is built (tiny is made on first use)
     calls = CallOptions.from_cli(LONGMT_MAX_TOKENS, max_tokens, timeout, temperature, None,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from stepwise.agents.environments import Decide, LongMTRollout
 from stepwise.errors import StepwiseError, error_line
@@ -57,10 +57,18 @@ class LoopSettings(BaseModel):
     decide: Decide = "generate"
     per_step: int | None = Field(None, ge=1)  # step-by-step search: simulations per decision
     reward: StepReward = "document"  # what a rollout's step is scored by: document or page
+    horizon: int | None = Field(None, ge=0)  # page rewards: pages a rollout plays past its node
     negatives: Negatives = "worst"  # a pair's rejected side: worst, closest (a near miss), both
     # Documents never explored or trained on: every round, the untrained model and the
     # baselines are measured there (``heldout``); None: on the explored dataset itself.
     heldout: str | None = None
+
+    @model_validator(mode="after")
+    def _horizon_with_page_rewards(self) -> LoopSettings:
+        if self.horizon is not None and self.reward != "page":
+            raise ValueError("horizon cuts rollouts short, so it needs reward=page: a "
+                             "document reward scores the finished document")
+        return self
 
 
 LOCK_NAME = "loop.lock"  # one loop writes a run folder at a time
@@ -98,7 +106,8 @@ def _search(settings: LoopSettings, policy_model: str | None, round_: int):
                    decide=settings.decide, reference_model=settings.start if policy_model and
                    settings.decide == "reward" else None)
     options = ExploreOptions(simulations=settings.simulations, rollout=rollout,
-                             reward=settings.reward, per_step=settings.per_step, seed=settings.seed + round_)
+                             reward=settings.reward, per_step=settings.per_step,
+                             horizon=settings.horizon, seed=settings.seed + round_)
     return spec, options
 
 
@@ -251,6 +260,8 @@ def run_loop(settings: LoopSettings, out: Path,
     far training is, ``on_progress`` how far the running stage is, whichever it is."""
     saved = out / "loop.json"
     wanted = settings.model_dump()
+    if wanted["horizon"] is None:  # loops saved before there was a horizon resume as they were
+        wanted.pop("horizon")
     check_saved_settings(saved, wanted, "loop")
     check_inputs(settings)  # before any page, and before the folder holds anything
     with lock_run(out, LOCK_NAME, "loop", "wait for it to finish or use another --out"):

@@ -109,3 +109,28 @@ def test_fast_offline_help_examples_run(name, lines, tmp_path, monkeypatch):
                 shutil.copyfile(REPO / path, tmp_path / path)
         done = CliRunner().invoke(app, shlex.split(line)[1:])
         assert done.exit_code == 0, f"{line}\n{done.output}"
+
+
+def test_help_paragraphs_wrap_to_the_terminal_and_examples_keep_their_lines():
+    from stepwise.cli.common import reflowed
+
+    text = """First line.
+
+    One paragraph written
+    over three lines
+    in the source.
+
+    Example:
+      stepwise one
+      stepwise two
+    """
+    assert reflowed(text) == ("First line.\n\nOne paragraph written over three lines in the "
+                              "source.\n\nExample:\n  stepwise one\n  stepwise two")
+    done = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["loop", "--help"])
+    assert done.exit_code == 0
+    said = [line.strip() for line in done.output.splitlines()]
+    # a docstring line break no longer ends a printed line early: no line of one word or two
+    prose = said[said.index("Iterative preference training on the LongMT module decisions.")
+                 + 1:said.index("Example:")]
+    assert len([line for line in prose if line]) >= 4
+    assert all(len(line) > 40 for line in prose[1:-2] if line)

@@ -9,6 +9,7 @@ A usage error (a missing option, a value out of its range) is the usage line, th
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import shlex
@@ -103,8 +104,33 @@ class _Group(TyperGroup):
         return _plain(super().get_params(ctx))
 
 
+def reflowed(help_text: str | None) -> str | None:
+    """A docstring's paragraphs as one line each, so that help wraps to the terminal
+    (typer keeps a docstring's single line breaks, which leaves ragged lines at 80
+    columns). Indented lines (examples), list items and lines after one ending in ":" keep
+    their own line; a paragraph opened by \b is left as written."""
+    if not help_text:
+        return help_text
+    paragraphs = []
+    for paragraph in inspect.cleandoc(help_text).split("\n\n"):
+        if paragraph.startswith("\b"):
+            paragraphs.append(paragraph)
+            continue
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            own_line = not lines or line[:1].isspace() or line.lstrip().startswith(("- ", "* ")) \
+                or lines[-1].endswith(":") or lines[-1][:1].isspace()
+            if own_line:
+                lines.append(line)
+            else:
+                lines[-1] += " " + line.strip()
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
 def _plain_commands(group: TyperGroup) -> None:
     for command in group.commands.values():
+        command.help = reflowed(command.help)
         if type(command) is TyperCommand:
             command.__class__ = _Command
         elif type(command) is TyperGroup:

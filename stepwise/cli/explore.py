@@ -169,7 +169,7 @@ def explore(
     Example:
       [bold]stepwise sim make --world translation --docs 4 --out synth[/bold]
       [bold]stepwise explore synth/dataset.jsonl --model sim:translator --page-sentences 5 --simulations 64 --out run1[/bold]
-      [bold]stepwise explore synth/dataset.jsonl --model sim:translator --reward page --per-step 16 --out run3[/bold]
+      [bold]stepwise explore synth/dataset.jsonl --model sim:translator --reward page --per-step 16 --horizon 1 --out run3[/bold]
       [bold]stepwise explore airline --env think --model sim:airline-oracle --think-tools think,verify --out run2[/bold]
     """
     hold_threads(threads, workers, parallel)  # every task's simulations share the cores

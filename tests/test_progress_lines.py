@@ -106,3 +106,25 @@ def test_every_loop_stage_shows_its_own_progress(tmp_path, monkeypatch):
     assert "round 1 · explore: 2/4 simulations, 0s elapsed" in lines
     assert "round 1 · evaluate: 0s elapsed" in lines
     assert "\x1b" not in result.stderr
+
+
+def test_the_baselines_name_the_row_they_measure_and_guess_no_time_left(tmp_path):
+    """A model's held-out row takes minutes where a rule's takes a second: the count says
+    which row runs and how many of its documents are done, and no time left is guessed."""
+    from stepwise.cli.common import _Counted
+    from stepwise.train.loop import UNTRAINED, LoopSettings, baseline_rows
+    from tests.conftest import short_dataset
+
+    dataset = short_dataset(tmp_path, lines=6)
+    settings = LoopSettings(dataset=str(dataset), start="tiny", page_sentences=3,
+                            decide="rank")
+    seen = []
+    rows = baseline_rows(settings, lambda *args, **kwargs: seen.append((args, kwargs)))
+    assert list(rows)[-1] == UNTRAINED
+    details = [args[3] for args, _ in seen if len(args) > 3]
+    assert "none: 0/1 documents" in details and "none: 1/1 documents" in details
+    assert details[-1] == "untrained tiny: 1/1 documents"
+    assert all(kwargs == {"timed": False} for _, kwargs in seen)
+    task = _Counted("baselines", 7, 6, {"timed": False}, 0.0, (0.0, 0))
+    assert task.left(30.0) is None
+    assert _Counted("baselines", 7, 6, {}, 0.0, (0.0, 0)).left(30.0) == 5.0

@@ -630,8 +630,10 @@ class _Counted:
     base: tuple[float, float] | None = None  # (time, count) when the total became known
 
     def left(self, now: float) -> float | None:
-        """Seconds left at this session's rate (a resumed run's earlier work not counted)."""
-        if self.total is None or self.base is None or self.completed >= self.total:
+        """Seconds left at this session's rate (a resumed run's earlier work not counted);
+        none for a task whose units differ in cost (its ``timed`` field false)."""
+        if self.total is None or self.base is None or self.completed >= self.total or \
+                not self.fields.get("timed", True):
             return None
         since, counted = self.base
         rate = (self.completed - counted) / (now - since) if now > since else 0.0

@@ -179,8 +179,10 @@ def loop(
             progress.remove_task(bar[0])
             bar[0] = progress.add_task(f"round {round_} · {stage}" if round_ else stage)
 
-        def on_progress(done: int, total: int | None, unit: str) -> None:
-            progress.update(bar[0], completed=done, total=total, unit=unit)
+        def on_progress(done: int, total: int | None, unit: str, detail: str = "", *,
+                        timed: bool = True) -> None:
+            progress.update(bar[0], completed=done, total=total, unit=unit, detail=detail,
+                            timed=timed)
 
         try:
             rows = run_loop(settings, out_dir, on_stage=on_stage, on_progress=on_progress)

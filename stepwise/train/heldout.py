@@ -12,7 +12,7 @@ explored set is refused: it would not be held out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,11 @@ def check_held_out(explored: str | Path, held_out: str | Path) -> None:
 def evaluate(dataset: str | Path, model: Any, *, policy: str = "auto", policy_model: Any = None,
              page_sentences: int = 5, decide: str = "generate",
              decision_max_tokens: int | None = None,
-             translation_max_tokens: int | None = None) -> dict[str, Any]:
+             translation_max_tokens: int | None = None,
+             on_document: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """One row: ``policy`` (with ``policy_model`` deciding under auto) over ``dataset``,
-    translated by ``model``; with the simulated world, agreement with its exact best sets."""
+    translated by ``model``; with the simulated world, agreement with its exact best sets.
+    ``on_document(done, total)`` after each document."""
     from stepwise.agents.longmt import LongMTAgent
     from stepwise.agents.longmt.agreement import Agreement, trace_agreement
     from stepwise.agents.longmt.runs import DocumentDone, compare_policies
@@ -51,6 +53,7 @@ def evaluate(dataset: str | Path, model: Any, *, policy: str = "auto", policy_mo
     oracles = {doc.id: WorldOracle(doc.ref) if doc.world == "translation" else None
                for doc in docs}
     agreements: list[Agreement] = []
+    finished = [0]
 
     def measured(done: DocumentDone) -> None:
         if done.exc is not None:  # one failed document fails the row: re-raised as it was
@@ -58,6 +61,9 @@ def evaluate(dataset: str | Path, model: Any, *, policy: str = "auto", policy_mo
         oracle = oracles[done.document.id]
         if oracle is not None and done.result is not None:  # pages after the first: chosen
             agreements.append(trace_agreement(done.result, done.document.ref, model, oracle))
+        finished[0] += 1
+        if on_document:
+            on_document(finished[0], len(docs))
 
     agent = LongMTAgent(model, policy=policy, policy_model=policy_model,
                         page_sentences=page_sentences, decision_max_tokens=decision_max_tokens,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -74,9 +74,13 @@ class LoopSettings(BaseModel):
 LOCK_NAME = "loop.lock"  # one loop writes a run folder at a time
 UNTRAINED = "untrained"  # the held-out row of the start model, before any training
 
-# How far the running stage is: done of total (None: not known ahead) units, e.g.
-# (12, 48, "simulations"); a stage with nothing to count (evaluate) reports nothing.
-Progressed = Callable[[int, int | None, str], None]
+class Progressed(Protocol):
+    """How far the running stage is: done of total (None: not known ahead) units, e.g.
+    (12, 48, "simulations"), and what it is doing now (``detail``; a stage whose units
+    differ in cost, such as rule policies and a model's, gives no time left)."""
+
+    def __call__(self, done: int, total: int | None, unit: str, detail: str = "",
+                 *, timed: bool = True) -> None: ...
 
 
 class StageFailed(StepwiseError):
@@ -174,7 +178,8 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
 
 
 def evaluate_policy(settings: LoopSettings, policy_model: str | None,
-                    policy: str = "auto") -> dict[str, Any]:
+                    policy: str = "auto",
+                    on_document: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """``policy`` (auto: ``policy_model`` deciding the modules) while ``settings.model``
     translates, on the held-out documents (else the explored ones)."""
     from stepwise.llm import from_uri
@@ -192,7 +197,8 @@ def evaluate_policy(settings: LoopSettings, policy_model: str | None,
                    from_uri(settings.model, **settings.model_kwargs), policy=policy,
                    policy_model=decider, page_sentences=settings.page_sentences,
                    decide=decide, decision_max_tokens=settings.decision_max_tokens,
-                   translation_max_tokens=settings.translation_max_tokens)
+                   translation_max_tokens=settings.translation_max_tokens,
+                   on_document=on_document)
     return {**row, "decide": decide}
 
 
@@ -208,12 +214,19 @@ def baseline_rows(settings: LoopSettings,
                 if simulated_world or policy not in ("markers", "oracle")]
     rows: dict[str, Any] = {}
     for policy in [*policies, UNTRAINED]:
-        if on_progress:
-            on_progress(len(rows), len(policies) + 1, "policies")
-        rows[policy] = (evaluate_policy(settings, settings.start) if policy == UNTRAINED
-                        else evaluate_policy(settings, None, policy))
+        shown = f"{UNTRAINED} {settings.start}" if policy == UNTRAINED else policy
+
+        def counted(done: int, total: int, shown: str = shown) -> None:
+            if on_progress:  # a model's row takes far longer than a rule's: no time left
+                on_progress(len(rows), len(policies) + 1, "policies",
+                            f"{shown}: {done}/{total} documents", timed=False)
+
+        counted(0, len(docs))
+        rows[policy] = (evaluate_policy(settings, settings.start, on_document=counted)
+                        if policy == UNTRAINED else
+                        evaluate_policy(settings, None, policy, on_document=counted))
     if on_progress:
-        on_progress(len(rows), len(rows), "policies")
+        on_progress(len(rows), len(rows), "policies", timed=False)
     return rows
 
 
@@ -306,7 +319,9 @@ def _rounds(settings: LoopSettings, out: Path, on_stage: Callable[[int, str], No
                         _train(settings, f, s, r, on_step, on_progress))
         policy = start = f"hf:{folder / 'model'}"
         measured = stage(folder, round_, "evaluate",
-                         lambda p=policy: evaluate_policy(settings, p))
+                         lambda p=policy: evaluate_policy(settings, p, on_document=(
+                             lambda done, total: on_progress(done, total, "documents"))
+                             if on_progress else None))
         table[f"round {round_}"] = measured
         _write_held_out(out, settings, table)
         explored = {**explored, "failed_documents": len(explored.get("failed_documents", {}))}

@@ -255,3 +255,20 @@ def test_the_commands_take_their_training_defaults_and_help_from_the_settings(co
         field = DPOSettings.model_fields[fields.get(param.name, param.name)]
         assert (param.name, param.default) == (param.name, field.default)
         assert param.help == field.description
+
+
+def test_a_policy_ranking_in_rollouts_scores_each_page_once(tmp_path):
+    """Round r > 1 rolls out with the last policy deciding: ranked, each page's decision is
+    the same question whichever rollout asks it, so the model scores it once."""
+    from stepwise.documents.pages import paginate
+    from stepwise.train.loop import LoopSettings, explore_round
+
+    dataset = short_dataset(tmp_path / "world", lines=12)
+    settings = LoopSettings(dataset=str(dataset), per_step=8, reward="page", page_sentences=4,
+                            decide="rank")
+    row = explore_round(settings, tmp_path / "explore", "tiny", 2)
+    assert row["rollout"] == "auto" and row["pairs"] >= 1
+    pages = len(paginate(json.loads(dataset.read_text())["src"], "qsy", page_sentences=4).pages)
+    scorings = row["policy_scorings"]
+    assert 1 <= scorings["scored"] <= pages - 1  # the first page has nothing to decide
+    assert scorings["saved"] > scorings["scored"]

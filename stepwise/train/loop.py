@@ -173,8 +173,13 @@ def explore_round(settings: LoopSettings, folder: Path, policy_model: str | None
     if not report.finished:
         first = next(iter(report.failed.items()), ("", "no documents"))
         raise StepwiseError(f"every document failed ({first[0]}: {first[1]})")
-    return {"pairs": report.pairs, "rollout": rollout, **report.optimal_rates,
-            "failed_documents": report.failed}
+    row = {"pairs": report.pairs, "rollout": rollout, **report.optimal_rates,
+           "failed_documents": report.failed}
+    if policy_model:  # what the policy deciding in rollouts cost: scorings, and cache hits
+        decider = make_env(task_ids[0]).steps.policy_model
+        if getattr(decider, "score_counts", None) is not None:
+            row["policy_scorings"] = decider.score_counts
+    return row
 
 
 def evaluate_policy(settings: LoopSettings, policy_model: str | None,

@@ -237,3 +237,17 @@ def test_train_dpo_table_says_a_figure_is_a_mean_of_batches(monkeypatch, tmp_pat
     assert "(mean of 1 batches)" not in said  # one batch: a share of the pairs
     assert re.search(r"reward accuracy\s.*\s0\.500\s.*\s0\.875\s.*\s1\.000", done.stdout)
     assert re.search(r"logps rejected\s.*-1234\.568", done.stdout)
+
+
+def test_a_round_that_does_not_improve_says_so():
+    from stepwise.cli.loop import rounds_that_did_not_improve
+
+    rows = {"none": {"bleu": 97.1, "oracle_agreement": 0.6},
+            "untrained": {"bleu": 95.6, "oracle_agreement": 0.36},
+            "round 1": {"bleu": 98.2, "oracle_agreement": 0.68},
+            "round 2": {"bleu": 98.2, "oracle_agreement": 0.68}}
+    assert rounds_that_did_not_improve({"rows": rows}) == [
+        "round 2 did not improve on round 1: held-out agreement 0.68 against 0.68"]
+    real = {"untrained": {"bleu": 30.0}, "round 1": {"bleu": 29.5}}
+    assert rounds_that_did_not_improve({"rows": real}) == [
+        "round 1 did not improve on untrained: held-out BLEU 29.50 against 30.00"]

@@ -74,6 +74,26 @@ def held_out_table(table: dict[str, Any]) -> ReadableTable:
                           number("gap closed")], rows, title=Text.from_markup(title))
 
 
+def rounds_that_did_not_improve(table: dict[str, Any]) -> list[str]:
+    """A line for each round whose held-out row is no better than the row before it (the
+    untrained model's for round 1): agreement with the best sets where the world knows
+    them, else BLEU."""
+    rows = table["rows"]
+    trained = sorted((int(name.split()[1]), name) for name in rows if name.startswith("round "))
+    lines, before = [], "untrained"
+    for _, name in trained:
+        if before in rows:
+            key = "oracle_agreement" if rows[name].get("oracle_agreement") is not None and \
+                rows[before].get("oracle_agreement") is not None else "bleu"
+            now, then = rows[name].get(key), rows[before].get(key)
+            if now is not None and then is not None and now <= then:
+                what = "agreement" if key == "oracle_agreement" else "BLEU"
+                lines.append(f"{name} did not improve on {before}: held-out {what} "
+                             f"{now:.2f} against {then:.2f}")
+        before = name
+    return lines
+
+
 def rounds_table(rows: list[dict[str, Any]], simulated: bool) -> ReadableTable:
     title = "Iterative DPO, one row per round" + (
         " [yellow](simulated world)[/yellow]" if simulated else "")
@@ -201,6 +221,8 @@ def loop(
             out.print(rounds_table(rows, simulated))
         if heldout_table is not None:
             out.print(held_out_table(heldout_table))
+            for line in rounds_that_did_not_improve(heldout_table):
+                out.print(line, highlight=False)
     if stopped is not None:
         err.print(f"[red]error:[/red] {escape(str(stopped))} (rounds before it are kept in "
                   f"{escape(str(out_dir))}/rounds.json; run the same command again to resume)",

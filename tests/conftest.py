@@ -18,7 +18,9 @@ for _size in ("COLUMNS", "LINES"):
 from stepwise.llm.named_models import cache_root  # noqa: E402
 
 # Where `stepwise models get smollm2` put the real model: read before the override below.
-USER_CACHE = cache_root()
+# pytest-xdist's workers inherit the override below from the controller, so the controller
+# passes the user's cache on to them by name.
+USER_CACHE = Path(os.environ.setdefault("STEPWISE_TEST_USER_CACHE", str(cache_root())))
 # Before anything builds a tiny model: keep the test session's copy out of the user's cache,
 # and remove it when the session ends (only the folder made here, never one given).
 if "STEPWISE_CACHE" not in os.environ:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextvars import ContextVar
 from typing import Any
@@ -116,34 +116,15 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
 
         def cached(prompt: Sequence[Any], completions: Sequence[Sequence[Any]],
                    tools: Sequence[Any] | None = None) -> list[float]:
-            key = request_key({"score": [prompt, completions, tools]})
-            with self._lock:
-                hit = self._scores.get(key)
-                if hit is not None:
-                    self._score_counts["saved"] += 1
-                    return list(hit)
-                leader = self._scoring.get(key)
-                if leader is None:
-                    answer = self._scoring[key] = Future()
-                else:
-                    self._score_counts["saved"] += 1
-            if leader is not None:
-                return list(leader.result())
-            try:
+            def scored() -> list[float]:
                 scores = list(score(prompt, completions, tools))
                 with self._lock:
                     self._score_counts["scored"] += 1
-                    if len(self._scores) < self.max_entries:
-                        self._scores[key] = scores
-            except BaseException as exc:
-                answer.set_exception(exc)
-                raise
-            else:
-                answer.set_result(scores)
-            finally:
-                with self._lock:
-                    self._scoring.pop(key, None)
-            return list(scores)
+                return scores
+
+            key = request_key({"score": [prompt, completions, tools]})
+            return self._once(key, self._scores, self._scoring, self._score_counts, scored,
+                              list)
 
         return cached
 
@@ -163,41 +144,54 @@ class CachingChatModel(ToolCallingMixin, BaseChatModel):
             kwargs["seed"] = seed  # a sampled call inside a search step: reproducible
         key = request_key(canonical_request(messages, {**kwargs, "stop": stop})) \
             if greedy else None
-        answer: Future | None = None  # this call's answer, for the same requests meanwhile
-        if key is not None:
-            with self._lock:
-                hit = self._cache.get(key)
-                if hit is not None:
-                    self._counts["saved"] += 1
-                    return hit.model_copy(deep=True)  # callers may set ids on messages
-                leader = self._in_flight.get(key)
-                if leader is None:
-                    answer = self._in_flight[key] = Future()
-                else:
-                    self._counts["saved"] += 1  # saved once it joins: no call of its own
-            if leader is not None:  # the same request is in flight: its answer is ours
-                return leader.result().model_copy(deep=True)
+        if key is None:
+            return self._counted_call(messages, stop, kwargs)
+        return self._once(key, self._cache, self._in_flight, self._counts,
+                          lambda: self._counted_call(messages, stop, kwargs),
+                          lambda result: result.model_copy(deep=True))  # callers set ids
+
+    def _counted_call(self, messages: list[BaseMessage], stop: list[str] | None,
+                      kwargs: dict[str, Any]) -> ChatResult:
+        result = self._call(messages, stop, kwargs)
+        tokens_in, tokens_out = token_usage(result.generations[0].message)
+        with self._lock:
+            self._counts["calls"] += 1
+            self._counts["tokens_in"] += tokens_in
+            self._counts["tokens_out"] += tokens_out
+        return result
+
+    def _once(self, key: str, store: dict[str, Any], flights: dict[str, Future],
+              counts: dict[str, int], compute: Callable[[], Any], copy: Callable[[Any], Any]
+              ) -> Any:
+        """``compute()``'s answer for ``key``, asked once: from ``store`` when kept, from
+        the same request in flight when there is one (its error too), else computed and
+        kept. Every answer is a ``copy``, so no caller changes what is kept."""
+        with self._lock:
+            hit = store.get(key)
+            if hit is not None:
+                counts["saved"] += 1
+                return copy(hit)
+            leader = flights.get(key)
+            if leader is None:
+                answer = flights[key] = Future()
+            else:
+                counts["saved"] += 1  # saved once it joins: no call of its own
+        if leader is not None:  # the same request is in flight: its answer is ours
+            return copy(leader.result())
         try:
-            result = self._call(messages, stop, kwargs)
-            tokens_in, tokens_out = token_usage(result.generations[0].message)
-            kept = result.model_copy(deep=True) if key is not None else None
+            result = compute()
+            kept = copy(result)
             with self._lock:
-                self._counts["calls"] += 1
-                self._counts["tokens_in"] += tokens_in
-                self._counts["tokens_out"] += tokens_out
-                if kept is not None and len(self._cache) < self.max_entries:
-                    self._cache[key] = kept
+                if len(store) < self.max_entries:
+                    store[key] = kept
         except BaseException as exc:
-            if answer is not None:
-                answer.set_exception(exc)
+            answer.set_exception(exc)
             raise
         else:
-            if answer is not None:
-                answer.set_result(kept)
-        finally:
-            if answer is not None:  # after caching: a newcomer finds the one or the other
-                with self._lock:
-                    self._in_flight.pop(key, None)
+            answer.set_result(kept)
+        finally:  # after keeping: a newcomer finds the one or the other
+            with self._lock:
+                flights.pop(key, None)
         return result
 
     def _call(self, messages: list[BaseMessage], stop: list[str] | None,

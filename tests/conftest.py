@@ -54,6 +54,8 @@ def json_objects(text: str) -> list:
         objects.append(value)
         text = text[end:].strip()
     return objects
+
+
 # The real parallel documents live beside the repository (../shared/data); tests that read
 # them skip where they are absent. STEPWISE_SHARED_DATA points elsewhere.
 WMT_DOCS = Path(os.environ.get("STEPWISE_SHARED_DATA", REPO.parent / "shared" / "data")
@@ -69,10 +71,16 @@ def tiny_path() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
-    """The real SmolLM2-135M-Instruct folder; tests using it are marked ``real_model``."""
+    """The real SmolLM2-135M-Instruct folder; tests using it are marked ``real_model``.
+
+    Absent, they skip; with ``STEPWISE_REQUIRE_REAL_MODEL=1`` (CI's real-model run) they fail,
+    so a run in which every real-model test skipped cannot pass for one that tested it."""
     path = USER_CACHE / "models" / "smollm2"
     if not (path / "stepwise-model.json").exists():
-        pytest.skip("the real model is not cached: run `stepwise models get smollm2`")
+        missing = f"the real model is not in {USER_CACHE}: run `stepwise models get smollm2`"
+        if os.environ.get("STEPWISE_REQUIRE_REAL_MODEL") == "1":
+            pytest.fail(missing)
+        pytest.skip(missing)
     return path
 
 

@@ -272,3 +272,31 @@ def test_a_policy_ranking_in_rollouts_scores_each_page_once(tmp_path):
     scorings = row["policy_scorings"]
     assert 1 <= scorings["scored"] <= pages - 1  # the first page has nothing to decide
     assert scorings["saved"] > scorings["scored"]
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_top_layers_trains_only_them_and_a_second_pass_reuses_the_reference(
+        world_pairs, tmp_path, tiny_path):
+    out = tmp_path / "top"
+    # 12 pairs, 4 steps of 4: more than one pass, so the reference's log-probs are computed once.
+    result = train_dpo(world_pairs, "tiny", out, DPOSettings(max_steps=4, eval_frac=0.0,
+                                                              top_layers=1))
+    assert result.precomputed_reference and result.settings["top_layers"] == 1
+    before, after = _weights(tiny_path), _weights(out)
+    changed = {name for name in after if not (after[name] == before[name]).all()}
+    top = max(int(name.split(".")[2]) for name in after if ".layers." in name)
+    assert changed and all(f"layers.{top}." in name or name == "model.norm.weight"
+                           for name in changed), sorted(changed)
+    once = train_dpo(world_pairs, "tiny", tmp_path / "once", DPOSettings(max_steps=1,
+                                                                         eval_frac=0.0))
+    assert not once.precomputed_reference  # one step of 4 of the 12 pairs: never re-read
+
+
+def test_top_layers_beyond_the_model_is_refused(world_pairs, tmp_path, tiny_path):
+    with pytest.raises(StepwiseError, match="top_layers=99, but the model has"):
+        train_dpo(world_pairs, "tiny", tmp_path / "x", DPOSettings(max_steps=1, top_layers=99))

@@ -137,6 +137,8 @@ def loop(
     sft_weight: Annotated[float, typer.Option(help=described("sft_weight"))] = \
         default("sft_weight"),
     lora: Annotated[int | None, typer.Option(help=described("lora"))] = default("lora"),
+    top_layers: Annotated[int | None, typer.Option(help=described("top_layers"))] = \
+        default("top_layers"),
     eval_frac: Annotated[float, typer.Option(help=described("eval_frac"))] = \
         default("eval_frac"),
     seed: Annotated[int, typer.Option(help="Seeds search (sampled model calls included) and "
@@ -175,8 +177,9 @@ def loop(
         settings = LoopSettings(
             dataset=str(dataset), model=model, start=start, rounds=rounds,
             simulations=simulations, page_sentences=page_sentences, seed=seed,
-            dpo=DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora, max_steps=max_steps,
-                            eval_frac=eval_frac, seed=seed, learning_rate=lr,
+            dpo=DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora,
+                            top_layers=top_layers, max_steps=max_steps, eval_frac=eval_frac,
+                            seed=seed, learning_rate=lr,
                             device=device or "auto"),
             per_step=per_step, reward=reward, horizon=horizon, negatives=negatives,
             heldout=str(heldout) if heldout else None, decide=decide)

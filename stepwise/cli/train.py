@@ -46,6 +46,8 @@ def dpo(
     sft_weight: Annotated[float, typer.Option(help=described("sft_weight"))] = \
         default("sft_weight"),
     lora: Annotated[int | None, typer.Option(help=described("lora"))] = default("lora"),
+    top_layers: Annotated[int | None, typer.Option(help=described("top_layers"))] = \
+        default("top_layers"),
     max_steps: Annotated[int, typer.Option(help=described("max_steps"))] = \
         default("max_steps"),
     eval_frac: Annotated[float, typer.Option(help=described("eval_frac"))] = \
@@ -82,7 +84,8 @@ def dpo(
 
     with options_checked(learning_rate="--lr"):  # the ranges are the settings' fields
         settings = DPOSettings(beta=beta, sft_weight=sft_weight, lora=lora,
-                               max_steps=max_steps, eval_frac=eval_frac, learning_rate=lr,
+                               top_layers=top_layers, max_steps=max_steps,
+                               eval_frac=eval_frac, learning_rate=lr,
                                batch_size=batch_size, max_length=max_length,
                                padding_free=padding_free, seed=seed, skip_bad=skip_bad,
                                device=device)

@@ -287,6 +287,7 @@ def test_top_layers_trains_only_them_and_a_second_pass_reuses_the_reference(
     result = train_dpo(world_pairs, "tiny", out, DPOSettings(max_steps=4, eval_frac=0.0,
                                                               top_layers=1))
     assert result.precomputed_reference and result.settings["top_layers"] == 1
+    assert result.prepare_seconds > 0
     before, after = _weights(tiny_path), _weights(out)
     changed = {name for name in after if not (after[name] == before[name]).all()}
     top = max(int(name.split(".")[2]) for name in after if ".layers." in name)

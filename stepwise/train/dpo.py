@@ -108,6 +108,7 @@ class TrainResult:
     device: str = "cpu"
     settings: dict[str, Any] = field(default_factory=dict)
     precomputed_reference: bool = False  # the reference's log-probs computed once, up front
+    prepare_seconds: float = 0.0  # tokenizing the pairs (and any precomputed reference)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -286,10 +287,12 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     evaluated = {"fit": _dataset(train_rows[:FIT_SAMPLE], tokenizer)}
     if eval_rows:
         evaluated["held"] = _dataset(eval_rows, tokenizer)
+    preparing = time.perf_counter()
     trainer = DPOTrainer(model=policy, args=config, train_dataset=_dataset(train_rows, tokenizer),
                          eval_dataset=evaluated, processing_class=tokenizer,
                          peft_config=peft_config,
                          callbacks=[_metrics_callback(metrics_path, on_step)])
+    prepare_seconds = time.perf_counter() - preparing
     trainer.remove_callback(PrinterCallback)  # the metrics file and the caller's progress instead
 
     def evaluate(name: str) -> dict[str, float]:
@@ -322,6 +325,7 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
         else round(peak_rss_bytes() / 2**30, 3),
         device=torch.cuda.get_device_name() if cuda else device,
         settings=settings.model_dump(), precomputed_reference=precompute,
+        prepare_seconds=round(prepare_seconds, 3),
     )
     from stepwise.train.curves import write_curves
 

@@ -40,6 +40,16 @@ def test_time_left_is_at_this_sessions_rate():
     assert _Counted("explore", 4, 4, {}, 0.0, (0.0, 0)).left(5.0) is None  # done
 
 
+def test_time_left_leaves_out_the_setup_before_the_first_unit():
+    training = _Counted("train", total=10, completed=0, fields={}, started=0.0, base=(0.0, 0))
+    training.completed = 1
+    training.moved(300.0)  # five minutes of loading and precomputing, then the first step
+    assert training.left(300.0) is None  # one step done: no rate yet
+    training.completed = 3
+    training.moved(400.0)
+    assert training.left(400.0) == 7 * 50.0  # 2 steps in 100 s, not 3 in 400 s
+
+
 def test_a_task_that_does_not_move_still_prints_lines(capsys):
     with ProgressLines("steps", every=0.05) as progress:
         progress.add_task("waiting", total=None)

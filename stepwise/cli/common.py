@@ -628,6 +628,13 @@ class _Counted:
     fields: dict[str, Any]
     started: float
     base: tuple[float, float] | None = None  # (time, count) when the total became known
+    first: tuple[float, float] | None = None  # (time, count) when the first unit was done
+
+    def moved(self, now: float) -> None:
+        """Note the first unit done since ``base``: the rate is measured from there, so the
+        setup before it (loading a model, precomputing) is not taken for the units' cost."""
+        if self.first is None and self.base is not None and self.completed > self.base[1]:
+            self.first = (now, self.completed)
 
     def left(self, now: float) -> float | None:
         """Seconds left at this session's rate (a resumed run's earlier work not counted);
@@ -635,7 +642,7 @@ class _Counted:
         if self.total is None or self.base is None or self.completed >= self.total or \
                 not self.fields.get("timed", True):
             return None
-        since, counted = self.base
+        since, counted = self.first or self.base
         rate = (self.completed - counted) / (now - since) if now > since else 0.0
         return (self.total - self.completed) / rate if rate > 0 else None
 
@@ -694,7 +701,8 @@ class ProgressLines:
                 task.completed += advance
             if total is not None and total != task.total:
                 task.total = total
-                task.base = (time.monotonic(), task.completed)
+                task.base, task.first = (time.monotonic(), task.completed), None
+            task.moved(time.monotonic())
             if description is not None:
                 task.description = description
             task.fields.update(fields)

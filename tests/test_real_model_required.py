@@ -3,9 +3,9 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from .conftest import REPO
+
 ONE_TEST = "tests/test_real_model.py::test_the_readme_example_runs_as_written"
 
 

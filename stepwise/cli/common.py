@@ -693,6 +693,7 @@ class ProgressLines:
                advance: float | None = None, description: str | None = None,
                **fields: Any) -> None:
         """As rich's: a None argument leaves that part as it was."""
+        now = time.monotonic()
         with self._lock:
             task = self._tasks[task_id]
             if completed is not None:
@@ -701,8 +702,8 @@ class ProgressLines:
                 task.completed += advance
             if total is not None and total != task.total:
                 task.total = total
-                task.base, task.first = (time.monotonic(), task.completed), None
-            task.moved(time.monotonic())
+                task.base, task.first = (now, task.completed), None
+            task.moved(now)
             if description is not None:
                 task.description = description
             task.fields.update(fields)

@@ -301,3 +301,18 @@ def test_top_layers_trains_only_them_and_a_second_pass_reuses_the_reference(
 def test_top_layers_beyond_the_model_is_refused(world_pairs, tmp_path, tiny_path):
     with pytest.raises(StepwiseError, match="top_layers=99, but the model has"):
         train_dpo(world_pairs, "tiny", tmp_path / "x", DPOSettings(max_steps=1, top_layers=99))
+
+
+def test_a_real_model_on_the_cpu_runs_its_frozen_layers_once_per_pair(world_pairs, tmp_path,
+                                                                       tiny_path):
+    # As hf:PATH (not tiny) a CPU takes one pair at a time: the same batch on every pass.
+    out = tmp_path / "trunk"
+    result = train_dpo(world_pairs, f"hf:{tiny_path}", out,
+                       DPOSettings(max_steps=6, eval_frac=0.0, top_layers=1, learning_rate=1e-3))
+    # Training, then the reference precomputed for the training and fit pairs, the fit after.
+    passes = 6 * 4 + 12 + 12 + 12
+    assert result.frozen_trunk == {"hits": passes - 12, "misses": 12}
+    before, after = _weights(tiny_path), _weights(out)
+    assert sorted(after) == sorted(before)  # the layers' own names, not the trunk's
+    changed = {name for name in after if not (after[name] == before[name]).all()}
+    assert changed and not any(".layers.0." in name for name in changed)

@@ -108,6 +108,7 @@ class TrainResult:
     device: str = "cpu"
     settings: dict[str, Any] = field(default_factory=dict)
     precomputed_reference: bool = False  # the reference's log-probs computed once, up front
+    frozen_trunk: dict[str, int] | None = None  # hits and misses of the frozen layers' cache
     prepare_seconds: float = 0.0  # tokenizing the pairs (and any precomputed reference)
 
     def as_dict(self) -> dict[str, Any]:
@@ -222,6 +223,7 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     from trl import DPOConfig, DPOTrainer
 
     from stepwise.llm.hf import resolve_device
+    from stepwise.train import frozen_trunk
     from stepwise.train.pair_checks import PairsError, check_pairs
 
     device = resolve_device(settings.device)  # a missing GPU fails before anything loads
@@ -267,6 +269,11 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     # pass. A GPU batches them and recomputes instead.
     one_at_a_time = device == "cpu" and kind != "tiny"
     per_device = 1 if one_at_a_time else settings.batch_size
+    # One pair per batch comes back as the same batch on every pass: the frozen layers below
+    # the trained ones then run once per pair, not once per pass (stepwise.train.frozen_trunk).
+    trunk = None
+    if one_at_a_time and trained_layers is not None and not settings.lora:
+        trunk = frozen_trunk.install(policy, trained_layers[0])
     # The reference's log-probabilities never change: when training passes over the pairs
     # more than once, computing them once up front saves a forward pass per pair and pass.
     precompute = settings.max_steps * settings.batch_size > len(train_rows)
@@ -310,6 +317,7 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     trained = trainer.model
     if settings.lora:
         trained = trained.merge_and_unload()
+    frozen_trunk.remove(trained)  # the layers' own names in the saved weights
     trained.generation_config.max_new_tokens = GENERATION_TOKENS
     trained.config.use_cache = True  # training turns the cache off; generation needs it (3x)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # save_strategy="no": only logs
@@ -325,6 +333,7 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
         else round(peak_rss_bytes() / 2**30, 3),
         device=torch.cuda.get_device_name() if cuda else device,
         settings=settings.model_dump(), precomputed_reference=precompute,
+        frozen_trunk={"hits": trunk.hits, "misses": trunk.misses} if trunk else None,
         prepare_seconds=round(prepare_seconds, 3),
     )
     from stepwise.train.curves import write_curves

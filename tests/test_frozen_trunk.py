@@ -1,13 +1,12 @@
 """The frozen-trunk cache: the same outputs and gradients as the plain model, fewer passes."""
 
 import pytest
+import torch
+import transformers
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-from stepwise.llm.tiny import build_tiny  # noqa: E402
-from stepwise.train import frozen_trunk  # noqa: E402
-from stepwise.train.dpo import _freeze_below  # noqa: E402
+from stepwise.llm.tiny import build_tiny
+from stepwise.train import frozen_trunk
+from stepwise.train.dpo import _freeze_below
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ BENCHMARKS = {
     "thread_budget": "benchmarks.thread_budget",
     "generative_concurrency": "benchmarks.generative_concurrency",
     "demo_stages": "benchmarks.demo_stages",
+    "frozen_trunk": "benchmarks.frozen_trunk",
 }
 
 

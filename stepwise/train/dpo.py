@@ -76,6 +76,9 @@ class DPOSettings(BaseModel):
     # names the device), so a run resumes on another machine.
     device: str = Field("auto", exclude=True, description="Where training runs: auto (a "
                         "CUDA GPU, else Apple's MPS, else the CPU), cpu, cuda, cuda:N or mps.")
+    keep_frozen: bool = Field(True, exclude=True, description="With top_layers on a CPU: keep "
+                              "the frozen layers' output per pair (memory for time; the "
+                              "result is the same either way).")
 
 
 def default(name: str) -> Any:
@@ -272,7 +275,8 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     # One pair per batch comes back as the same batch on every pass: the frozen layers below
     # the trained ones then run once per pair, not once per pass (stepwise.train.frozen_trunk).
     trunk = None
-    if one_at_a_time and trained_layers is not None and not settings.lora:
+    if (settings.keep_frozen and one_at_a_time and trained_layers is not None
+            and not settings.lora):
         trunk = frozen_trunk.install(policy, trained_layers[0])
     # The reference's log-probabilities never change: when training passes over the pairs
     # more than once, computing them once up front saves a forward pass per pair and pass.

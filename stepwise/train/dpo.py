@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -299,10 +301,12 @@ def train_dpo(pairs_path: str | Path, model: str, out: str | Path, settings: DPO
     if eval_rows:
         evaluated["held"] = _dataset(eval_rows, tokenizer)
     preparing = time.perf_counter()
-    trainer = DPOTrainer(model=policy, args=config, train_dataset=_dataset(train_rows, tokenizer),
-                         eval_dataset=evaluated, processing_class=tokenizer,
-                         peft_config=peft_config,
-                         callbacks=[_metrics_callback(metrics_path, on_step)])
+    with _without_tqdm():  # TRL's own bar for the reference would cut into the caller's lines
+        trainer = DPOTrainer(model=policy, args=config,
+                             train_dataset=_dataset(train_rows, tokenizer),
+                             eval_dataset=evaluated, processing_class=tokenizer,
+                             peft_config=peft_config,
+                             callbacks=[_metrics_callback(metrics_path, on_step)])
     prepare_seconds = time.perf_counter() - preparing
     trainer.remove_callback(PrinterCallback)  # the metrics file and the caller's progress instead
 
@@ -357,6 +361,20 @@ def quiet_libraries() -> None:
     datasets.disable_progress_bars()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     warnings.filterwarnings("ignore", category=UserWarning, module="trl")
+
+
+@contextmanager
+def _without_tqdm() -> Iterator[None]:
+    """tqdm bars off for the block (TRL reads ``TQDM_DISABLE`` when it draws one)."""
+    before = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = before
 
 
 def _logged_tokens(history: list[dict[str, Any]]) -> float:

@@ -303,6 +303,7 @@ def test_top_layers_beyond_the_model_is_refused(world_pairs, tmp_path, tiny_path
         train_dpo(world_pairs, "tiny", tmp_path / "x", DPOSettings(max_steps=1, top_layers=99))
 
 
+@pytest.mark.slow
 def test_a_real_model_on_the_cpu_runs_its_frozen_layers_once_per_pair(world_pairs, tmp_path,
                                                                        tiny_path):
     # As hf:PATH (not tiny) a CPU takes one pair at a time: the same batch on every pass.

@@ -15,7 +15,7 @@ import pytest
 for _size in ("COLUMNS", "LINES"):
     os.environ.pop(_size, None)
 
-from stepwise.llm.named_models import cache_root  # noqa: E402
+from stepwise.llm.named_models import cache_root
 
 # Where `stepwise models get smollm2` put the real model: read before the override below.
 # pytest-xdist's workers inherit the override below from the controller, so the controller

@@ -68,9 +68,9 @@ def run(quick: bool = False) -> dict:
                 settings = DPOSettings(max_steps=STEPS, eval_frac=0.0, top_layers=top,
                                        learning_rate=3e-5, keep_frozen=keep, device="cpu")
                 result = train_dpo(pairs, model, root / name, settings)
-                losses = [json.loads(line)["loss"] for line in
-                          (root / name / "metrics.jsonl").read_text().splitlines()
-                          if "loss" in json.loads(line)]
+                logged = [json.loads(line) for line in
+                          (root / name / "metrics.jsonl").read_text().splitlines()]
+                losses = [row["loss"] for row in logged if "loss" in row]
                 runs[name] = {"result": result, "losses": losses}
     finally:
         torch.set_num_threads(threads_before)

@@ -29,7 +29,7 @@ def _digest(*tensors: torch.Tensor | None) -> bytes:
             digest.update(b"-")
             continue
         digest.update(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
-        digest.update(tensor.detach().contiguous().cpu().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().contiguous().cpu().view(torch.uint8).numpy())
     return digest.digest()
 
 
@@ -69,14 +69,13 @@ class FrozenTrunk(nn.Module):
         return hidden_states
 
     def _keep(self, key: bytes, out: torch.Tensor) -> None:
-        size = out.numel() * out.element_size()
-        if size > self.limit_bytes:
+        if out.nbytes > self.limit_bytes:
             return
         self._kept[key] = out
-        self._kept_bytes += size
+        self._kept_bytes += out.nbytes
         while self._kept_bytes > self.limit_bytes:
             _, dropped = self._kept.popitem(last=False)
-            self._kept_bytes -= dropped.numel() * dropped.element_size()
+            self._kept_bytes -= dropped.nbytes
 
 
 def install(model: Any, first: int) -> FrozenTrunk:

@@ -22,12 +22,17 @@ they follow from the backed-up values.
 
 Simulations run asynchronously, ``parallel`` at once: there are no rounds, and a slot whose
 rollout ends takes the next selected simulation at once. Simulations are numbered in the
-order they are selected; a selection and its expansion happen under a lock, virtual loss (a
-simulation in flight counts as a visit that lost, along its whole path) keeps the in-flight
-paths apart, and no two simulations in flight start from the same node. Determinism is
+order they are selected; a selection and its expansion happen under a lock, and virtual loss
+(a simulation in flight counts as a visit that lost, along its whole path) keeps the
+in-flight paths apart. A simulation starts from a leaf no other in flight starts from while
+there is one; when every leaf is in flight (a small tree: the first simulations, or a
+decision's first step by step) it plays another rollout from one of them, by UCB1 with the
+virtual losses, instead of leaving its slot idle, and it expands nothing: at 16 slots the
+first tenth of a search had kept a third of them busy, and keeps nine tenths. Determinism is
 kept by **seeding by path and sample index, with selection at fixed points**, not by
 logging completion order: every random choice is seeded from (seed, task, node path, the
-node's visits when selected), so a rollout gives the same result whenever and on whichever
+node's visits and simulations in flight from it when selected), so a rollout gives the
+same result whenever and on whichever
 thread it runs; backups are applied in simulation order (a result that comes back early
 waits for the earlier ones), and after each backup the simulations that it allows are
 selected at once, up to ``parallel + parallel // 2`` selected and not yet backed up
@@ -40,8 +45,14 @@ only ``parallel``, a rollout longer than its neighbours holds back every later s
 as a round did. A wider one lets selections see older values, so the search spreads and a
 simulation makes more model calls: at 16 slots with a 20 ms model, windows of 16, 24 and
 31 kept 77%, 90% and 93% of the slots busy but took 5.2, 4.9 and 5.7 s for the same
-simulations. Step by step, each decision's simulations all back up before it commits (the
-commit needs their values).
+simulations (measured before rollouts could share a leaf). Step by step, each decision's
+simulations all back up before it commits (the commit needs their values).
+
+Tasks searched side by side (``explore_tasks`` with several workers) share their slots:
+workers × ``parallel`` rollouts run at once in all, and each task runs its window's
+simulations on as many threads, so a task whose neighbours are finishing, or waiting on a
+backup, runs more than ``parallel`` at once. Only the threads differ, not the schedule:
+each task's tree is the one it gets alone.
 
 The tree lives in the explorer and every backup is appended to an event log (``EventLog``),
 from which a killed run is rebuilt: a replay runs the same schedule, taking the logged
@@ -161,8 +172,9 @@ class Simulation:
     index: int  # its number: the order of selection and of backup
     node: int  # the node its rollout starts from
     path: list[int]  # the root to ``node``: the nodes it backs up
-    sample: int  # ``node``'s visits when it was selected: the rollout's sample index
+    sample: int  # the rollout's sample index: ``node``'s visits and simulations in flight
     expanded: dict[str, Any] | None  # the expansion its selection made, logged with it
+    holds: bool = True  # the first in flight from its leaf (the others are extra rollouts)
     result: dict[str, Any] | None = None  # score, rewards and tokens, once its rollout ends
 
 
@@ -176,7 +188,8 @@ class Explorer:
     def __init__(self, env: Searchable[Any, Any], options: ExploreOptions,
                  log: EventLog | None = None, env_name: str = "",
                  on_iteration: Callable[[int], None] | None = None,
-                 simulated: bool = False) -> None:
+                 simulated: bool = False,
+                 slots: threading.Semaphore | None = None) -> None:
         lacking = missing(env, Searchable)
         if lacking:
             raise TypeError(f"{type(env).__name__} is not searchable: it lacks "
@@ -190,11 +203,14 @@ class Explorer:
         self.options = options
         self.log = log or EventLog(None)
         self.on_iteration = on_iteration
+        self.slots = slots  # rollouts running at once, shared with other tasks' searches
         self.tree = Tree.new(task=env.task_id, env=env_name, seed=options.seed,
                              options=options.dump(), baseline_score=env.baseline_score(),
                              tools=self.export.tool_schemas() if self.export else None,
                              simulated=simulated)
         self.states: dict[int, Any] = {0: env.initial_state()}
+        self._stepping: dict[int, threading.Lock] = {}  # per node: held while it is stepped
+        self._stepping_lock = threading.Lock()
         self.stable = 0
         self.best_path = [0]
         self.decision = 0  # step by step: the node whose decision is being searched
@@ -220,10 +236,17 @@ class Explorer:
     # -- states and randomness --------------------------------------------------------
 
     def state_of(self, node_id: int) -> Any:
-        """A node's state, stepped from its parent's (memoised: rollouts share prefixes)."""
-        if node_id not in self.states:
-            node = self.tree.nodes[node_id]
-            self.states[node_id] = self.env.step(self.state_of(node.parent), node.action)
+        """A node's state, stepped from its parent's (memoised: rollouts share prefixes).
+        Stepped once: rollouts in flight from one node wait for the first to step it, so a
+        step's model calls do not depend on timing."""
+        if node_id in self.states:
+            return self.states[node_id]
+        with self._stepping_lock:  # not the schedule's lock: a selection may step a node
+            stepping = self._stepping.setdefault(node_id, threading.Lock())
+        with stepping:
+            if node_id not in self.states:
+                node = self.tree.nodes[node_id]
+                self.states[node_id] = self.env.step(self.state_of(node.parent), node.action)
         return self.states[node_id]
 
     def rng(self, purpose: str, node_id: int, sample: int) -> random.Random:
@@ -233,20 +256,21 @@ class Explorer:
 
     # -- select and expand --------------------------------------------------------------
 
-    def _walk(self) -> int | None:
-        """From the decision down by UCB1 to a leaf no simulation in flight starts from; None
-        when each leaf below has one. A simulation in flight counts as a visit that lost
+    def _walk(self) -> tuple[int, bool]:
+        """From the decision down by UCB1 to a leaf, and whether the simulation holds it: a
+        leaf no simulation in flight starts from while there is one below the decision;
+        otherwise (every leaf below is in flight: a small tree, early on) a leaf in flight,
+        for another rollout from it. A simulation in flight counts as a visit that lost
         along its path (virtual loss); ties go to the earlier child."""
         nodes, free, virtual = self.tree.nodes, self._free, self._virtual
         node = nodes[self.decision]
-        if not free[node.id]:
-            return None
+        holds = free[node.id] > 0
         c, mean = self.options.c, self.options.q == "mean"
         while node.children:
             log_parent = None
             best, best_ucb = None, -math.inf
             for child_id in node.children:
-                if not free[child_id]:
+                if holds and not free[child_id]:
                     continue
                 child = nodes[child_id]
                 visits = child.visits + virtual.get(child_id, 0)
@@ -262,14 +286,13 @@ class Explorer:
                     best, best_ucb = child, ucb
             assert best is not None  # a node with free leaves below has a free child
             node = best
-        return node.id
+        return node.id, holds
 
-    def _select(self) -> Simulation | None:
+    def _select(self) -> Simulation:
         """Select the next simulation: walk to a leaf, expand it (on a replay, as the log
-        says, with no model call) and hold its path; None when every leaf is in flight."""
-        leaf_id = self._walk()
-        if leaf_id is None:
-            return None
+        says, with no model call) and hold its path. A leaf already in flight is never
+        expanded: it is unvisited (its first rollout is out) or terminal."""
+        leaf_id, holds = self._walk()
         index, leaf = self.selected, self.tree.nodes[leaf_id]
         logged = self._logged.get(index)
         if logged is not None:
@@ -280,17 +303,22 @@ class Explorer:
                     raise ValueError(f"simulation {index} was logged at node {at}; this "
                                      f"search selects node {leaf_id}")
                 self._create(created)
-        elif (leaf.visits == 0 and leaf.id != 0) or self.env.is_terminal(self.state_of(leaf_id)):
+        elif not holds or (leaf.visits == 0 and leaf.id != 0) or \
+                self.env.is_terminal(self.state_of(leaf_id)):
             created = None
         else:
             created = self._expansion(leaf)
             self._create(created)
         node_id = leaf.children[0] if created is not None else leaf_id
         path = self.tree.path_to(node_id)
+        # the rollout's sample index: the node's visits and the simulations in flight from it
+        # (a leaf's in flight through it), so rollouts from one node never share a seed
+        sample = self.tree.nodes[node_id].visits + self._virtual.get(node_id, 0)
         for n in path:
             self._virtual[n] = self._virtual.get(n, 0) + 1
-            self._free[n] -= 1
-        simulation = Simulation(index, node_id, path, self.tree.nodes[node_id].visits, created)
+            if holds:
+                self._free[n] -= 1
+        simulation = Simulation(index, node_id, path, sample, created, holds)
         self.selected += 1
         self._launched += 1
         self._flight[index] = simulation
@@ -390,7 +418,8 @@ class Explorer:
         del self._flight[simulation.index]
         for n in simulation.path:
             self._virtual[n] -= 1
-            self._free[n] += 1
+            if simulation.holds:
+                self._free[n] += 1
         if live:
             self._apply(result["score"], result["rewards"], result.get("tokens"))
         else:
@@ -471,10 +500,7 @@ class Explorer:
     def _fill(self) -> None:
         """Select every simulation the window and the budget allow now."""
         while len(self._flight) < self._window and self._may_select():
-            simulation = self._select()
-            if simulation is None:  # every leaf is in flight: wait for a backup
-                return
-            self._queue.append(simulation)
+            self._queue.append(self._select())
 
     def _back_up_finished(self) -> None:
         """Back up every finished simulation whose predecessors are back, in order, each
@@ -498,7 +524,11 @@ class Explorer:
                     if self._halted or not self._queue:
                         return
                     simulation = self._queue.popleft()
-                result = self._rollout(simulation)
+                if self.slots is None:
+                    result = self._rollout(simulation)
+                else:
+                    with self.slots:
+                        result = self._rollout(simulation)
                 with lock:
                     simulation.result = result
                     self._back_up_finished()
@@ -516,10 +546,14 @@ class Explorer:
             self._lock.notify_all()
 
     def _search(self) -> None:
-        """Run the selected simulations on ``parallel`` slots (one: on this thread)."""
+        """Run the selected simulations on ``parallel`` slots (one: on this thread). With
+        ``slots`` shared between tasks, on as many threads as the window holds simulations:
+        the shared slots bound the rollouts running, and a task whose neighbours have
+        finished, or are between simulations, runs more than ``parallel`` of them at once.
+        Only the threads differ: the schedule, and so the tree, is the same."""
         if not self._flight:
             return
-        slots = self.options.parallel
+        slots = self._window if self.slots is not None else self.options.parallel
         if slots == 1:
             self._work()
             return

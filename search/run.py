@@ -206,6 +206,11 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
         report = RunReport(tasks=len(task_ids))
         stopped: set[str] = set()
         broken = threading.Event()  # a bug raised in one task: the others end at a backup
+        # workers x parallel rollouts at once, shared: a task may run more than ``parallel``
+        # while another has fewer out (finishing, or waiting on a backup)
+        at_once = min(workers, len(task_ids))
+        slots = threading.BoundedSemaphore(at_once * options.parallel) \
+            if at_once > 1 and options.parallel > 1 else None
 
         def halted() -> bool:
             return broken.is_set() or (stop is not None and stop.is_set())
@@ -228,7 +233,7 @@ def explore_tasks(task_ids: Sequence[str], make_env: Callable[[str], Any], optio
                 explorer = Explorer(make_env(task_id), options,
                                     EventLog(out / "events" / f"{safe_name(task_id)}.jsonl"),
                                     env_name=env_name, simulated=simulated,
-                                    on_iteration=iterated)
+                                    on_iteration=iterated, slots=slots)
                 tree = explorer.run()
             except StopRequested:
                 stopped.add(task_id)

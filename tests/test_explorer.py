@@ -270,13 +270,16 @@ def test_parallel_simulations_are_deterministic_and_resume_exactly(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "p" / "events.jsonl").open()]
     assert [line["i"] for line in lines] == list(range(48))  # one simulation a line, in order
     assert all(len(line["batch"]) == 1 for line in lines)
-    first = [line["batch"][0] for line in lines[:4]]
+    first = [line["batch"][0] for line in lines[:7]]
     # the first expands the root and plays its first child; while it is in flight the next
     # two play the other children (virtual loss); every leaf is then in flight, so the
-    # fourth is selected once the first is back, and expands the one visited child
-    assert [item["simulated"] for item in first[:3]] == [1, 2, 3]
-    assert first[0]["expanded"]["parent"] == 0 and first[1]["expanded"] is None
-    assert first[3]["expanded"]["parent"] == 1
+    # window's other three play a second rollout from each (another sample: other scores
+    # here), and the seventh, selected once the first is back, expands the visited child
+    assert [item["simulated"] for item in first[:6]] == [1, 2, 3, 1, 2, 3]
+    assert first[0]["expanded"]["parent"] == 0
+    assert all(item["expanded"] is None for item in first[1:6])
+    assert [first[0]["score"], first[3]["score"]] == [2.0, 3.0]
+    assert first[6]["expanded"]["parent"] == 1
 
 
 def test_explore_cli_on_the_think_environment(tmp_path):

@@ -18,6 +18,7 @@ from typing import Any
 from stepwise.search import explorer
 from stepwise.search.events import EventLog
 from stepwise.search.explorer import ExploreOptions, Explorer
+from stepwise.search.run import explore_tasks
 from tests.conftest import REPO
 from tests.test_explorer import ChainEnv
 from tests.test_parallel_scoring import InlineExecutor  # each slot on the calling thread
@@ -113,3 +114,44 @@ def test_a_run_killed_with_simulations_in_flight_resumes_to_the_same_bytes(tmp_p
     done = Explorer(replayed, ExploreOptions(**OPTIONS), EventLog(log)).replay(
         EventLog(log).read())
     assert done == OPTIONS["simulations"] and replayed.steps == 0
+
+
+class CountedChain(OutOfOrderChain):
+    """Each step sleeps a moment and counts the steps in flight, this task's and all tasks'."""
+
+    def __init__(self, task_id: str, running: dict[str, int], lock: threading.Lock) -> None:
+        super().__init__()
+        self.task_id, self.running, self.counted = task_id, running, lock
+        self.most = 0  # this task's steps in flight at once, at most
+
+    def step(self, state, action):
+        with self.counted:
+            self.running[self.task_id] = self.running.get(self.task_id, 0) + 1
+            self.running["all"] = self.running.get("all", 0) + 1
+            self.most = max(self.most, self.running[self.task_id])
+            self.running["most"] = max(self.running.get("most", 0), self.running["all"])
+        try:
+            time.sleep(0.004)
+            return super().step(state, action)
+        finally:
+            with self.counted:
+                self.running[self.task_id] -= 1
+                self.running["all"] -= 1
+
+
+def test_tasks_share_their_slots_and_each_tree_is_the_one_it_has_alone(tmp_path):
+    # Two tasks at --parallel 2 share 4 slots. The small one (a chain of one step) is soon
+    # done; the large one then runs the three simulations its window holds at once, and no
+    # more than 4 run in all. Its tree is the one it gets searched alone on 2 slots.
+    running: dict[str, int] = {}
+    lock = threading.Lock()
+    envs = {"small": CountedChain("small", running, lock),
+            "large": CountedChain("large", running, lock)}
+    envs["small"].best = (1,)
+    options = ExploreOptions(**{**OPTIONS, "simulations": 90, "parallel": 2})
+    explore_tasks(["small", "large"], envs.__getitem__, options, tmp_path, env_name="chain",
+                  workers=2)
+    assert envs["large"].most == 3 and running["most"] <= 4
+    alone = Explorer(CountedChain("large", {}, threading.Lock()), options, env_name="chain")
+    shared = json.loads((tmp_path / "trees" / "large.json").read_text(encoding="utf-8"))
+    assert shared["nodes"] == json.loads(alone.run().to_json())["nodes"]

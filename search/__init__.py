@@ -10,7 +10,7 @@ _HOMES = {  # name -> the module that defines it
     "Export": "stepwise.search.environment",
     "Reward": "stepwise.search.environment",
     "Searchable": "stepwise.search.environment",
-    "ExploreOptions": "stepwise.search.explorer",
+    "ExploreOptions": "stepwise.search.options",
     "Explorer": "stepwise.search.explorer",
     "Node": "stepwise.search.tree",
     "Tree": "stepwise.search.tree",

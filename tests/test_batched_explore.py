@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from stepwise.agents.environments import MAX_BATCH, EnvSpec
 from stepwise.llm.batching import BatchingChatModel
 from stepwise.llm.cache import CachingChatModel
-from stepwise.search.explorer import ExploreOptions
+from stepwise.search.options import ExploreOptions
 from stepwise.search.run import explore_tasks
 
 DOCS = [(["A dog ran.", "Birds sang.", "The sun rose.", "All slept."],

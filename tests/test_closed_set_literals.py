@@ -52,7 +52,7 @@ def test_dtype_is_read_in_any_case(tmp_path):
 
 def test_the_environment_spec_types_its_closed_sets_as_literals():
     from stepwise.agents.longmt.page_steps import DECIDE_MODES
-    from stepwise.search.explorer import Rollout
+    from stepwise.search.options import Rollout
 
     hints = typing.get_type_hints(EnvSpec)
     assert typing.get_args(hints["env"]) == ENVIRONMENTS == ("longmt", "think")

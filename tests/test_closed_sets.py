@@ -17,7 +17,7 @@ runner = CliRunner()
 
 
 def explore_options(field: str) -> Callable[[str], object]:
-    from stepwise.search.explorer import ExploreOptions
+    from stepwise.search.options import ExploreOptions
 
     return lambda value: ExploreOptions(**{field: value})
 
@@ -47,7 +47,7 @@ def choices_of(model: type, field: str) -> tuple[str, ...]:
 
 
 def explore_choices(field: str) -> Callable[[], tuple[str, ...]]:
-    from stepwise.search.explorer import ExploreOptions
+    from stepwise.search.options import ExploreOptions
 
     return lambda: choices_of(ExploreOptions, field)
 

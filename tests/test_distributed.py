@@ -12,7 +12,7 @@ ray = pytest.importorskip("ray")
 from stepwise.agents.environments import EnvSpec
 from stepwise.errors import StepwiseError
 from stepwise.search.distributed import MISSING_RAY, explore_tasks_ray, portable_spec
-from stepwise.search.explorer import ExploreOptions
+from stepwise.search.options import ExploreOptions
 from stepwise.search.run import explore_tasks
 
 OPTIONS = ExploreOptions(simulations=12)

@@ -14,7 +14,7 @@ from stepwise.agents.think import ThinkAgent
 from stepwise.agents.think.evaluate import evaluate
 from stepwise.agents.think.options import ThinkOptions
 from stepwise.errors import ModelBackendError
-from stepwise.search.explorer import ExploreOptions
+from stepwise.search.options import ExploreOptions
 from stepwise.search.run import explore_tasks
 from stepwise.testing.responding import RespondingChatModel
 from stepwise.testing.scripted import ScriptedChatModel, ai

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from stepwise.cli import app
 from stepwise.cli.common import resume_command, stop_on_ctrl_c
 from stepwise.errors import StepwiseError
-from stepwise.search.explorer import ExploreOptions
+from stepwise.search.options import ExploreOptions
 from stepwise.search.run import explore_tasks, simulations_done
 
 from .conftest import REPO

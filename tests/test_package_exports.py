@@ -35,7 +35,7 @@ def test_main_names_come_from_their_packages():
     from stepwise.tools.longmt import memory_tools
 
     assert MemoryStream is defined
-    assert ExploreOptions.__module__ == "stepwise.search.explorer"
+    assert ExploreOptions.__module__ == "stepwise.search.options"
     assert PairOptions.__module__ == "stepwise.search.run"
     assert callable(memory_tools)
 

@@ -270,7 +270,7 @@ def test_a_horizon_is_refused_without_page_rewards_or_partial_scores(tmp_path):
     from typer.testing import CliRunner
 
     from stepwise.cli import app
-    from stepwise.search.explorer import HorizonError
+    from stepwise.search.options import HorizonError
     from stepwise.sim.translation import make_documents, write_dataset
 
     with pytest.raises(ValidationError, match="needs per-step rewards"):

@@ -17,7 +17,7 @@ from stepwise.agents.think.evaluate import evaluate
 from stepwise.agents.think.metrics import RunMetrics
 from stepwise.agents.think.options import ThinkOptions
 from stepwise.cli import app
-from stepwise.search.explorer import ExploreOptions
+from stepwise.search.options import ExploreOptions
 from stepwise.search.run import explore_tasks
 from stepwise.testing.openai_server import Reply
 from stepwise.testing.responding import RespondingChatModel

@@ -174,7 +174,7 @@ def explore(
     """
     hold_threads(threads, workers, parallel)  # every task's simulations share the cores
     from stepwise.agents.environments import EnvSpec
-    from stepwise.search.explorer import ExploreOptions
+    from stepwise.search.options import ExploreOptions
     from stepwise.search.run import PairOptions, check_settings, hold_run
 
     # Every input is checked before the run folder holds anything: a start refused here
@@ -231,7 +231,7 @@ def explore(
         # the environments (think tools included), and a budget too small, before any search
         factory = spec.factory()
         if per_step is not None:
-            from stepwise.search.explorer import check_budget
+            from stepwise.search.options import check_budget
 
             check_budget(factory[0](task_ids[0]), options,
                          "a LongMT page" if env == "longmt" else f"a {env} decision")

@@ -98,7 +98,7 @@ def _done(path: Path) -> dict | None:
 def _search(settings: LoopSettings, policy_model: str | None, round_: int):
     """A round's environments (``EnvSpec``) and search options."""
     from stepwise.agents.environments import EnvSpec
-    from stepwise.search.explorer import ExploreOptions
+    from stepwise.search.options import ExploreOptions
 
     rollout = "auto" if policy_model else settings.rollout
     spec = EnvSpec(env="longmt", dataset=settings.dataset, model=settings.model,
@@ -141,7 +141,7 @@ def check_inputs(settings: LoopSettings) -> None:
     A loop.json written first would refuse the corrected command as "other settings"."""
     task_ids = check_documents(settings)
     if settings.per_step is not None:
-        from stepwise.search.explorer import check_budget
+        from stepwise.search.options import check_budget
 
         spec, options = _search(settings, None, 1)
         check_budget(spec.factory()[0](task_ids[0]), options, "a LongMT page")

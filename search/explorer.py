@@ -32,9 +32,9 @@ first tenth of a search had kept a third of them busy, and keeps nine tenths. De
 kept by **seeding by path and sample index, with selection at fixed points**, not by
 logging completion order: every random choice is seeded from (seed, task, node path, the
 node's visits and simulations in flight from it when selected), so a rollout gives the
-same result whenever and on whichever
-thread it runs; backups are applied in simulation order (a result that comes back early
-waits for the earlier ones), and after each backup the simulations that it allows are
+same result whenever and on whichever thread it runs; backups are applied in simulation
+order (a result that comes back early waits for the earlier ones), and after each backup
+the simulations that it allows are
 selected at once, up to ``parallel + parallel // 2`` selected and not yet backed up
 (``parallel`` running, the rest queued for the next free slot). So which simulations see
 which backups is fixed by their numbers alone, and the tree is the same in any completion

@@ -8,17 +8,20 @@ Three figures, each against a baseline measured in the same run:
   folder, as ``stepwise explore`` does;
 - efficiency: the same search with a model that sleeps a fixed latency (20 ms) per call,
   at concurrency 16 = tasks at once × simulations in flight per task (16×1, 4×4, 2×8,
-  1×16): (calls × latency / concurrency) / wall time (1.0 is perfect). A run lasts as
-  long as its longest task, so ``balance`` (mean calls per task over the most any task
-  made) bounds it from above whatever the explorer does: with 16 tasks of one
-  simulation at a time, their different trees leave some slots idle at the end. A fifth
-  run queues 64 tasks for the 16 workers, as a large run does;
+  1×16): (calls × latency / concurrency) / wall time (1.0 is perfect). A fifth run
+  queues 64 tasks for the 16 workers, as a large run does. With one simulation at a
+  time a task is a chain of calls, so a run lasts at least as long as the busiest
+  worker's chains: ``bound`` (calls over workers × the busiest worker's calls, the
+  tasks dealt to workers in order as they free up) bounds its efficiency from above
+  whatever the explorer does, and ``of_bound`` is the share of it reached (their
+  different trees leave some slots idle at the end);
 - cache: on the synthetic translation world (a simulation), model calls made and calls
   answered by the request cache.
 """
 
 from __future__ import annotations
 
+import heapq
 import statistics
 import tempfile
 import time
@@ -144,9 +147,18 @@ def efficiency(tasks: int, parallel: int, simulations: int, latency: float,
     figures = {"concurrency": concurrency, "calls": calls, "wall_s": wall,
                "ideal_s": calls * latency / concurrency,
                "efficiency": calls * latency / concurrency / wall}
-    if queued == 1:  # the bound holds for one batch of tasks, not for a queue of them
-        figures["balance"] = calls / len(per_task) / max(per_task)
+    if parallel == 1:
+        figures["bound"] = calls / tasks / busiest_worker(per_task, tasks)
+        figures["of_bound"] = figures["efficiency"] / figures["bound"]
     return figures
+
+
+def busiest_worker(per_task: list[int], workers: int) -> int:
+    """Calls of the busiest worker when each free worker takes the next task in order."""
+    loads = [0] * workers
+    for calls in per_task:
+        heapq.heapreplace(loads, loads[0] + calls)
+    return max(loads)
 
 
 def cache_savings(docs: int, simulations: int) -> dict[str, Any]:
@@ -182,8 +194,8 @@ def run(quick: bool = False) -> dict:
 
     flow = {f"{t}x{p}": efficiency(t, p, 16 * p if quick else 48 * p, 0.02)
             for t, p in ((16, 1), (4, 4), (2, 8), (1, 16))}
-    # 64 tasks, 16 at a time: the 16x1 split as a large run meets it (balance bounds the
-    # single batch of 16 above; here a finished task's worker takes the next one).
+    # 64 tasks, 16 at a time: the 16x1 split as a large run meets it (a finished task's
+    # worker takes the next one).
     flow["16x1 of 64 tasks"] = efficiency(16, 1, 16 if quick else 48, 0.02, queued=4)
     cache = cache_savings(1 if quick else 2, 16 if quick else 48)
     return {

@@ -26,9 +26,12 @@ order they are selected; a selection and its expansion happen under a lock, and 
 (a simulation in flight counts as a visit that lost, along its whole path) keeps the
 in-flight paths apart. A simulation starts from a leaf no other in flight starts from while
 there is one; when every leaf is in flight (a small tree: the first simulations, or a
-decision's first step by step) it plays another rollout from one of them, by UCB1 with the
-virtual losses, instead of leaving its slot idle, and it expands nothing: at 16 slots the
-first tenth of a search had kept a third of them busy, and keeps nine tenths. Determinism is
+decision's first step by step) it expands one of them, by UCB1 with the virtual losses,
+without waiting for its first rollout to back up, and plays that leaf's first child instead
+of leaving its slot idle: at 16 slots the first tenth of a search had kept a third of them
+busy. (Playing a second rollout from the leaf kept nine tenths busy too, but it spent a
+small budget's simulations above the decisions that give pairs: SmolLM2 with 4 simulations,
+2 at once, gave no pair from a document whose first page has one action.) Determinism is
 kept by **seeding by path and sample index, with selection at fixed points**, not by
 logging completion order: every random choice is seeded from (seed, task, node path, the
 node's visits and simulations in flight from it when selected), so a rollout gives the
@@ -104,7 +107,7 @@ class Simulation:
     path: list[int]  # the root to ``node``: the nodes it backs up
     sample: int  # the rollout's sample index: ``node``'s visits and simulations in flight
     expanded: dict[str, Any] | None  # the expansion its selection made, logged with it
-    holds: bool = True  # the first in flight from its leaf (the others are extra rollouts)
+    holds: bool = True  # the first in flight from its leaf, while that is a leaf
     result: dict[str, Any] | None = None  # score, rewards and tokens, once its rollout ends
 
 
@@ -190,7 +193,7 @@ class Explorer:
         """From the decision down by UCB1 to a leaf, and whether the simulation holds it: a
         leaf no simulation in flight starts from while there is one below the decision;
         otherwise (every leaf below is in flight: a small tree, early on) a leaf in flight,
-        for another rollout from it. A simulation in flight counts as a visit that lost
+        for the selection to expand. A simulation in flight counts as a visit that lost
         along its path (virtual loss); ties go to the earlier child."""
         nodes, free, virtual = self.tree.nodes, self._free, self._virtual
         node = nodes[self.decision]
@@ -220,8 +223,10 @@ class Explorer:
 
     def _select(self) -> Simulation:
         """Select the next simulation: walk to a leaf, expand it (on a replay, as the log
-        says, with no model call) and hold its path. A leaf already in flight is never
-        expanded: it is unvisited (its first rollout is out) or terminal."""
+        says, with no model call) and hold its path. A leaf in flight (its first rollout is
+        out) is expanded only when every leaf is: its state is stepped once, by whichever
+        comes first, so a selection may wait for that rollout's first step. A terminal leaf
+        is never expanded: when every leaf is in flight, one is scored again."""
         leaf_id, holds = self._walk()
         index, leaf = self.selected, self.tree.nodes[leaf_id]
         logged = self._logged.get(index)
@@ -233,12 +238,14 @@ class Explorer:
                     raise ValueError(f"simulation {index} was logged at node {at}; this "
                                      f"search selects node {leaf_id}")
                 self._create(created)
-        elif not holds or (leaf.visits == 0 and leaf.id != 0) or \
+        elif (holds and leaf.visits == 0 and leaf.id != 0) or \
                 self.env.is_terminal(self.state_of(leaf_id)):
             created = None
-        else:
+        else:  # a visited leaf, or one in flight while every leaf is: expanded now
             created = self._expansion(leaf)
             self._create(created)
+        if created is not None:
+            holds = True  # its first child is a free leaf
         node_id = leaf.children[0] if created is not None else leaf_id
         path = self.tree.path_to(node_id)
         # the rollout's sample index: the node's visits and the simulations in flight from it
@@ -300,7 +307,14 @@ class Explorer:
             child.completion = spec["completion"]
             child.call_tokens = spec.get("call_tokens")
             self._free[child.id] = 1
-        leaves = len(created["children"]) - 1  # the parent was a leaf; its children are
+        # the parent was a leaf; its children are. Held by a simulation in flight (expanded
+        # while every leaf was), it no longer is: that simulation holds no leaf
+        held = not self._free[parent.id]
+        if held:
+            holder = next(sim for sim in self._flight.values()
+                          if sim.holds and sim.node == parent.id)
+            holder.holds = False
+        leaves = len(created["children"]) - (0 if held else 1)
         for n in self.tree.path_to(parent.id):
             self._free[n] += leaves
 

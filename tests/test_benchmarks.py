@@ -64,3 +64,12 @@ def test_demo_stages_holds_each_stage_to_the_cpu_share_it_lost():
     # no CPU lost but 20 % slower: more work beside the competitor
     assert second["allowed_slowdown"] == 1.0 and second["excess"] == 1.2
     assert third["slowdown"] == 1.0 and third["excess"] == 1.0
+
+
+def test_explorer_bound_deals_tasks_in_order_to_the_first_free_worker():
+    from benchmarks.explorer import busiest_worker
+
+    # 5 | 1, 1, 1 then the 4 goes to the worker with 3: 7, not the 5 a best packing gives
+    assert busiest_worker([5, 1, 1, 1, 4], 2) == 7
+    assert busiest_worker([3, 3, 3], 4) == 3
+    assert busiest_worker([2, 2, 2, 2], 1) == 8

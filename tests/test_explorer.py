@@ -273,13 +273,34 @@ def test_parallel_simulations_are_deterministic_and_resume_exactly(tmp_path):
     first = [line["batch"][0] for line in lines[:7]]
     # the first expands the root and plays its first child; while it is in flight the next
     # two play the other children (virtual loss); every leaf is then in flight, so the
-    # window's other three play a second rollout from each (another sample: other scores
-    # here), and the seventh, selected once the first is back, expands the visited child
-    assert [item["simulated"] for item in first[:6]] == [1, 2, 3, 1, 2, 3]
-    assert first[0]["expanded"]["parent"] == 0
-    assert all(item["expanded"] is None for item in first[1:6])
-    assert [first[0]["score"], first[3]["score"]] == [2.0, 3.0]
-    assert first[6]["expanded"]["parent"] == 1
+    # fourth expands the first child without waiting for its rollout and plays its first
+    # child, the next two its others; the seventh, once the first is back, expands node 2
+    assert [item["simulated"] for item in first] == [1, 2, 3, 4, 5, 6, 7]
+    assert [(item["expanded"] or {}).get("parent") for item in first] == \
+        [0, None, None, 1, None, None, 2]
+    assert [item["score"] for item in first[:4]] == [2.0, 1.0, 3.0, 2.0]
+
+
+class ForcedFirstChain(ChainEnv):
+    """The chain with one action at the first step (a first page with no memory to use)."""
+
+    best = (0, 2, 1)
+
+    def actions(self, state):
+        return [0] if not state else [0, 1, 2]
+
+    def rollout_action(self, state, rng):
+        return rng.choice(self.actions(state))
+
+
+@pytest.mark.parametrize("parallel", [1, 2, 4])
+def test_a_small_budget_reaches_the_decision_after_a_forced_step(parallel):
+    # every leaf is in flight at once: the forced step is expanded before its rollout is
+    # back, and the simulations try the decision's actions instead of replaying the step
+    explorer = Explorer(ForcedFirstChain(), ExploreOptions(simulations=4, parallel=parallel))
+    tree = explorer.run()
+    forced = tree.nodes[tree.root.children[0]]
+    assert [tree.nodes[c].visits for c in forced.children] == [1, 1, 1]
 
 
 def test_explore_cli_on_the_think_environment(tmp_path):

@@ -28,28 +28,27 @@ in-flight paths apart. A simulation starts from a leaf no other in flight starts
 there is one; when every leaf is in flight (a small tree: the first simulations, or a
 decision's first step by step) it expands one of them, by UCB1 with the virtual losses,
 without waiting for its first rollout to back up, and plays that leaf's first child instead
-of leaving its slot idle: at 16 slots the first tenth of a search had kept a third of them
-busy. (Playing a second rollout from the leaf kept nine tenths busy too, but it spent a
-small budget's simulations above the decisions that give pairs: SmolLM2 with 4 simulations,
-2 at once, gave no pair from a document whose first page has one action.) Determinism is
-kept by **seeding by path and sample index, with selection at fixed points**, not by
-logging completion order: every random choice is seeded from (seed, task, node path, the
-node's visits and simulations in flight from it when selected), so a rollout gives the
+of leaving its slot idle (waiting, the first tenth of a search at 16 slots had kept a third
+of them busy). Playing a second rollout from the leaf kept slots as busy, but spent a small
+budget above the decisions: SmolLM2 with 4 simulations, 2 at once, replayed a forced first
+page in 3 of 4 rollouts, where the sequential search tried three actions after it.
+Determinism is kept by **seeding by path and sample index, with selection at fixed points**,
+not by logging completion order: every random choice is seeded from (seed, task, node path,
+the node's visits and simulations in flight from it when selected), so a rollout gives the
 same result whenever and on whichever thread it runs; backups are applied in simulation
-order (a result that comes back early waits for the earlier ones), and after each backup
-the simulations that it allows are
-selected at once, up to ``parallel + parallel // 2`` selected and not yet backed up
-(``parallel`` running, the rest queued for the next free slot). So which simulations see
-which backups is fixed by their numbers alone, and the tree is the same in any completion
-order: one ``parallel`` gives byte-identical trees run after run, threaded or inline,
-interrupted and resumed or not, and ``parallel=1`` is the sequential search (its trees and
-logs are those the round-based search wrote). The window is what keeps slots busy: with
-only ``parallel``, a rollout longer than its neighbours holds back every later selection,
-as a round did. A wider one lets selections see older values, so the search spreads and a
-simulation makes more model calls: at 16 slots with a 20 ms model, windows of 16, 24 and
-31 kept 77%, 90% and 93% of the slots busy but took 5.2, 4.9 and 5.7 s for the same
-simulations (measured before rollouts could share a leaf). Step by step, each decision's
-simulations all back up before it commits (the commit needs their values).
+order (a result that comes back early waits for the earlier ones), and after each backup the
+simulations that it allows are selected at once, up to ``parallel + parallel // 2`` selected and
+not yet backed up (``parallel`` running, the rest queued for the next free slot). So which
+simulations see which backups is fixed by their numbers alone, and the tree is the same in
+any completion order: one ``parallel`` gives byte-identical trees run after run, threaded or
+inline, interrupted and resumed or not, and ``parallel=1`` is the sequential search (its
+trees and logs are those the round-based search wrote). The window is what keeps slots busy:
+with only ``parallel``, a rollout longer than its neighbours holds back every later
+selection, as a round did. A wider one lets selections see older values, so the search
+spreads and a simulation makes more model calls: at 16 slots with a 20 ms model, windows of
+16, 24 and 31 kept 77%, 90% and 93% of the slots busy but took 5.2, 4.9 and 5.7 s for the
+same simulations (measured before a leaf in flight could be expanded). Step by step, each
+decision's simulations all back up before it commits (the commit needs their values).
 
 Tasks searched side by side (``explore_tasks`` with several workers) share their slots:
 workers × ``parallel`` rollouts run at once in all, and each task runs its window's
